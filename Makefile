@@ -1,0 +1,55 @@
+# BacktestLab — `make run` starts the lab, `make test` runs every test. Both set up what they need.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PG_URL ?= postgres://postgres@127.0.0.1:5432/test
+REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run test test-unit test-integration bench lint format chromium clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	DEBUG=1 $(BIN)/python manage.py migrate --noinput
+	DEBUG=1 $(BIN)/python manage.py bootstrap_demo
+	@echo ""
+	@echo "  BacktestLab: http://$${HOST:-127.0.0.1}:$${PORT:-8000}/lab/   (admin: /admin/, API docs: /api/docs/)"
+	@echo ""
+	DEBUG=1 $(BIN)/honcho start -f Procfile
+
+# Debian's chromium for the browser tests (playwright drives /usr/bin/chromium, no download).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install chromium test-unit test-integration
+
+# Unit, service, API and page tests on SQLite.
+test-unit:
+	$(BIN)/python -m pytest -q -m "not integration"
+
+# Real PostgreSQL + Redis + celery worker processes (+ headless chromium). Under CI=true a
+# missing service fails the run instead of skipping.
+test-integration:
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest -q -m integration
+
+bench: install
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(BIN)/python manage.py bench
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

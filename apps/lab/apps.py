@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LabConfig(AppConfig):
+    name = "apps.lab"
+    verbose_name = "Backtesting Lab"

@@ -1,0 +1,126 @@
+"""The launch form: its parameter fields come from the chosen strategy's parameter space."""
+
+from __future__ import annotations
+
+import re
+
+from apps.market.models import Dataset
+from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.strategies import STRATEGIES, get_strategy
+from backtestlab.errors import ApplicationError
+
+RANGE_RE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
+
+
+def _scalar(text: str):
+    text = text.strip()
+    low = text.lower()
+    if low in {"true", "yes", "on"}:
+        return True
+    if low in {"false", "no", "off"}:
+        return False
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_values(name: str, text: str):
+    """'5, 10, 20' -> [5, 10, 20]; '5:50:5' -> a range {start, stop, step} (stop inclusive)."""
+    text = (text or "").strip()
+    if not text:
+        raise ApplicationError(
+            f"{name}: give at least one value, e.g. 10 or 5, 10, 20 or 5:50:5", field=name
+        )
+    match = RANGE_RE.match(text)
+    if match:
+        start, stop, step = (_scalar(g) for g in match.groups())
+        return {"start": start, "stop": stop, "step": step}
+    return [_scalar(part) for part in text.split(",") if part.strip()]
+
+
+def format_default(param) -> str:
+    if param.kind == "bool":
+        return "true" if param.default else "false"
+    return str(param.default)
+
+
+def objective_choices() -> list[tuple[str, str]]:
+    return [(name, info.label) for name, info in METRICS.items() if info.objective]
+
+
+def launch_context(strategy_key: str | None, data=None) -> dict:
+    """Everything the launch form needs to render, for a strategy (default: the first one)."""
+    key = strategy_key if strategy_key in STRATEGIES else next(iter(STRATEGIES))
+    strategy = get_strategy(key)
+    data = data or {}
+    params = []
+    for p in strategy.parameter_space().params:
+        params.append(
+            {
+                "param": p,
+                "field": f"p_{p.name}",
+                "value": data.get(f"p_{p.name}", format_default(p)),
+                "hint": (
+                    f"{p.low:g} … {p.high:g}"
+                    if p.low is not None and p.high is not None
+                    else ", ".join(map(str, p.choices))
+                ),
+            }
+        )
+    return {
+        "strategies": list(STRATEGIES.values()),
+        "strategy": strategy,
+        "params": params,
+        "datasets": Dataset.objects.filter(kind=strategy.data_kind).order_by(
+            "symbol", "timeframe", "name"
+        ),
+        "objectives": objective_choices(),
+        "data": data,
+        "selected_datasets": {int(x) for x in data.getlist("datasets") if str(x).isdigit()}
+        if hasattr(data, "getlist")
+        else set(),
+    }
+
+
+def job_kwargs_from_post(post) -> dict:
+    """Turn the launch form's POST into job_create keyword arguments (or raise field errors)."""
+    key = post.get("strategy", "")
+    strategy = get_strategy(key) if key in STRATEGIES else None
+    if strategy is None:
+        raise ApplicationError(f"unknown strategy {key!r}", field="strategy")
+    grid = {}
+    for p in strategy.parameter_space().params:
+        grid[p.name] = parse_values(p.name, post.get(f"p_{p.name}", ""))
+    dataset_ids = []
+    for raw in post.getlist("datasets"):
+        if not raw.isdigit():
+            raise ApplicationError(f"dataset {raw!r} is not an id", field="datasets")
+        dataset_ids.append(int(raw))
+    if not dataset_ids:
+        raise ApplicationError("pick at least one dataset", field="datasets")
+    costs = {}
+    for name in ("commission_pct", "slippage_pct"):
+        raw = post.get(name, "").strip()
+        if raw:
+            try:
+                costs[name] = float(raw)
+            except ValueError:
+                raise ApplicationError(
+                    f"{name} must be a number, got {raw!r}", field=name
+                ) from None
+    return {
+        "name": post.get("name", ""),
+        "description": post.get("description", ""),
+        "strategy": key,
+        "dataset_ids": dataset_ids,
+        "parameter_grid": grid,
+        "objective": post.get("objective", "sharpe"),
+        "date_from": post.get("date_from") or None,
+        "date_to": post.get("date_to") or None,
+        "costs": costs,
+    }

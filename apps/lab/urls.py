@@ -1,0 +1,13 @@
+from django.urls import path
+
+from apps.lab import views
+
+app_name = "lab"
+
+urlpatterns = [
+    path("", views.job_list, name="job-list"),
+    path("jobs/new/", views.job_new, name="job-new"),
+    path("jobs/<int:job_id>/", views.job_detail, name="job-detail"),
+    path("jobs/<int:job_id>/progress/", views.job_progress, name="job-progress"),
+    path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job-cancel"),
+]

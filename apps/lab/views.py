@@ -1,0 +1,101 @@
+"""HTMX Backtesting Lab pages: thin views over the optimization services and selectors."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect
+
+from apps.lab.forms import job_kwargs_from_post, launch_context
+from apps.optimization import selectors, services
+from apps.optimization.models import OptimizationJob
+from backtestlab.engine.metrics import METRICS
+from backtestlab.errors import ApplicationError
+
+BEST_TABLE_SIZE = 10
+
+
+def _job_for(request, job_id: int) -> OptimizationJob:
+    """The job if this user may see it; 404 otherwise (outsiders don't learn it exists)."""
+    return get_object_or_404(selectors.jobs_visible_to(request.user), id=job_id)
+
+
+def _status_context(job: OptimizationJob) -> dict:
+    best = selectors.job_best_runs(job=job, limit=BEST_TABLE_SIZE)
+    param_names = list(job.parameter_grid)
+    return {
+        "job": job,
+        "best": best,
+        "param_names": param_names,
+        "objective_label": METRICS[job.objective].label,
+        "best_rows": [
+            {
+                "run": run,
+                "value": getattr(run, job.objective),
+                "params": [run.params.get(n) for n in param_names],
+            }
+            for run in best
+        ],
+        "per_dataset": selectors.job_best_per_dataset(job=job) if job.datasets.count() > 1 else [],
+    }
+
+
+@login_required
+@require_GET
+def job_list(request):
+    jobs = selectors.jobs_visible_to(request.user)[:200]
+    return render(request, "lab/job_list.html", {"jobs": jobs})
+
+
+@login_required
+@require_GET
+def job_progress(request, job_id: int):
+    """The progress-bar fragment of one job row; it polls only while the job is active."""
+    return render(request, "lab/_job_progress.html", {"job": _job_for(request, job_id)})
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def job_detail(request, job_id: int):
+    job = _job_for(request, job_id)
+    context = _status_context(job)
+    if request.htmx:
+        return render(request, "lab/_job_status.html", context)
+    return render(request, "lab/job_detail.html", context)
+
+
+@login_required
+@require_POST
+def job_cancel(request, job_id: int):
+    job = _job_for(request, job_id)
+    try:
+        services.job_cancel(job=job)
+    except ApplicationError as exc:
+        context = _status_context(job)
+        context["error"] = exc.message
+        return render(request, "lab/_job_status.html", context, status=409)
+    job.refresh_from_db()
+    if request.htmx:
+        return render(request, "lab/_job_status.html", _status_context(job))
+    return redirect("lab:job-detail", job_id=job.id)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def job_new(request):
+    if request.method == "GET":
+        context = launch_context(request.GET.get("strategy"))
+        template = "lab/_launch_params.html" if request.htmx else "lab/job_new.html"
+        return render(request, template, context)
+    try:
+        job = services.job_create(user=request.user, **job_kwargs_from_post(request.POST))
+    except ApplicationError as exc:
+        context = launch_context(request.POST.get("strategy"), request.POST)
+        context.update(error=exc.message, error_field=exc.field or "")
+        return render(request, "lab/job_new.html", context, status=400)
+    url = reverse("lab:job-detail", args=[job.id])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -1,0 +1,29 @@
+"""Reads of market data."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from apps.market.models import Dataset
+from apps.market.storage import dataset_path, frame_cache
+from backtestlab.engine.data import EnvironmentSeries, FundingSeries, MarketData
+
+
+def dataset_frame(dataset: Dataset) -> pd.DataFrame:
+    return frame_cache.get_or_load(
+        f"frame:{dataset.checksum}", lambda: pd.read_parquet(dataset_path(dataset.file))
+    )
+
+
+def dataset_market_data(dataset: Dataset) -> MarketData | FundingSeries | EnvironmentSeries:
+    """The dataset as engine arrays, loaded once per process (keyed by its checksum)."""
+
+    def load():
+        frame = pd.read_parquet(dataset_path(dataset.file))
+        if dataset.kind == Dataset.Kind.FUNDING:
+            return FundingSeries.from_frame(frame, symbol=dataset.symbol)
+        if dataset.kind == Dataset.Kind.ENVIRONMENT:
+            return EnvironmentSeries.from_frame(frame, symbol=dataset.symbol)
+        return MarketData.from_frame(frame, symbol=dataset.symbol, timeframe=dataset.timeframe)
+
+    return frame_cache.get_or_load(f"data:{dataset.checksum}", load)

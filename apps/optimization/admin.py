@@ -1,0 +1,157 @@
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
+
+from apps.optimization import services
+from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from backtestlab.engine.metrics import METRIC_NAMES
+from backtestlab.errors import ApplicationError
+
+BADGE_COLOURS = {
+    JobStatus.PENDING: "#6b7280",
+    JobStatus.RUNNING: "#2563eb",
+    JobStatus.SUCCEEDED: "#15803d",
+    JobStatus.FAILED: "#b91c1c",
+    JobStatus.CANCELLED: "#92400e",
+}
+
+
+@admin.register(OptimizationJob)
+class OptimizationJobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id", "name", "strategy", "status_badge", "progress_bar", "objective", "best_value",
+        "created_by", "created_at", "lab_link",
+    )  # fmt: skip
+    list_display_links = ("id", "name")
+    list_filter = ("status", "strategy", "objective")
+    search_fields = ("name", "description")
+    readonly_fields = (
+        "status", "total_runs", "completed_runs", "failed_runs", "chunks_total",
+        "chunks_remaining", "best_params", "best_run", "summary", "error", "created_by",
+        "rerun_of", "created_at", "enqueued_at", "started_at", "finished_at", "heartbeat_at",
+    )  # fmt: skip
+    filter_horizontal = ("datasets",)
+    actions = ["start_or_rerun", "cancel", "duplicate"]
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, job):
+        return format_html(
+            '<span style="background:{};color:#fff;padding:2px 8px;border-radius:10px">{}</span>',
+            BADGE_COLOURS.get(job.status, "#6b7280"),
+            job.get_status_display(),
+        )
+
+    @admin.display(description="Progress")
+    def progress_bar(self, job):
+        pct = job.progress_pct
+        return format_html(
+            '<div style="width:140px;background:#e5e7eb;border-radius:4px" title="{} of {} runs">'
+            '<div style="width:{}%;background:#2563eb;color:#fff;font-size:11px;'
+            'border-radius:4px;padding:0 4px;white-space:nowrap">{}%</div></div>',
+            job.done_runs,
+            job.total_runs,
+            pct,
+            pct,
+        )
+
+    @admin.display(description="Best")
+    def best_value(self, job):
+        if not job.best_params:
+            return "—"
+        value = job.best_params["overall"]["value"]
+        return f"{value:.4g}" if isinstance(value, float) else value
+
+    @admin.display(description="Lab")
+    def lab_link(self, job):
+        return format_html('<a href="{}">open</a>', reverse("lab:job-detail", args=[job.id]))
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            obj.created_by = request.user
+            obj.chunk_size = obj.chunk_size or 250
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        # The grid is validated once datasets are known, through the same service as the API.
+        super().save_related(request, form, formsets, change)
+        job = form.instance
+        if job.enqueued_at is None:
+            try:
+                grid = services.grid_validate(
+                    job.strategy, job.parameter_grid, n_datasets=max(1, job.datasets.count())
+                )
+            except ApplicationError as exc:
+                messages.error(request, f"Grid not saved as valid: {exc.message}")
+                return
+            OptimizationJob.objects.filter(id=job.id).update(parameter_grid=grid)
+
+    @admin.action(description="Start (pending) or re-run (finished) selected jobs")
+    def start_or_rerun(self, request, queryset):
+        for job in queryset:
+            try:
+                if job.status == JobStatus.PENDING and job.enqueued_at is None:
+                    services.grid_validate(
+                        job.strategy, job.parameter_grid, n_datasets=job.datasets.count()
+                    )
+                    services.job_start(job=job)
+                    self.message_user(request, f"Started job {job.id}.")
+                elif job.is_active:
+                    self.message_user(
+                        request, f"Job {job.id} is {job.status} already.", messages.WARNING
+                    )
+                else:
+                    copy = services.job_copy(job=job, user=request.user, start=True, rerun=True)
+                    self.message_user(request, f"Job {job.id} re-run as job {copy.id}.")
+            except ApplicationError as exc:
+                self.message_user(request, f"Job {job.id}: {exc.message}", messages.ERROR)
+
+    @admin.action(description="Cancel selected jobs")
+    def cancel(self, request, queryset):
+        for job in queryset:
+            try:
+                services.job_cancel(job=job)
+                self.message_user(request, f"Cancelled job {job.id}.")
+            except ApplicationError as exc:
+                self.message_user(request, f"Job {job.id}: {exc.message}", messages.WARNING)
+
+    @admin.action(description="Duplicate selected jobs (not started)")
+    def duplicate(self, request, queryset):
+        for job in queryset:
+            copy = services.job_copy(job=job, user=request.user, start=False)
+            self.message_user(request, f"Job {job.id} duplicated as job {copy.id}.")
+
+
+@admin.register(OptimizationRun)
+class OptimizationRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "job", "dataset", "params", "status", *METRIC_NAMES)
+    list_filter = ("status", "job__strategy", "dataset")
+    search_fields = ("job__name", "param_hash")
+    list_select_related = ("job", "dataset")
+    raw_id_fields = ("job",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(JobChunk)
+class JobChunkAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "job",
+        "index",
+        "dataset",
+        "start",
+        "stop",
+        "status",
+        "attempts",
+        "worker",
+    )
+    list_filter = ("status",)
+    raw_id_fields = ("job",)
+
+    def has_add_permission(self, request):
+        return False

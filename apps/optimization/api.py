@@ -1,0 +1,276 @@
+"""REST API under /api/: thin views that parse, call one service or selector, serialize."""
+
+from __future__ import annotations
+
+import logging
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.market.models import Dataset
+from apps.optimization import selectors, services
+from apps.optimization.models import OptimizationJob, OptimizationRun
+from backtestlab.engine.metrics import METRIC_NAMES, METRICS
+from backtestlab.engine.strategies import STRATEGIES
+from backtestlab.errors import ApplicationError
+
+log = logging.getLogger(__name__)
+
+
+# --- serializers -------------------------------------------------------------------------------
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dataset
+        fields = [
+            "id", "name", "symbol", "timeframe", "kind", "source", "seed",
+            "start", "end", "rows", "checksum",
+        ]  # fmt: skip
+
+
+class ParameterSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    kind = serializers.CharField()
+    default = serializers.JSONField()
+    low = serializers.FloatField(allow_null=True)
+    high = serializers.FloatField(allow_null=True)
+    choices = serializers.ListField(child=serializers.JSONField())
+    label = serializers.CharField()
+    help = serializers.CharField()
+
+
+class StrategySerializer(serializers.Serializer):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    description = serializers.CharField()
+    data_kind = serializers.CharField()
+    parameters = ParameterSerializer(many=True)
+
+
+def strategy_as_dict(strategy) -> dict:
+    return {
+        "key": strategy.key,
+        "label": strategy.label,
+        "description": strategy.description,
+        "data_kind": strategy.data_kind,
+        "parameters": [
+            {
+                "name": p.name,
+                "kind": p.kind,
+                "default": p.default,
+                "low": p.low,
+                "high": p.high,
+                "choices": list(p.choices),
+                "label": p.label or p.name,
+                "help": p.help,
+            }
+            for p in strategy.parameter_space().params
+        ],
+    }
+
+
+class JobCreateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    strategy = serializers.CharField(max_length=50)
+    datasets = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1)
+    parameter_grid = serializers.DictField(
+        help_text=(
+            "Parameter name -> list of values, or a range {start, stop, step} (stop inclusive). "
+            "Parameters left out use their default."
+        ),
+        child=serializers.JSONField(),
+    )
+    objective = serializers.ChoiceField(
+        choices=[m for m, info in METRICS.items() if info.objective], default="sharpe"
+    )
+    date_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    date_to = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    costs = serializers.DictField(
+        child=serializers.FloatField(),
+        required=False,
+        help_text="commission_pct, slippage_pct (percent per fill), initial_equity",
+    )
+
+
+class JobSerializer(serializers.ModelSerializer):
+    progress_pct = serializers.FloatField(read_only=True)
+    is_active = serializers.BooleanField(read_only=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
+    datasets = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+
+    class Meta:
+        model = OptimizationJob
+        fields = [
+            "id", "name", "description", "kind", "strategy", "datasets", "date_from", "date_to",
+            "parameter_grid", "objective", "costs", "status", "is_active", "total_runs",
+            "completed_runs", "failed_runs", "progress_pct", "best_params", "best_run", "error",
+            "created_by", "rerun_of", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class RunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OptimizationRun
+        fields = [
+            "id", "job", "dataset", "grid_index", "params", "param_hash", "status", "error",
+            *METRIC_NAMES, "created_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+RUN_ORDERINGS = {"id", "grid_index", *METRIC_NAMES}
+
+
+# --- views -------------------------------------------------------------------------------------
+
+
+class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = Dataset.objects.all()
+    serializer_class = DatasetSerializer
+
+
+class StrategyListView(APIView):
+    @extend_schema(responses=StrategySerializer(many=True))
+    def get(self, request):
+        return Response([strategy_as_dict(s) for s in STRATEGIES.values()])
+
+
+class JobViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = JobSerializer
+    queryset = OptimizationJob.objects.none()
+
+    def get_queryset(self):
+        return selectors.jobs_visible_to(self.request.user).prefetch_related("datasets")
+
+    @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
+    def create(self, request, *args, **kwargs):
+        data = JobCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        job = services.job_create(
+            user=request.user,
+            name=v["name"],
+            description=v.get("description", ""),
+            strategy=v["strategy"],
+            dataset_ids=v["datasets"],
+            parameter_grid=request.data.get("parameter_grid"),
+            objective=v["objective"],
+            date_from=v.get("date_from"),
+            date_to=v.get("date_to"),
+            costs=v.get("costs"),
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        job = services.job_cancel(job=self.get_object())
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(request=None, responses={201: JobSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        job = services.job_copy(job=self.get_object(), user=request.user, start=True, rerun=True)
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="how many runs (1..100)")],
+        responses=inline_serializer(
+            "BestParameters",
+            {
+                "objective": serializers.CharField(),
+                "status": serializers.CharField(),
+                "best": RunSerializer(many=True),
+                "per_dataset": RunSerializer(many=True),
+            },
+        ),
+    )
+    @action(detail=True, methods=["get"])
+    def best(self, request, pk=None):
+        job = self.get_object()
+        limit = _int_param(request, "limit", default=10, low=1, high=100)
+        return Response(
+            {
+                "objective": job.objective,
+                "status": job.status,
+                "best": RunSerializer(
+                    selectors.job_best_runs(job=job, limit=limit), many=True
+                ).data,
+                "per_dataset": RunSerializer(
+                    selectors.job_best_per_dataset(job=job), many=True
+                ).data,
+            }
+        )
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=["succeeded", "failed"]),
+            OpenApiParameter("dataset", int),
+            OpenApiParameter(
+                "ordering", str, description="a metric, id or grid_index; prefix - for descending"
+            ),
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description="at most 500"),
+        ],
+        responses=RunSerializer(many=True),
+    )
+    @action(detail=True, methods=["get"])
+    def runs(self, request, pk=None):
+        job = self.get_object()
+        runs = OptimizationRun.objects.filter(job=job)
+        status_param = request.query_params.get("status")
+        if status_param:
+            if status_param not in OptimizationRun.Status.values:
+                raise ApplicationError(
+                    f"status must be succeeded or failed, got {status_param!r}", field="status"
+                )
+            runs = runs.filter(status=status_param)
+        if "dataset" in request.query_params:
+            runs = runs.filter(
+                dataset_id=_int_param(request, "dataset", default=0, low=1, high=2**62)
+            )
+        ordering = request.query_params.get("ordering", "grid_index")
+        if ordering.lstrip("-") not in RUN_ORDERINGS:
+            raise ApplicationError(
+                f"cannot order by {ordering!r}; use one of {', '.join(sorted(RUN_ORDERINGS))} "
+                "(prefix - for descending)",
+                field="ordering",
+            )
+        if ordering.lstrip("-") in METRIC_NAMES:
+            from django.db.models import F
+
+            name = ordering.lstrip("-")
+            key = (
+                F(name).desc(nulls_last=True)
+                if ordering.startswith("-")
+                else F(name).asc(nulls_last=True)
+            )
+            runs = runs.order_by(key, "id")
+        else:
+            runs = runs.order_by(ordering, "id")
+        page = self.paginate_queryset(runs)
+        return self.get_paginated_response(RunSerializer(page, many=True).data)
+
+
+def _int_param(request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApplicationError(f"{name} must be an integer, got {raw!r}", field=name) from None
+    if not low <= value <= high:
+        raise ApplicationError(f"{name} must be between {low} and {high}", field=name)
+    return value

@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from apps.market.models import Dataset
+
+# The engine's metric names, each stored as a real column on OptimizationRun so that
+# ordering, filtering and heatmaps are plain SQL. tests/optimization/test_models.py checks this
+# list against backtestlab.engine.metrics.METRIC_NAMES.
+INT_METRICS = ("n_trades", "max_consec_wins", "max_consec_losses")
+
+
+class JobStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class OptimizationJob(models.Model):
+    class Kind(models.TextChoices):
+        GRID = "grid", "Grid sweep"
+
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.GRID)
+    strategy = models.CharField(max_length=50, help_text="Strategy key, e.g. sma_cross")
+    datasets = models.ManyToManyField(Dataset, related_name="jobs")
+    date_from = models.DateTimeField(null=True, blank=True)
+    date_to = models.DateTimeField(null=True, blank=True)
+    parameter_grid = models.JSONField(help_text="Validated grid: parameter name -> list of values")
+    objective = models.CharField(max_length=40, default="sharpe")
+    costs = models.JSONField(default=dict, blank=True)
+    chunk_size = models.PositiveIntegerField(default=250)
+
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True
+    )
+    total_runs = models.PositiveIntegerField(default=0)
+    completed_runs = models.PositiveIntegerField(default=0)
+    failed_runs = models.PositiveIntegerField(default=0)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_remaining = models.PositiveIntegerField(default=0)
+
+    best_params = models.JSONField(null=True, blank=True)
+    best_run = models.ForeignKey(
+        "OptimizationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    summary = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # job list: newest first, per owner
+            models.Index(fields=["created_by", "-created_at"], name="job_owner_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.name}"
+
+    @property
+    def done_runs(self) -> int:
+        return self.completed_runs + self.failed_runs
+
+    @property
+    def progress_pct(self) -> float:
+        if self.status == JobStatus.SUCCEEDED:
+            return 100.0
+        if not self.total_runs:
+            return 0.0
+        return round(100.0 * self.done_runs / self.total_runs, 1)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class JobChunk(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        CANCELLED = "cancelled", "Cancelled"
+
+    job = models.ForeignKey(OptimizationJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    start = models.PositiveIntegerField(help_text="First grid index (inclusive)")
+    stop = models.PositiveIntegerField(help_text="Last grid index (exclusive)")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    claim_token = models.UUIDField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job_id", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="chunk_unique_index"),
+        ]
+        indexes = [
+            # reaper: chunks by status and age (stale RUNNING, long-PENDING)
+            models.Index(fields=["status", "claimed_at"], name="chunk_status_claimed"),
+            # worker recovery at start-up: RUNNING chunks claimed by this host
+            models.Index(fields=["worker", "status"], name="chunk_worker_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} chunk {self.index} [{self.start}:{self.stop})"
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+class OptimizationRun(models.Model):
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    job = models.ForeignKey(OptimizationJob, on_delete=models.CASCADE, related_name="runs")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    grid_index = models.PositiveIntegerField()
+    params = models.JSONField()
+    param_hash = models.CharField(max_length=40)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
+    error = models.TextField(blank=True)
+
+    total_return_pct = models.FloatField(null=True)
+    cagr_pct = models.FloatField(null=True)
+    sharpe = models.FloatField(null=True)
+    sortino = models.FloatField(null=True)
+    calmar = models.FloatField(null=True)
+    max_drawdown_pct = models.FloatField(null=True)
+    win_rate = models.FloatField(null=True)
+    profit_factor = models.FloatField(null=True)
+    expectancy_pct = models.FloatField(null=True)
+    avg_win_pct = models.FloatField(null=True)
+    avg_loss_pct = models.FloatField(null=True)
+    n_trades = models.IntegerField(null=True)
+    max_consec_wins = models.IntegerField(null=True)
+    max_consec_losses = models.IntegerField(null=True)
+    avg_trade_duration_h = models.FloatField(null=True)
+    exposure_pct = models.FloatField(null=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job_id", "dataset_id", "grid_index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "dataset", "param_hash"], name="run_unique_params_per_dataset"
+            ),
+        ]
+        indexes = [
+            # best table / heatmap for the default objectives, per job
+            models.Index(fields=["job", "sharpe"], name="run_job_sharpe"),
+            models.Index(fields=["job", "total_return_pct"], name="run_job_return"),
+            # runs list filtered by status
+            models.Index(fields=["job", "status"], name="run_job_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of job {self.job_id}"

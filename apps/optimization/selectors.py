@@ -1,0 +1,60 @@
+"""Reads of jobs and runs: one function per question, used by every surface."""
+
+from __future__ import annotations
+
+from django.db.models import F, Q, QuerySet
+
+from apps.optimization.models import OptimizationJob, OptimizationRun
+from backtestlab.engine.metrics import METRICS
+
+
+def jobs_visible_to(user) -> QuerySet[OptimizationJob]:
+    """Staff see every job; others see their own and those of users sharing a group (team)."""
+    jobs = OptimizationJob.objects.select_related("created_by")
+    if not user.is_authenticated:
+        return jobs.none()
+    if user.is_staff:
+        return jobs
+    groups = user.groups.all()
+    return jobs.filter(Q(created_by=user) | Q(created_by__groups__in=groups)).distinct()
+
+
+def objective_ordering(objective: str) -> list:
+    """ORDER BY for "best first" on a metric: NULL (NaN) last, ties broken by the run id."""
+    info = METRICS[objective]
+    column = F(objective)
+    key = column.desc(nulls_last=True) if info.higher_is_better else column.asc(nulls_last=True)
+    return [key, "id"]
+
+
+def job_best_runs(
+    *, job: OptimizationJob, limit: int = 10, dataset_id: int | None = None
+) -> list[OptimizationRun]:
+    """The top ``limit`` succeeded runs of ``job`` by its objective (ties: lowest run id)."""
+    runs = OptimizationRun.objects.filter(
+        job=job, status=OptimizationRun.Status.SUCCEEDED
+    ).select_related("dataset")
+    if dataset_id is not None:
+        runs = runs.filter(dataset_id=dataset_id)
+    runs = runs.exclude(**{f"{job.objective}__isnull": True})
+    return list(runs.order_by(*objective_ordering(job.objective))[:limit])
+
+
+def job_best_per_dataset(*, job: OptimizationJob) -> list[OptimizationRun]:
+    """The best run of ``job`` on each of its datasets (datasets without a scored run omitted)."""
+    best = []
+    for dataset_id in job.datasets.order_by("id").values_list("id", flat=True):
+        top = job_best_runs(job=job, limit=1, dataset_id=dataset_id)
+        best.extend(top)
+    return best
+
+
+def job_progress(job: OptimizationJob) -> dict:
+    return {
+        "status": job.status,
+        "total_runs": job.total_runs,
+        "completed_runs": job.completed_runs,
+        "failed_runs": job.failed_runs,
+        "progress_pct": job.progress_pct,
+        "is_active": job.is_active,
+    }

@@ -1,0 +1,403 @@
+"""The ONE trade simulator.
+
+:func:`simulate_kernel` is a compiled bar loop shared by every strategy and by every fast
+sweep path, so the execution rules below exist exactly once.
+
+Execution model (all sizes "all-in": the whole equity is committed, compounding)
+------------------------------------------------------------------------------
+Signals are evaluated at the close of bar ``i`` and acted on at the open of bar ``i + 1``:
+
+1. *Open of bar i* - a pending exit is filled at the open (reason ``"signal"``); then a
+   pending entry is filled at the open (market order).
+2. *Inside bar i* - stop and target are live from the entry bar itself.  A long stop is hit
+   when ``low <= stop`` and filled at the stop, or at the open if the open is already
+   through it (gap); targets likewise with ``high >= target``.  Shorts are mirrored.  If both
+   levels lie inside one bar the stop is assumed to come first (conservative).
+3. *Close of bar i* - equity is marked to market at the close (before exit costs).  Then the
+   bar's signals are read: flat + entry signal -> pending entry; in a position + exit signal
+   -> pending exit; in a position + entry signal for the opposite side -> pending exit and
+   pending reversal entry; anything else is ignored (no pyramiding).  A position stopped out
+   during bar ``i`` is flat at its close, so an entry signal on that same close is accepted.
+4. *Last bar* - an open position is closed at the last close (reason ``"end"``), paying
+   slippage and commission like any other fill; signals on the last close are ignored.
+
+Costs: slippage (fraction ``slip``) worsens every fill including stop, target and end fills
+(buys at ``p * (1 + slip)``, sells at ``p * (1 - slip)``).  Commission (fraction ``comm``) is
+charged on traded value at entry and exit.  With equity ``E`` before entry the position
+notional is ``N = E / (1 + comm)`` so notional plus entry commission equals ``E``; the
+equity after a long round trip is ``E / (1 + comm) * exit / entry * (1 - comm)``.
+A trade's ``pnl_pct`` is ``(equity after exit / equity before entry - 1) * 100``, so the
+product of ``1 + pnl_pct / 100`` over all trades equals ``final / initial`` equity.
+
+Stops and targets come per signal bar, either as fractional distances from the entry FILL
+(mode ``LEVEL_FRACTION``: long stop ``fill * (1 - d)``, target ``fill * (1 + d)``) or as
+absolute prices (mode ``LEVEL_PRICE``); NaN means "no level".  A level array of length 1 is
+broadcast to every bar.  If equity ever reaches 0 (possible only for shorts) no further
+entries are taken.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .data import MarketData
+from .metrics import bars_per_year
+
+REASONS: tuple[str, ...] = ("signal", "stop", "target", "end")
+REASON_SIGNAL, REASON_STOP, REASON_TARGET, REASON_END = range(4)
+LEVEL_FRACTION = 0
+LEVEL_PRICE = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Trades:
+    """Closed trades of one backtest (parallel arrays).
+
+    Prices are fills including slippage.  ``pnl_pct`` is net of both commissions, in percent
+    of the equity just before entry.  ``exit_ts`` is the open time of the exit bar (also for
+    intrabar stop/target exits and the ``"end"`` exit at the last close).
+    """
+
+    entry_idx: np.ndarray
+    exit_idx: np.ndarray
+    entry_ts: np.ndarray
+    exit_ts: np.ndarray
+    entry_price: np.ndarray
+    exit_price: np.ndarray
+    side: np.ndarray
+    pnl_pct: np.ndarray
+    reason: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.entry_idx)
+
+
+@dataclass(frozen=True, eq=False)
+class BacktestResult:
+    """Outcome of one simulated backtest.
+
+    Attributes
+    ----------
+    ts : ndarray[int64]
+        Bar open times (epoch seconds).
+    equity : ndarray[float64]
+        Equity in quote currency marked to market at each bar's close.
+    trades : Trades
+    bars_per_year : float
+    initial_equity : float
+    in_position : ndarray[bool]
+        True where a position was held at some point during the bar.
+    """
+
+    ts: np.ndarray
+    equity: np.ndarray
+    trades: Trades
+    bars_per_year: float
+    initial_equity: float
+    in_position: np.ndarray
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _exit_equity(base, qty, side, entry_fill, exit_fill, comm):
+    eq = base + side * qty * (exit_fill - entry_fill) - comm * qty * exit_fill
+    return eq if eq > 0.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_kernel(
+    open_,
+    high,
+    low,
+    close,
+    entry_side,
+    exit_flag,
+    stop_level,
+    stop_mode,
+    target_level,
+    target_mode,
+    comm,
+    slip,
+    initial_equity,
+    equity_out,
+    in_pos_out,
+    t_entry_idx,
+    t_exit_idx,
+    t_entry_px,
+    t_exit_px,
+    t_side,
+    t_pnl,
+    t_reason,
+):
+    """Run one backtest; returns the number of trades written to the ``t_*`` buffers.
+
+    Parameters
+    ----------
+    open_, high, low, close : ndarray[float64] (n,)
+    entry_side : ndarray[int8] (n,)
+        +1 / -1 = enter long / short at the next open, 0 = nothing (close of bar i).
+    exit_flag : ndarray[bool] (n,)
+        Exit the open position at the next open.
+    stop_level, target_level : ndarray[float64] (n,) or (1,)
+        Levels attached to an entry signal on that bar (see module docstring); NaN = none.
+    stop_mode, target_mode : int
+        ``LEVEL_FRACTION`` or ``LEVEL_PRICE``.
+    comm, slip : float
+        Commission and slippage as fractions (0.001 = 0.1 %).
+    initial_equity : float
+        Quote currency.
+    equity_out : ndarray[float64] (n,), in_pos_out : ndarray[bool] (n,)
+        Outputs per bar.
+    t_* : ndarray (>= n,)
+        Trade outputs; a trade spans at least one bar so ``n`` slots always suffice.
+    """
+    n = open_.shape[0]
+    ns = stop_level.shape[0]
+    nt = target_level.shape[0]
+    cash = initial_equity
+    side = 0
+    qty = 0.0
+    base = 0.0
+    entry_fill = 0.0
+    stop = np.nan
+    target = np.nan
+    eq_before = 0.0
+    entry_i = 0
+    pend_side = 0
+    pend_stop = np.nan
+    pend_target = np.nan
+    pend_exit = False
+    count = 0
+    for i in range(n):
+        o = open_[i]
+        held = False
+        if pend_exit and side != 0:
+            fill = o * (1.0 - side * slip)
+            cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
+            t_entry_idx[count] = entry_i
+            t_exit_idx[count] = i
+            t_entry_px[count] = entry_fill
+            t_exit_px[count] = fill
+            t_side[count] = side
+            t_pnl[count] = (cash / eq_before - 1.0) * 100.0
+            t_reason[count] = REASON_SIGNAL
+            count += 1
+            side = 0
+        pend_exit = False
+        if pend_side != 0 and side == 0 and cash > 0.0:
+            side = pend_side
+            entry_fill = o * (1.0 + side * slip)
+            eq_before = cash
+            base = cash / (1.0 + comm)
+            qty = base / entry_fill
+            entry_i = i
+            if stop_mode == LEVEL_FRACTION:
+                stop = entry_fill * (1.0 - side * pend_stop)
+            else:
+                stop = pend_stop
+            if target_mode == LEVEL_FRACTION:
+                target = entry_fill * (1.0 + side * pend_target)
+            else:
+                target = pend_target
+        pend_side = 0
+
+        if side != 0:
+            held = True
+            h = high[i]
+            lo = low[i]
+            reason = -1
+            px = 0.0
+            # NaN levels compare False, so "no stop"/"no target" needs no extra branch.
+            if side == 1:
+                if lo <= stop:
+                    reason = REASON_STOP
+                    px = o if o <= stop else stop
+                elif h >= target:
+                    reason = REASON_TARGET
+                    px = o if o >= target else target
+            else:
+                if h >= stop:
+                    reason = REASON_STOP
+                    px = o if o >= stop else stop
+                elif lo <= target:
+                    reason = REASON_TARGET
+                    px = o if o <= target else target
+            if reason >= 0:
+                fill = px * (1.0 - side * slip)
+                cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
+                t_entry_idx[count] = entry_i
+                t_exit_idx[count] = i
+                t_entry_px[count] = entry_fill
+                t_exit_px[count] = fill
+                t_side[count] = side
+                t_pnl[count] = (cash / eq_before - 1.0) * 100.0
+                t_reason[count] = reason
+                count += 1
+                side = 0
+
+        c = close[i]
+        if i == n - 1:
+            if side != 0:
+                fill = c * (1.0 - side * slip)
+                cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
+                t_entry_idx[count] = entry_i
+                t_exit_idx[count] = i
+                t_entry_px[count] = entry_fill
+                t_exit_px[count] = fill
+                t_side[count] = side
+                t_pnl[count] = (cash / eq_before - 1.0) * 100.0
+                t_reason[count] = REASON_END
+                count += 1
+                side = 0
+            eq = cash
+        elif side != 0:
+            eq = base + side * qty * (c - entry_fill)
+            if exit_flag[i]:
+                pend_exit = True
+            s = entry_side[i]
+            if s != 0 and s != side:
+                pend_exit = True
+                pend_side = s
+                pend_stop = stop_level[i if ns > 1 else 0]
+                pend_target = target_level[i if nt > 1 else 0]
+        else:
+            eq = cash
+            s = entry_side[i]
+            if s != 0:
+                pend_side = s
+                pend_stop = stop_level[i if ns > 1 else 0]
+                pend_target = target_level[i if nt > 1 else 0]
+        equity_out[i] = eq
+        in_pos_out[i] = held
+    return count
+
+
+def allocate_trade_buffers(n: int):
+    """Scratch buffers for :func:`simulate_kernel` sized for ``n`` bars."""
+    m = max(int(n), 1)
+    return (
+        np.empty(m, dtype=np.int64),
+        np.empty(m, dtype=np.int64),
+        np.empty(m, dtype=np.float64),
+        np.empty(m, dtype=np.float64),
+        np.empty(m, dtype=np.int8),
+        np.empty(m, dtype=np.float64),
+        np.empty(m, dtype=np.int8),
+    )
+
+
+def _levels(pct, price, n: int, what: str) -> tuple[np.ndarray, int]:
+    if pct is not None and price is not None:
+        raise ValueError(f"give either {what}_pct or {what}_price, not both")
+    if price is not None:
+        arr = np.ascontiguousarray(np.broadcast_to(price, (n,)) if np.ndim(price) == 0 else price,
+                                   dtype=np.float64)
+        mode = LEVEL_PRICE
+    elif pct is not None:
+        arr = np.atleast_1d(np.asarray(pct, dtype=np.float64)) / 100.0
+        mode = LEVEL_FRACTION
+    else:
+        arr = np.full(1, np.nan)
+        mode = LEVEL_FRACTION
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] not in (1, n):
+        raise ValueError(f"{what} levels must be a scalar or have one value per bar ({n})")
+    return arr, mode
+
+
+def simulate(
+    data: MarketData,
+    entries: np.ndarray,
+    exits: np.ndarray | None = None,
+    *,
+    costs,
+    side: int = 1,
+    stop_pct: float | np.ndarray | None = None,
+    target_pct: float | np.ndarray | None = None,
+    stop_price: np.ndarray | None = None,
+    target_price: np.ndarray | None = None,
+) -> BacktestResult:
+    """Simulate one strategy run on ``data`` (see the module docstring for the rules).
+
+    Parameters
+    ----------
+    data : MarketData
+    entries : ndarray (n,)
+        Boolean (enter on ``side``) or int8 (+1 long, -1 short, 0 none), read at each close.
+    exits : ndarray[bool] (n,), optional
+        Exit at the next open.
+    costs : Costs
+        Commission/slippage in percent and the initial equity.
+    side : {1, -1}
+        Side used for boolean ``entries``.
+    stop_pct, target_pct : float or ndarray, optional
+        Distance from the entry fill in percent (scalar or per signal bar).
+    stop_price, target_price : ndarray, optional
+        Absolute levels per signal bar (NaN = none); exclusive with the ``*_pct`` form.
+    """
+    n = len(data)
+    entries = np.asarray(entries)
+    if entries.shape != (n,):
+        raise ValueError(f"entries must have shape ({n},), got {entries.shape}")
+    if entries.dtype == np.bool_:
+        if side not in (1, -1):
+            raise ValueError("side must be 1 (long) or -1 (short)")
+        entry_side = entries.astype(np.int8) * np.int8(side)
+    else:
+        entry_side = np.ascontiguousarray(entries, dtype=np.int8)
+    if exits is None:
+        exit_flag = np.zeros(n, dtype=np.bool_)
+    else:
+        exit_flag = np.ascontiguousarray(exits, dtype=np.bool_)
+        if exit_flag.shape != (n,):
+            raise ValueError(f"exits must have shape ({n},), got {exit_flag.shape}")
+    stop_arr, stop_mode = _levels(stop_pct, stop_price, n, "stop")
+    target_arr, target_mode = _levels(target_pct, target_price, n, "target")
+    comm, slip = cost_fractions(costs)
+    return run_kernel(
+        data, entry_side, exit_flag, stop_arr, stop_mode, target_arr, target_mode, comm, slip,
+        float(costs.initial_equity),
+    )
+
+
+def cost_fractions(costs) -> tuple[float, float]:
+    """Commission and slippage fractions from a :class:`Costs` given in percent."""
+    return float(costs.commission_pct) / 100.0, float(costs.slippage_pct) / 100.0
+
+
+def run_kernel(
+    data, entry_side, exit_flag, stop_arr, stop_mode, target_arr, target_mode, comm, slip,
+    initial_equity,
+) -> BacktestResult:
+    """Call :func:`simulate_kernel` on prepared arrays and wrap the result."""
+    n = len(data)
+    equity = np.empty(n, dtype=np.float64)
+    in_pos = np.empty(n, dtype=np.bool_)
+    bufs = allocate_trade_buffers(n)
+    count = simulate_kernel(
+        data.open, data.high, data.low, data.close, entry_side, exit_flag,
+        stop_arr, stop_mode, target_arr, target_mode, comm, slip, initial_equity,
+        equity, in_pos, *bufs,
+    )
+    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
+    trades = Trades(
+        entry_idx=e_idx,
+        exit_idx=x_idx,
+        entry_ts=data.ts[e_idx],
+        exit_ts=data.ts[x_idx],
+        entry_price=e_px,
+        exit_price=x_px,
+        side=t_side,
+        pnl_pct=pnl,
+        reason=np.array(REASONS)[reason],
+    )
+    return BacktestResult(
+        ts=data.ts,
+        equity=equity,
+        trades=trades,
+        bars_per_year=bars_per_year(data.timeframe),
+        initial_equity=initial_equity,
+        in_position=in_pos,
+    )

@@ -1,0 +1,40 @@
+"""Strategy registry."""
+
+from __future__ import annotations
+
+from .base import Costs, Param, ParameterError, ParameterSpace, Strategy, did_you_mean
+from .sma_cross import SmaCross
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register(strategy: Strategy) -> Strategy:
+    """Add a strategy instance to :data:`STRATEGIES` (keyed by ``strategy.key``)."""
+    if strategy.key in STRATEGIES and STRATEGIES[strategy.key] is not strategy:
+        raise ValueError(f"strategy key {strategy.key!r} is already registered")
+    STRATEGIES[strategy.key] = strategy
+    return strategy
+
+
+def get_strategy(key: str) -> Strategy:
+    """Registered strategy by key; ParameterError("strategy", ...) with a suggestion if
+    unknown."""
+    try:
+        return STRATEGIES[key]
+    except (KeyError, TypeError):
+        raise ParameterError("strategy", did_you_mean("strategy", key, list(STRATEGIES))) from None
+
+
+register(SmaCross())
+
+__all__ = [
+    "STRATEGIES",
+    "Costs",
+    "Param",
+    "ParameterError",
+    "ParameterSpace",
+    "SmaCross",
+    "Strategy",
+    "get_strategy",
+    "register",
+]

@@ -1,0 +1,100 @@
+"""Parameter-grid enumeration and hashing.
+
+A grid is an ordered mapping ``name -> list of values`` (as returned by
+:meth:`ParameterSpace.validate_grid`).  Combination ``index`` is decoded in mixed radix with
+the LAST key varying fastest, which matches ``itertools.product`` order; the mapping from
+index to parameters is therefore stable and can be used to shard work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def grid_size(grid: Mapping[str, Sequence]) -> int:
+    """Number of combinations (exact Python int, product of list lengths)."""
+    return math.prod(len(v) for v in grid.values())
+
+
+def _check_index(grid: Mapping[str, Sequence], index: int) -> int:
+    size = grid_size(grid)
+    if not 0 <= index < size:
+        raise IndexError(f"combination index {index} out of range 0..{size - 1}")
+    return size
+
+
+def params_at(grid: Mapping[str, Sequence], index: int) -> dict[str, Any]:
+    """Parameters of combination ``index`` (0-based, last key fastest)."""
+    index = int(index)
+    _check_index(grid, index)
+    keys = list(grid)
+    out: dict[str, Any] = {}
+    for k in reversed(keys):
+        values = grid[k]
+        index, r = divmod(index, len(values))
+        out[k] = values[r]
+    return {k: out[k] for k in keys}
+
+
+def params_range(grid: Mapping[str, Sequence], start: int, stop: int) -> list[dict[str, Any]]:
+    """``[params_at(grid, i) for i in range(start, stop)]`` using an odometer (O(1) per
+    combination instead of a full decode).  ``stop`` is clamped to the grid size."""
+    size = grid_size(grid)
+    start = max(int(start), 0)
+    stop = min(int(stop), size)
+    if start >= stop:
+        return []
+    keys = list(grid)
+    values = [grid[k] for k in keys]
+    radix = [len(v) for v in values]
+    digits = [0] * len(keys)
+    rem = start
+    for j in range(len(keys) - 1, -1, -1):
+        rem, digits[j] = divmod(rem, radix[j])
+    out = []
+    for _ in range(start, stop):
+        out.append({k: values[j][digits[j]] for j, k in enumerate(keys)})
+        j = len(keys) - 1
+        while j >= 0:
+            digits[j] += 1
+            if digits[j] < radix[j]:
+                break
+            digits[j] = 0
+            j -= 1
+    return out
+
+
+def _canonical(v: Any) -> Any:
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        f = float(v)
+        if not math.isfinite(f):
+            raise ValueError(f"cannot hash non-finite value {v!r}")
+        return f
+    if isinstance(v, str):
+        return v
+    raise TypeError(f"cannot hash parameter value of type {type(v).__name__}")
+
+
+def param_hash(params: Mapping[str, Any]) -> str:
+    """40-hex SHA-1 of canonical JSON: sorted keys, compact separators, ints as ints, floats
+    via ``repr`` (round-trip exact), bools as JSON booleans.  Hash VALIDATED params: the
+    int parameter 5 and the float 5.0 are different values until coercion unifies them."""
+    canon = {str(k): _canonical(v) for k, v in params.items()}
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def run_params(strategy, ctx, param_list: Sequence[dict], costs) -> np.ndarray:
+    """Metrics matrix for ``param_list`` (delegates to ``strategy.run_many``)."""
+    return strategy.run_many(ctx, param_list, costs)

@@ -1,0 +1,32 @@
+"""Personas: alice (owner), bob (her colleague), charlie (outsider), stella (staff)."""
+
+import pytest
+
+
+
+@pytest.fixture
+def alice(django_user_model):
+    """The owner."""
+    return django_user_model.objects.create_user("alice", password="alice-pw-123")
+
+
+@pytest.fixture
+def bob(django_user_model, alice):
+    """A colleague: shares a team (group) with alice."""
+    from django.contrib.auth.models import Group
+
+    team = Group.objects.create(name="desk")
+    bob = django_user_model.objects.create_user("bob", password="bob-pw-123")
+    team.user_set.add(alice, bob)
+    return bob
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    """An outsider."""
+    return django_user_model.objects.create_user("charlie", password="charlie-pw-123")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_user("stella", password="stella-pw-123", is_staff=True)

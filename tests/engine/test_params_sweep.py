@@ -1,0 +1,248 @@
+"""Parameter coercion, grid validation and grid enumeration."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from backtestlab.engine.strategies import Param, ParameterError, ParameterSpace, get_strategy
+from backtestlab.engine.sweep import grid_size, param_hash, params_at, params_range, run_params
+
+SPACE = get_strategy("sma_cross").parameter_space()
+
+
+def test_parameter_error_str():
+    e = ParameterError("fast", "bad")
+    assert (e.field, e.message, str(e)) == ("fast", "bad", "fast: bad")
+
+
+def test_validate_params_defaults_and_order():
+    assert SPACE.validate_params({}) == {"fast": 10, "slow": 50, "sl_pct": 2.0, "rr": 2.0}
+    out = SPACE.validate_params({"rr": 3, "fast": 5.0})
+    assert list(out) == ["fast", "slow", "sl_pct", "rr"]
+    assert out["fast"] == 5 and type(out["fast"]) is int
+    assert out["rr"] == 3.0 and type(out["rr"]) is float
+
+
+def test_unknown_parameter_did_you_mean():
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_params({"fsat": 5})
+    assert exc.value.field == "fsat"
+    assert exc.value.message == (
+        "unknown parameter 'fsat'; did you mean 'fast'? Known: fast, slow, sl_pct, rr"
+    )
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_grid({"zzzz": [1]}, max_combinations=10)
+    assert "Known: fast, slow, sl_pct, rr" in exc.value.message
+
+
+@pytest.mark.parametrize(
+    "name,value",
+    [
+        ("fast", float("nan")),
+        ("fast", float("inf")),
+        ("sl_pct", 1e309),
+        ("sl_pct", float("-inf")),
+        ("fast", True),
+        ("sl_pct", False),
+        ("fast", "5"),
+        ("sl_pct", "2.0"),
+        ("fast", None),
+        ("fast", 5.5),
+        ("fast", [5]),
+    ],
+)
+def test_bad_values_rejected_with_field(name, value):
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_params({name: value})
+    assert exc.value.field == name
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_grid({name: [value]}, max_combinations=100)
+    assert exc.value.field == name
+
+
+def test_bounds_message():
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_params({"sl_pct": 80})
+    assert exc.value.message == "sl_pct must be between 0.1 and 50, got 80"
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_params({"fast": 1})
+    assert exc.value.message == "fast must be between 2 and 500, got 1"
+    with pytest.raises(ParameterError):
+        SPACE.validate_params({"fast": 10**400})
+
+
+def test_bool_and_choice_params():
+    space = ParameterSpace(
+        [Param("flag", "bool", False), Param("mode", "choice", "a", choices=("a", "b"))]
+    )
+    assert space.validate_params({"flag": True, "mode": "b"}) == {"flag": True, "mode": "b"}
+    with pytest.raises(ParameterError) as exc:
+        space.validate_params({"flag": 1})
+    assert exc.value.field == "flag"
+    with pytest.raises(ParameterError) as exc:
+        space.validate_params({"mode": "c"})
+    assert "'a', 'b'" in exc.value.message
+
+
+def test_validate_grid_basic():
+    g = SPACE.validate_grid(
+        {"rr": [2, 2.0, 1.5], "fast": 5, "slow": {"start": 20, "stop": 60, "step": 20}},
+        max_combinations=100,
+    )
+    assert list(g) == ["fast", "slow", "sl_pct", "rr"]
+    assert g == {"fast": [5], "slow": [20, 40, 60], "sl_pct": [2.0], "rr": [2.0, 1.5]}
+    assert SPACE.validate_grid({}, max_combinations=1) == {k: [v] for k, v in SPACE.defaults().items()}
+
+
+def test_float_range_inclusive_stop():
+    g = SPACE.validate_grid({"sl_pct": {"start": 0.1, "stop": 0.3, "step": 0.1}},
+                            max_combinations=100)
+    assert g["sl_pct"] == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"start": 5, "stop": 50, "step": 0},
+        {"start": 5, "stop": 50, "step": -5},
+        {"start": 50, "stop": 5, "step": 5},
+        {"start": 5, "stop": 50},
+        {"start": 5, "stop": 50, "step": 5, "extra": 1},
+        {"start": 5, "stop": 50, "step": 2.5},
+        {"start": 1, "stop": 50, "step": 5},  # start below the bound
+    ],
+)
+def test_bad_range_specs(spec):
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_grid({"fast": spec}, max_combinations=1000)
+    assert exc.value.field == "fast"
+
+
+def test_empty_list_rejected():
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_grid({"slow": []}, max_combinations=10)
+    assert (exc.value.field, exc.value.message) == ("slow", "needs at least one value")
+
+
+def test_cap_checked_without_expansion():
+    grid = {
+        "sl_pct": {"start": 0.1, "stop": 50, "step": 1e-9},  # ~5e10 values
+        "rr": {"start": 0.1, "stop": 20, "step": 1e-6},
+    }
+    t0 = time.perf_counter()
+    with pytest.raises(ParameterError):
+        SPACE.validate_grid(grid, max_combinations=10_000)
+    big = {  # every list short, product 10^12
+        "fast": list(range(2, 502))[:1000],
+        "slow": list(range(3, 2000))[:1000],
+        "sl_pct": [float(x) for x in np.linspace(0.1, 50, 1000)],
+        "rr": [float(x) for x in np.linspace(0.1, 20, 4)],
+    }
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_grid(big, max_combinations=10_000)
+    assert exc.value.field == "parameter_grid"
+    assert "exceed the cap of 10000" in exc.value.message
+    ranges = {
+        "fast": {"start": 2, "stop": 500, "step": 1},
+        "slow": {"start": 3, "stop": 2000, "step": 1},
+        "sl_pct": {"start": 0.1, "stop": 50, "step": 0.01},
+        "rr": {"start": 0.1, "stop": 20, "step": 0.01},
+    }
+    with pytest.raises(ParameterError) as exc:
+        SPACE.validate_grid(ranges, max_combinations=10**6)
+    assert exc.value.field == "parameter_grid"
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_grid_enumeration_order_and_hashes():
+    g = SPACE.validate_grid(
+        {"fast": [5, 10], "slow": [20, 30, 40], "rr": [1.0, 2.0]}, max_combinations=100
+    )
+    n = grid_size(g)
+    assert n == 12
+    combos = params_range(g, 0, n)
+    expected = [dict(zip(g, vals, strict=True)) for vals in itertools.product(*g.values())]
+    assert combos == expected
+    assert combos[1] == {"fast": 5, "slow": 20, "sl_pct": 2.0, "rr": 2.0}  # last key fastest
+    assert [params_at(g, i) for i in range(n)] == combos
+    assert params_range(g, 5, 9) == combos[5:9]
+    assert params_range(g, 10, 99) == combos[10:]
+    assert len({param_hash(p) for p in combos}) == n
+    with pytest.raises(IndexError):
+        params_at(g, n)
+
+
+def test_param_hash_canonical():
+    h = param_hash({"fast": 5, "slow": 20, "sl_pct": 2.0, "rr": 1.5})
+    assert len(h) == 40 and int(h, 16) >= 0
+    assert h == param_hash({"rr": 1.5, "sl_pct": 2.0, "slow": 20, "fast": 5})
+    assert h == param_hash({"fast": np.int64(5), "slow": 20, "sl_pct": np.float64(2.0), "rr": 1.5})
+    a = SPACE.validate_params({"fast": 5.0})
+    b = SPACE.validate_params({"fast": 5})
+    assert param_hash(a) == param_hash(b)
+    assert param_hash({"x": 1}) != param_hash({"x": 1.0})
+    assert param_hash({"x": True}) != param_hash({"x": 1})
+    with pytest.raises(ValueError):
+        param_hash({"x": float("nan")})
+
+
+def test_run_params_delegates(hourly_btc):
+    strat = get_strategy("sma_cross")
+    from backtestlab.engine.strategies import Costs
+
+    ctx = strat.prepare(hourly_btc)
+    pl = [{"fast": 5, "slow": 20}]
+    np.testing.assert_array_equal(
+        run_params(strat, ctx, pl, Costs()), strat.run_many(ctx, pl, Costs())
+    )
+
+
+_value_lists = st.fixed_dictionaries(
+    {
+        "fast": st.lists(st.integers(2, 500), min_size=1, max_size=5),
+        "slow": st.lists(st.integers(3, 2000), min_size=1, max_size=5),
+        "sl_pct": st.lists(
+            st.floats(0.1, 50, allow_nan=False, allow_infinity=False), min_size=1, max_size=4
+        ),
+        "rr": st.lists(st.sampled_from([0.5, 1, 1.5, 2, 3.0]), min_size=1, max_size=3),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(raw=_value_lists, data=st.data())
+def test_grid_expansion_properties(raw, data):
+    keys = data.draw(st.lists(st.sampled_from(list(raw)), unique=True, min_size=0, max_size=4))
+    grid_in = {k: raw[k] for k in keys}
+    g = SPACE.validate_grid(grid_in, max_combinations=10**6)
+    assert list(g) == list(SPACE.names)
+    for k, vals in g.items():
+        assert len(vals) == len(set(vals))  # de-duplicated
+        if k in grid_in:
+            # first occurrences kept, in order
+            seen = []
+            for v in grid_in[k]:
+                c = SPACE[k].coerce(v)
+                if c not in seen:
+                    seen.append(c)
+            assert vals == seen
+    n = grid_size(g)
+    assert n == int(np.prod([len(v) for v in g.values()]))
+    combos = params_range(g, 0, n)
+    assert len(combos) == n
+    assert combos == params_range(g, 0, n)  # stable
+    assert len({param_hash(p) for p in combos}) == n
+    i = data.draw(st.integers(0, n - 1))
+    assert params_at(g, i) == combos[i]
+    cap = data.draw(st.integers(1, 2 * n))
+    if n > cap:
+        with pytest.raises(ParameterError):
+            SPACE.validate_grid(grid_in, max_combinations=cap)
+    else:
+        assert SPACE.validate_grid(grid_in, max_combinations=cap) == g

@@ -1,0 +1,77 @@
+"""The generic simulator: shorts, absolute levels, reversals, costs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backtestlab.engine.metrics import compute
+from backtestlab.engine.simulate import simulate
+from backtestlab.engine.strategies import Costs
+
+from .conftest import make_data
+
+NO_COSTS = Costs(commission_pct=0.0, slippage_pct=0.0, initial_equity=1000.0)
+
+
+def test_short_with_price_levels():
+    close = np.array([100, 100, 98, 97, 99, 100.0])
+    data = make_data(close, high=close + 0.5, low=close - 0.5)
+    entries = np.zeros(6, dtype=bool)
+    entries[1] = True  # short at the open of bar 2 (= 100)
+    stop = np.full(6, np.nan)
+    target = np.full(6, np.nan)
+    target[1] = 96.8  # reached by bar 3's low 96.5
+    res = simulate(data, entries, side=-1, stop_price=stop, target_price=target, costs=NO_COSTS)
+    t = res.trades
+    assert len(t) == 1 and t.side[0] == -1 and t.reason[0] == "target"
+    assert t.entry_idx[0] == 2 and t.exit_idx[0] == 3
+    assert np.isclose(t.exit_price[0], 96.8)
+    assert np.isclose(t.pnl_pct[0], (100 - 96.8) / 100 * 100)
+    assert np.isclose(res.equity[2], 1000 * (1 + (100 - 98) / 100))  # short marked at 98
+
+
+def test_short_stop_gap_and_slippage():
+    close = np.array([100, 100, 100, 105.0])
+    open_ = np.array([100, 100, 100, 104.0])
+    data = make_data(close, open_, high=np.maximum(open_, close) + 1, low=np.minimum(open_, close))
+    entries = np.array([0, -1, 0, 0], dtype=np.int8)
+    costs = Costs(commission_pct=0.0, slippage_pct=0.1, initial_equity=1000.0)
+    res = simulate(data, entries, stop_pct=2.0, costs=costs)
+    t = res.trades
+    fill = 100 * (1 - 0.001)  # selling short gets a worse (lower) price
+    assert np.isclose(t.entry_price[0], fill)
+    assert t.reason[0] == "stop" and t.exit_idx[0] == 3
+    assert np.isclose(t.exit_price[0], 104 * 1.001)  # gap above the stop 101.898: open fill
+
+
+def test_reversal_long_to_short():
+    close = np.array([100, 100, 101, 102, 103, 104.0])
+    data = make_data(close)
+    entries = np.array([0, 1, 0, -1, 0, 0], dtype=np.int8)
+    res = simulate(data, entries, costs=NO_COSTS)
+    t = res.trades
+    assert list(t.side) == [1, -1]
+    assert list(t.reason) == ["signal", "end"]
+    assert t.exit_idx[0] == 4 and t.entry_idx[1] == 4
+
+
+def test_commission_round_trip_formula():
+    close = np.array([100, 100, 100, 110.0, 110.0])
+    data = make_data(close)
+    entries = np.array([0, 1, 0, 0, 0], dtype=bool)
+    exits = np.array([0, 0, 0, 1, 0], dtype=bool)
+    costs = Costs(commission_pct=0.5, slippage_pct=0.0, initial_equity=1000.0)
+    res = simulate(data, entries, exits, costs=costs)
+    expected = 1000 / 1.005 * 110 / 100 * 0.995
+    assert np.isclose(res.equity[-1], expected, rtol=1e-12)
+    assert np.isclose(compute(res).total_return_pct, (expected / 1000 - 1) * 100)
+
+
+def test_bad_shapes():
+    data = make_data(np.ones(5))
+    with pytest.raises(ValueError):
+        simulate(data, np.zeros(4, dtype=bool), costs=NO_COSTS)
+    with pytest.raises(ValueError):
+        simulate(data, np.zeros(5, dtype=bool), stop_pct=1.0, stop_price=np.ones(5),
+                 costs=NO_COSTS)

@@ -1,0 +1,43 @@
+import pytest
+
+from apps.market.models import Dataset
+from apps.market.services import synthetic_universe_create
+from apps.optimization import services
+from apps.optimization.models import JobChunk
+
+SMALL_GRID = {"fast": [5, 10, 20], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}  # 12
+
+
+@pytest.fixture
+def datasets(db, settings):
+    """Two small synthetic hourly datasets (BTC, ETH), 60 days."""
+    synthetic_universe_create(days=60, timeframes=("1h",))
+    return list(Dataset.objects.filter(kind=Dataset.Kind.CANDLES, timeframe="1h").order_by("id"))
+
+
+@pytest.fixture
+def small_chunks(settings):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "CHUNK_SIZE": 5}
+
+
+def make_job(user, datasets, grid=None, **kwargs):
+    return services.job_create(
+        user=user,
+        name=kwargs.pop("name", "test job"),
+        strategy=kwargs.pop("strategy", "sma_cross"),
+        dataset_ids=[d.id for d in datasets],
+        parameter_grid=grid or SMALL_GRID,
+        **kwargs,
+    )
+
+
+def run_all_chunks(job, times=1, worker="w1"):
+    """Run every chunk's task body `times` times, as redelivered messages would."""
+    results = []
+    for _ in range(times):
+        for chunk_id in (
+            JobChunk.objects.filter(job=job).order_by("index").values_list("id", flat=True)
+        ):
+            results.append(services.chunk_execute(chunk_id=chunk_id, worker=worker))
+    job.refresh_from_db()
+    return results
