@@ -2,6 +2,8 @@
 
 import pytest
 
+from apps.market.models import Dataset
+from apps.market.services import synthetic_universe_create
 
 
 @pytest.fixture
@@ -30,3 +32,15 @@ def charlie(django_user_model):
 @pytest.fixture
 def staff(django_user_model):
     return django_user_model.objects.create_user("stella", password="stella-pw-123", is_staff=True)
+
+
+@pytest.fixture
+def datasets(db, settings):
+    """Two small synthetic hourly datasets (BTC, ETH), 60 days."""
+    synthetic_universe_create(days=60, timeframes=("1h",))
+    return list(Dataset.objects.filter(kind=Dataset.Kind.CANDLES, timeframe="1h").order_by("id"))
+
+
+@pytest.fixture
+def small_chunks(settings):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "CHUNK_SIZE": 5}

@@ -184,7 +184,8 @@ def _normalise_ts(frame: pd.DataFrame) -> pd.DataFrame:
             field="file",
             extra={"row": row, "column": "ts"},
         )
-    return frame.assign(ts=parsed.astype("int64") // 10**9)
+    seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return frame.assign(ts=seconds.astype("int64"))
 
 
 def candles_import(

@@ -63,7 +63,9 @@ def _ts_to_seconds(series: pd.Series) -> np.ndarray:
     """Convert a timestamp column to int64 epoch seconds, raising DataError on bad cells."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         if series.isna().any():
-            raise _fail("missing timestamp", row=int(np.argmax(series.isna().to_numpy())), column="ts")
+            raise _fail(
+                "missing timestamp", row=int(np.argmax(series.isna().to_numpy())), column="ts"
+            )
         s = series
         if getattr(s.dt, "tz", None) is None:
             s = s.dt.tz_localize("UTC")

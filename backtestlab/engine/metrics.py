@@ -12,7 +12,7 @@ total_return_pct       ``(eq[-1] / E0 - 1) * 100``
 cagr_pct               ``((eq[-1] / E0) ** (1 / years) - 1) * 100``, ``years = (ts[-1] - ts[0] +
                        bar_seconds) / (365.25 * 86400)``; -100 if equity is wiped out
 sharpe                 ``mean(r) / std(r, ddof=1) * sqrt(bpy)`` (risk-free 0); NaN if < 2
-                       returns or zero std
+                       returns or zero std (below 1e-14, i.e. float noise on a flat curve)
 sortino                ``mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(bpy)``; NaN if no downside
 max_drawdown_pct       ``min(eq / cummax(eq) - 1) * 100`` (<= 0; 0 when equity never falls)
 calmar                 ``cagr_pct / |max_drawdown_pct|``; NaN when there is no drawdown

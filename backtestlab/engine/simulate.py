@@ -13,7 +13,8 @@ Signals are evaluated at the close of bar ``i`` and acted on at the open of bar 
    when ``low <= stop`` and filled at the stop, or at the open if the open is already
    through it (gap); targets likewise with ``high >= target``.  Shorts are mirrored.  If both
    levels lie inside one bar the stop is assumed to come first (conservative).
-3. *Close of bar i* - equity is marked to market at the close (before exit costs).  Then the
+3. *Close of bar i* - equity is marked to market at the close (before exit costs; on a bar
+   where a trade closed and no position is open it is the realised equity).  Then the
    bar's signals are read: flat + entry signal -> pending entry; in a position + exit signal
    -> pending exit; in a position + entry signal for the opposite side -> pending exit and
    pending reversal entry; anything else is ignored (no pyramiding).  A position stopped out
@@ -292,8 +293,9 @@ def _levels(pct, price, n: int, what: str) -> tuple[np.ndarray, int]:
     if pct is not None and price is not None:
         raise ValueError(f"give either {what}_pct or {what}_price, not both")
     if price is not None:
-        arr = np.ascontiguousarray(np.broadcast_to(price, (n,)) if np.ndim(price) == 0 else price,
-                                   dtype=np.float64)
+        arr = np.ascontiguousarray(
+            np.broadcast_to(price, (n,)) if np.ndim(price) == 0 else price, dtype=np.float64
+        )
         mode = LEVEL_PRICE
     elif pct is not None:
         arr = np.atleast_1d(np.asarray(pct, dtype=np.float64)) / 100.0
@@ -357,7 +359,15 @@ def simulate(
     target_arr, target_mode = _levels(target_pct, target_price, n, "target")
     comm, slip = cost_fractions(costs)
     return run_kernel(
-        data, entry_side, exit_flag, stop_arr, stop_mode, target_arr, target_mode, comm, slip,
+        data,
+        entry_side,
+        exit_flag,
+        stop_arr,
+        stop_mode,
+        target_arr,
+        target_mode,
+        comm,
+        slip,
         float(costs.initial_equity),
     )
 
@@ -368,7 +378,15 @@ def cost_fractions(costs) -> tuple[float, float]:
 
 
 def run_kernel(
-    data, entry_side, exit_flag, stop_arr, stop_mode, target_arr, target_mode, comm, slip,
+    data,
+    entry_side,
+    exit_flag,
+    stop_arr,
+    stop_mode,
+    target_arr,
+    target_mode,
+    comm,
+    slip,
     initial_equity,
 ) -> BacktestResult:
     """Call :func:`simulate_kernel` on prepared arrays and wrap the result."""
@@ -377,9 +395,22 @@ def run_kernel(
     in_pos = np.empty(n, dtype=np.bool_)
     bufs = allocate_trade_buffers(n)
     count = simulate_kernel(
-        data.open, data.high, data.low, data.close, entry_side, exit_flag,
-        stop_arr, stop_mode, target_arr, target_mode, comm, slip, initial_equity,
-        equity, in_pos, *bufs,
+        data.open,
+        data.high,
+        data.low,
+        data.close,
+        entry_side,
+        exit_flag,
+        stop_arr,
+        stop_mode,
+        target_arr,
+        target_mode,
+        comm,
+        slip,
+        initial_equity,
+        equity,
+        in_pos,
+        *bufs,
     )
     e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
     trades = Trades(

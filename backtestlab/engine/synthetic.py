@@ -256,8 +256,17 @@ def resample(data: MarketData, timeframe: str) -> MarketData:
     if sec < data.bar_seconds or sec % data.bar_seconds:
         raise ValueError(f"cannot resample {data.timeframe} to {timeframe}")
     if len(data) == 0:
-        return MarketData(data.symbol, timeframe, data.ts, data.open, data.high, data.low,
-                          data.close, data.volume, data.regime)
+        return MarketData(
+            data.symbol,
+            timeframe,
+            data.ts,
+            data.open,
+            data.high,
+            data.low,
+            data.close,
+            data.volume,
+            data.regime,
+        )
     bucket = data.ts // sec
     starts = np.concatenate(([0], np.flatnonzero(np.diff(bucket)) + 1))
     ends = np.concatenate((starts[1:], [len(data)])) - 1

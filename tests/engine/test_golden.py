@@ -20,11 +20,17 @@ S = 0.0005  # slippage fraction
 
 # bar: close  (open defaults to previous close; high/low given where a position is open)
 CLOSE = [
-    100, 99, 98, 97, 96,  # 0-4 falling, D < 0
+    100,
+    99,
+    98,
+    97,
+    96,  # 0-4 falling, D < 0
     100,  # 5: D=+2 -> up-cross, enter at open of 6
     101,  # 6: entry bar, no level hit
     104,  # 7: high 105 >= target 104.052 -> TARGET
-    100, 96, 95,  # 8-10: down-cross at 9 while flat (ignored)
+    100,
+    96,
+    95,  # 8-10: down-cross at 9 while flat (ignored)
     99,  # 11: up-cross, enter at 12
     99.2,  # 12
     97.5,  # 13: low 97 <= stop 97.06851 -> STOP (at level); down-cross ignored (flat)
@@ -35,9 +41,11 @@ CLOSE = [
     96.5,  # 18
     99,  # 19: up-cross, enter at 20
     100,  # 20: entry bar holds both stop and target -> STOP first
-    97, 96,  # 21-22: down-cross at 21 while flat
+    97,
+    96,  # 21-22: down-cross at 21 while flat
     99,  # 23: up-cross, enter at 24
-    99.5, 100,  # 24-25
+    99.5,
+    100,  # 24-25
     98.9,  # 26: D=-0.1 -> down-cross while long: exit at the open of 27
     98.5,  # 27: opens at 98.8 -> SIGNAL exit
     98,  # 28
@@ -154,9 +162,7 @@ def test_golden_equity_curve(golden):
     assert np.isclose(res.equity[27], eq[5], rtol=1e-8)
     assert np.isclose(res.equity[-1], eq[6], rtol=1e-8)
     # trade pnl compounds exactly into the final equity
-    assert np.isclose(
-        np.prod(1 + res.trades.pnl_pct / 100) * 10_000.0, res.equity[-1], rtol=1e-12
-    )
+    assert np.isclose(np.prod(1 + res.trades.pnl_pct / 100) * 10_000.0, res.equity[-1], rtol=1e-12)
     held = {6, 7, 12, 13, 16, 17, 20, 24, 25, 26, 30, 31}
     np.testing.assert_array_equal(res.in_position, [i in held for i in range(N)])
 

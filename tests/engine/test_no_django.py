@@ -26,5 +26,12 @@ def test_engine_sources_never_mention_django_imports():
     engine = ROOT / "backtestlab" / "engine"
     for path in engine.rglob("*.py"):
         text = path.read_text()
-        for bad in ("import django", "from django", "from apps", "import apps", "backtestlab.settings", "os.environ"):
+        for bad in (
+            "import django",
+            "from django",
+            "from apps",
+            "import apps",
+            "backtestlab.settings",
+            "os.environ",
+        ):
             assert bad not in text, f"{path}: {bad}"

@@ -73,5 +73,4 @@ def test_bad_shapes():
     with pytest.raises(ValueError):
         simulate(data, np.zeros(4, dtype=bool), costs=NO_COSTS)
     with pytest.raises(ValueError):
-        simulate(data, np.zeros(5, dtype=bool), stop_pct=1.0, stop_price=np.ones(5),
-                 costs=NO_COSTS)
+        simulate(data, np.zeros(5, dtype=bool), stop_pct=1.0, stop_price=np.ones(5), costs=NO_COSTS)

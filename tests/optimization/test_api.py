@@ -6,8 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.optimization.models import JobStatus, OptimizationJob
-
-from .conftest import SMALL_GRID, make_job, run_all_chunks
+from tests.factories import SMALL_GRID, make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
 
@@ -93,7 +92,7 @@ def test_bad_input_gets_400_with_the_field_and_writes_nothing(alice, datasets, o
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e309", "-1e309"])
 def test_non_finite_numbers_in_json_are_refused(alice, datasets, literal):
     raw = json.dumps({"name": "x", "strategy": "sma_cross", "datasets": [datasets[0].id]})
-    raw = raw[:-1] + ', "parameter_grid": {"sl_pct": [%s]}}' % literal
+    raw = raw[:-1] + ', "parameter_grid": {"sl_pct": [' + literal + "]}}"
     response = client_for(alice).post("/api/jobs/", raw, content_type="application/json")
     assert response.status_code == 400
     assert response.json()["ok"] is False

@@ -14,8 +14,7 @@ from backtestlab.engine import sweep
 from backtestlab.engine.metrics import METRIC_NAMES
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
-
-from .conftest import make_job, run_all_chunks
+from tests.factories import make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
 

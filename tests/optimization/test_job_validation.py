@@ -4,8 +4,7 @@ import pytest
 
 from apps.optimization.models import JobChunk, OptimizationJob
 from backtestlab.errors import ApplicationError
-
-from .conftest import make_job
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 

@@ -79,7 +79,8 @@ class Param:
 
     def _bounds_msg(self, got: Any) -> str:
         if self.low is not None and self.high is not None:
-            return f"{self.name} must be between {_fmt(self.low)} and {_fmt(self.high)}, got {_fmt(got)}"
+            lo, hi = _fmt(self.low), _fmt(self.high)
+            return f"{self.name} must be between {lo} and {hi}, got {_fmt(got)}"
         if self.low is not None:
             return f"{self.name} must be at least {_fmt(self.low)}, got {_fmt(got)}"
         return f"{self.name} must be at most {_fmt(self.high)}, got {_fmt(got)}"
@@ -184,8 +185,7 @@ class ParameterSpace:
         """Coerce every given value, fill defaults; result is in declared order."""
         self._check_names(params)
         return {
-            p.name: p.coerce(params[p.name]) if p.name in params else p.default
-            for p in self.params
+            p.name: p.coerce(params[p.name]) if p.name in params else p.default for p in self.params
         }
 
     def check_constraints(self, params: Mapping[str, Any]) -> str | None:
@@ -200,9 +200,7 @@ class ParameterSpace:
         extra = set(spec) - _RANGE_KEYS
         missing = _RANGE_KEYS - set(spec)
         if extra or missing:
-            raise ParameterError(
-                p.name, "a range needs exactly the keys start, stop and step"
-            )
+            raise ParameterError(p.name, "a range needs exactly the keys start, stop and step")
         if p.kind not in ("int", "float"):
             raise ParameterError(p.name, f"a range is only allowed for numbers, not {p.kind}")
         start = p.coerce(spec["start"])
@@ -227,20 +225,20 @@ class ParameterSpace:
             count = math.floor(q + 1e-9) + 1
         return start, step, count
 
-    def validate_grid(
-        self, grid: Mapping[str, Any], *, max_combinations: int
-    ) -> dict[str, list]:
+    def validate_grid(self, grid: Mapping[str, Any], *, max_combinations: int) -> dict[str, list]:
         """Validate a parameter grid and return ``{name: [values...]}`` in declared order.
 
         Each entry is a list of values, a scalar (= one value) or a range spec
         ``{"start": a, "stop": b, "step": s}`` with inclusive stop.  Values are coerced,
         duplicates dropped (first occurrence kept), missing parameters get ``[default]``.
-        The combination count is computed from list lengths (ranges are counted before they
-        are expanded), so huge grids are rejected without materialising anything.
+        The combination count is the product of the de-duplicated list lengths and of the
+        range counts, computed before any range is expanded or any product is formed, so
+        huge grids are rejected without materialising anything.
         """
         self._check_names(grid)
         counts: dict[str, int] = {}
         ranges: dict[str, tuple[Any, Any, int]] = {}
+        lists: dict[str, list] = {}
         for name, spec in grid.items():
             p = self._by_name[name]
             if isinstance(spec, Mapping):
@@ -253,12 +251,14 @@ class ParameterSpace:
                     )
                 ranges[name] = (start, step, count)
                 counts[name] = count
-            elif isinstance(spec, (list, tuple, np.ndarray)):
-                if len(spec) == 0:
-                    raise ParameterError(name, "needs at least one value")
-                counts[name] = len(spec)
             else:
-                counts[name] = 1
+                # Explicit lists are already materialised by the caller, so coercing and
+                # de-duplicating them before counting costs nothing extra.
+                raw = list(spec) if isinstance(spec, (list, tuple, np.ndarray)) else [spec]
+                if not raw:
+                    raise ParameterError(name, "needs at least one value")
+                lists[name] = self._coerce_unique(p, raw)
+                counts[name] = len(lists[name])
         total = 1
         for c in counts.values():
             total *= c
@@ -270,30 +270,32 @@ class ParameterSpace:
             )
         out: dict[str, list] = {}
         for p in self.params:
-            if p.name not in grid:
-                out[p.name] = [p.default]
-                continue
-            spec = grid[p.name]
-            if p.name in ranges:
+            if p.name in lists:
+                out[p.name] = lists[p.name]
+            elif p.name in ranges:
                 start, step, count = ranges[p.name]
                 if p.kind == "int":
                     raw = [start + k * step for k in range(count)]
                 else:
+                    # Rounding removes binary noise (0.1 + 2 * 0.1 -> 0.3) so values hash
+                    # like the numbers the user typed.
                     raw = [round(start + k * step, 12) for k in range(count)]
-            elif isinstance(spec, (list, tuple, np.ndarray)):
-                raw = list(spec)
+                out[p.name] = self._coerce_unique(p, raw)
             else:
-                raw = [spec]
-            values: list = []
-            seen: set = set()
-            for v in raw:
-                c = p.coerce(v)
-                key = (type(c), c)
-                if key not in seen:
-                    seen.add(key)
-                    values.append(c)
-            out[p.name] = values
+                out[p.name] = [p.default]
         return out
+
+    @staticmethod
+    def _coerce_unique(p: Param, raw: Sequence[Any]) -> list:
+        values: list = []
+        seen: set = set()
+        for v in raw:
+            c = p.coerce(v)
+            key = (type(c), c)
+            if key not in seen:
+                seen.add(key)
+                values.append(c)
+        return values
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,22 @@ def cross_signals(fast, slow, fast_n, slow_n, entry_out, exit_out):
 
 @njit(cache=True, error_model="numpy")
 def _run_many_kernel(
-    ts, open_, high, low, close, smas, windows, fast_row, slow_row, stop_frac, target_frac,
-    comm, slip, initial_equity, bpy, out,
+    ts,
+    open_,
+    high,
+    low,
+    close,
+    smas,
+    windows,
+    fast_row,
+    slow_row,
+    stop_frac,
+    target_frac,
+    comm,
+    slip,
+    initial_equity,
+    bpy,
+    out,
 ):
     n = open_.shape[0]
     entry = np.zeros(n, dtype=np.int8)
@@ -81,10 +95,28 @@ def _run_many_kernel(
             last_f = fr
             last_s = sr
         count = simulate_kernel(
-            open_, high, low, close, entry, exit_,
-            stop_frac[k : k + 1], LEVEL_FRACTION, target_frac[k : k + 1], LEVEL_FRACTION,
-            comm, slip, initial_equity, equity, in_pos,
-            e_idx, x_idx, e_px, x_px, t_side, pnl, reason,
+            open_,
+            high,
+            low,
+            close,
+            entry,
+            exit_,
+            stop_frac[k : k + 1],
+            LEVEL_FRACTION,
+            target_frac[k : k + 1],
+            LEVEL_FRACTION,
+            comm,
+            slip,
+            initial_equity,
+            equity,
+            in_pos,
+            e_idx,
+            x_idx,
+            e_px,
+            x_px,
+            t_side,
+            pnl,
+            reason,
         )
         metrics_kernel(ts, equity, in_pos, e_idx, x_idx, pnl, count, bpy, initial_equity, out[k])
 
@@ -130,11 +162,21 @@ class SmaCross(Strategy):
             Param("fast", "int", 10, 2, 500, label="Fast SMA", help="Fast window in bars"),
             Param("slow", "int", 50, 3, 2000, label="Slow SMA", help="Slow window in bars"),
             Param(
-                "sl_pct", "float", 2.0, 0.1, 50, label="Stop loss %",
+                "sl_pct",
+                "float",
+                2.0,
+                0.1,
+                50,
+                label="Stop loss %",
                 help="Stop distance below the entry fill, percent",
             ),
             Param(
-                "rr", "float", 2.0, 0.1, 20, label="Reward/risk",
+                "rr",
+                "float",
+                2.0,
+                0.1,
+                20,
+                label="Reward/risk",
                 help="Take-profit distance as a multiple of the stop distance",
             ),
         ],
@@ -157,7 +199,15 @@ class SmaCross(Strategy):
         stop, target = _level_fractions(np.array([p["sl_pct"]]), np.array([p["rr"]]))
         comm, slip = cost_fractions(costs)
         return run_kernel(
-            data, entry, exit_, stop, LEVEL_FRACTION, target, LEVEL_FRACTION, comm, slip,
+            data,
+            entry,
+            exit_,
+            stop,
+            LEVEL_FRACTION,
+            target,
+            LEVEL_FRACTION,
+            comm,
+            slip,
             float(costs.initial_equity),
         )
 
@@ -214,8 +264,21 @@ class SmaCross(Strategy):
         comm, slip = cost_fractions(costs)
         data = ctx.data
         _run_many_kernel(
-            data.ts, data.open, data.high, data.low, data.close, smas, windows,
-            fast_row, slow_row, stop, target, comm, slip, float(costs.initial_equity),
-            bars_per_year(data.timeframe), out,
+            data.ts,
+            data.open,
+            data.high,
+            data.low,
+            data.close,
+            smas,
+            windows,
+            fast_row,
+            slow_row,
+            stop,
+            target,
+            comm,
+            slip,
+            float(costs.initial_equity),
+            bars_per_year(data.timeframe),
+            out,
         )
         return out

@@ -1,23 +1,9 @@
-import pytest
+"""Helpers that build jobs and run them the way workers do (task bodies called directly)."""
 
-from apps.market.models import Dataset
-from apps.market.services import synthetic_universe_create
 from apps.optimization import services
 from apps.optimization.models import JobChunk
 
 SMALL_GRID = {"fast": [5, 10, 20], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}  # 12
-
-
-@pytest.fixture
-def datasets(db, settings):
-    """Two small synthetic hourly datasets (BTC, ETH), 60 days."""
-    synthetic_universe_create(days=60, timeframes=("1h",))
-    return list(Dataset.objects.filter(kind=Dataset.Kind.CANDLES, timeframe="1h").order_by("id"))
-
-
-@pytest.fixture
-def small_chunks(settings):
-    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "CHUNK_SIZE": 5}
 
 
 def make_job(user, datasets, grid=None, **kwargs):
