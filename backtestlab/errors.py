@@ -9,7 +9,12 @@ from __future__ import annotations
 
 class ApplicationError(Exception):
     def __init__(
-        self, message: str, *, field: str | None = None, status: int = 400, extra: dict | None = None
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int = 400,
+        extra: dict | None = None,
     ):
         super().__init__(message)
         self.message = message

@@ -92,6 +92,8 @@ except Exception as exc:  # dj_database_url raises several types for a bad URL
         "send e.g. postgres://user@127.0.0.1:5432/test or sqlite:////abs/path/db.sqlite3"
     ) from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # WAL lets the web server and the worker write at once; IMMEDIATE transactions take the
     # write lock up front so two writers queue on `timeout` instead of failing with "locked".
@@ -173,6 +175,8 @@ if _broker_scheme not in {"filesystem", "redis", "rediss", "amqp", "pyamqp", "me
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
 if _broker_scheme == "filesystem":
+    for _folder in ("queue", "control"):
+        (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

@@ -11,4 +11,3 @@ os.environ.setdefault("SECRET_KEY", "tests-only-secret-key-" + "k" * 40)
 for _name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
     os.environ.setdefault(_name, "0")  # tests and the browser talk plain http to 127.0.0.1
 os.environ.setdefault("BACKTESTLAB_VAR_DIR", tempfile.mkdtemp(prefix="backtestlab-tests-"))
-

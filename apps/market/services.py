@@ -89,7 +89,8 @@ def synthetic_universe_create(
     unknown = [s for s in symbols if s not in synthetic.SYMBOLS]
     if unknown:
         raise ApplicationError(
-            f"unknown symbol {unknown[0]!r}; the synthetic universe has {', '.join(synthetic.SYMBOLS)}",
+            f"unknown symbol {unknown[0]!r}; "
+            f"the synthetic universe has {', '.join(synthetic.SYMBOLS)}",
             field="symbols",
         )
     bad_tf = [t for t in timeframes if t not in TIMEFRAME_SECONDS]

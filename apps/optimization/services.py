@@ -221,7 +221,8 @@ def job_create(
     end_at = _date_validate("date_to", date_to)
     if start_at and end_at and start_at >= end_at:
         raise ApplicationError(
-            f"date_from ({start_at:%Y-%m-%d %H:%M}) must be before date_to ({end_at:%Y-%m-%d %H:%M})",
+            f"date_from ({start_at:%Y-%m-%d %H:%M}) must be before "
+            f"date_to ({end_at:%Y-%m-%d %H:%M})",
             field="date_from",
         )
     for ds in datasets:
@@ -376,7 +377,7 @@ def _metric_value(name: str, value: float):
 
 
 def _build_runs(job, chunk, param_list) -> list[OptimizationRun]:
-    """Backtest every parameter set of the chunk; a set whose backtest raises becomes a failed run."""
+    """Backtest each parameter set of the chunk; a set whose backtest raises is a failed run."""
     strategy = get_strategy(job.strategy)
     costs = Costs(**job.costs)
     ctx = _context(job, chunk.dataset, strategy)
