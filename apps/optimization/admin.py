@@ -1,10 +1,12 @@
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.optimization import services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
-from backtestlab.engine.metrics import METRIC_NAMES
+from backtestlab.engine.metrics import METRIC_NAMES, METRICS
+from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
 
 BADGE_COLOURS = {
@@ -16,8 +18,49 @@ BADGE_COLOURS = {
 }
 
 
+class OptimizationJobForm(forms.ModelForm):
+    """Admin's job form: choices from the engine, the grid checked by the same service as the API."""
+
+    strategy = forms.ChoiceField(choices=[])
+    objective = forms.ChoiceField(choices=[])
+
+    class Meta:
+        model = OptimizationJob
+        fields = [
+            "name", "description", "strategy", "datasets", "date_from", "date_to",
+            "parameter_grid", "objective", "costs",
+        ]  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["strategy"].choices = [(k, s.label) for k, s in STRATEGIES.items()]
+        self.fields["objective"].choices = [
+            (name, info.label) for name, info in METRICS.items() if info.objective
+        ]
+        self.fields[
+            "parameter_grid"
+        ].help_text = 'JSON: {"fast": [5, 10, 20], "slow": {"start": 20, "stop": 200, "step": 20}}'
+
+    def clean(self):
+        data = super().clean()
+        if self.instance.pk and self.instance.enqueued_at is not None:
+            raise forms.ValidationError("A started job cannot be edited; duplicate it instead.")
+        datasets = data.get("datasets")
+        if data.get("strategy") and datasets is not None and "parameter_grid" in data:
+            try:
+                data["parameter_grid"] = services.grid_validate(
+                    data["strategy"], data["parameter_grid"], n_datasets=max(1, len(datasets))
+                )
+                data["costs"] = services.costs_validate(data.get("costs") or None)
+            except ApplicationError as exc:
+                field = (exc.field or "").split(".")[0]
+                self.add_error(field if field in self.fields else None, exc.message)
+        return data
+
+
 @admin.register(OptimizationJob)
 class OptimizationJobAdmin(admin.ModelAdmin):
+    form = OptimizationJobForm
     list_display = (
         "id", "name", "strategy", "status_badge", "progress_bar", "objective", "best_value",
         "created_by", "created_at", "lab_link",
@@ -72,18 +115,9 @@ class OptimizationJobAdmin(admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):
-        # The grid is validated once datasets are known, through the same service as the API.
         super().save_related(request, form, formsets, change)
-        job = form.instance
-        if job.enqueued_at is None:
-            try:
-                grid = services.grid_validate(
-                    job.strategy, job.parameter_grid, n_datasets=max(1, job.datasets.count())
-                )
-            except ApplicationError as exc:
-                messages.error(request, f"Grid not saved as valid: {exc.message}")
-                return
-            OptimizationJob.objects.filter(id=job.id).update(parameter_grid=grid)
+        if not change:
+            self.message_user(request, "Job saved. Use the action 'Start' to run it.")
 
     @admin.action(description="Start (pending) or re-run (finished) selected jobs")
     def start_or_rerun(self, request, queryset):

@@ -1,0 +1,94 @@
+"""An operator launches a job from the lab pages in headless chromium; a real worker runs it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
+
+from tests.integration.conftest import GRID_2000
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "test-output" / "browser" / "launch_job.png"
+
+
+@pytest.fixture
+def olivia(django_user_model):
+    return django_user_model.objects.create_user("olivia", password="olivia-pw-123")
+
+
+@pytest.fixture
+def page(monkeypatch):
+    if not shutil.which(CHROMIUM):
+        message = f"the browser test needs Debian's chromium at {CHROMIUM} (make chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls
+    # there. The test does its ORM work in fixtures set up before this one; only the failure
+    # report queries while the browser is open (and closes its connection again).
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(15_000)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def test_an_operator_launches_a_job_and_sees_its_best_parameters(
+    live_server, olivia, hourly_datasets, start_worker, failure_report, page
+):
+    dataset = next(d for d in hourly_datasets if d.symbol == "BTC")
+    start_worker("browser", concurrency=2)
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", "olivia")
+    page.fill("#id_password", "olivia-pw-123")
+    page.click("#login-btn")
+    page.wait_for_url(f"{live_server.url}/lab/")
+
+    page.goto(f"{live_server.url}/lab/jobs/new/")
+    page.fill("#id_name", "Browser: BTC 1h sweep")
+    assert page.input_value("#id_strategy") == "sma_cross"
+    page.select_option("#id_datasets", value=str(dataset.id))
+    page.fill("#id_p_fast", "5:50:5")
+    page.fill("#id_p_slow", "20:200:20")
+    page.fill("#id_p_sl_pct", ", ".join(str(v) for v in GRID_2000["sl_pct"]))
+    page.fill("#id_p_rr", "2, 3")
+    page.click("#launch-btn")
+
+    page.wait_for_url(f"{live_server.url}/lab/jobs/*/")
+    job_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    try:
+        # The status section is swapped every 2 s; the selector is re-queried each time.
+        page.wait_for_selector('#job-progress[data-pct="100.0"]', timeout=120_000)
+    except PlaywrightError:
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+        report = failure_report(job_id)
+        connections.close_all()  # opened under Playwright's loop, it would outlive the test
+        pytest.fail(f"the job page never reached 100 %\n{report}", pytrace=False)
+
+    assert page.inner_text("#job-status-badge").strip() == "Succeeded"
+    assert page.locator("#best-table tbody tr").count() > 0
+    assert "800 / 800 runs" in page.inner_text("#job-progress")
+    page.screenshot(path=str(SCREENSHOT), full_page=True)

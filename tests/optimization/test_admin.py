@@ -1,0 +1,89 @@
+"""Django admin: the job list with badges and progress, the actions, the validated add form."""
+
+import pytest
+
+from apps.optimization.models import JobStatus, OptimizationJob
+from tests.factories import make_job, run_all_chunks
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    client.force_login(admin_user)
+    return client
+
+
+def test_the_job_list_shows_a_badge_and_a_progress_bar(admin_client, alice, datasets):
+    job = make_job(alice, datasets)
+    run_all_chunks(job)
+    html = admin_client.get("/admin/optimization/optimizationjob/").content.decode()
+    assert "Succeeded" in html and "100.0%" in html
+    assert f'href="/lab/jobs/{job.id}/"' in html
+
+
+def test_runs_can_be_sorted_by_any_metric(admin_client, alice, datasets):
+    job = make_job(alice, datasets)
+    run_all_chunks(job)
+    response = admin_client.get("/admin/optimization/optimizationrun/?o=-8")
+    assert response.status_code == 200
+
+
+def act(admin_client, action, jobs):
+    return admin_client.post(
+        "/admin/optimization/optimizationjob/",
+        {"action": action, "_selected_action": [j.id for j in jobs]},
+        follow=True,
+    )
+
+
+def test_cancel_duplicate_and_start_actions(admin_client, alice, datasets):
+    job = make_job(alice, datasets)
+    act(admin_client, "cancel", [job])
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED
+    act(admin_client, "duplicate", [job])
+    copy = OptimizationJob.objects.exclude(id=job.id).get()
+    assert copy.status == JobStatus.PENDING and copy.chunks.count() == 0
+    act(admin_client, "start_or_rerun", [copy])
+    copy.refresh_from_db()
+    assert copy.enqueued_at is not None and copy.chunks.count() == 2  # one per dataset
+    act(admin_client, "start_or_rerun", [job])  # a finished job is re-run as a new one
+    assert OptimizationJob.objects.filter(rerun_of=job).count() == 1
+
+
+def test_the_add_form_refuses_a_bad_grid(admin_client, datasets):
+    response = admin_client.post(
+        "/admin/optimization/optimizationjob/add/",
+        {
+            "name": "from admin",
+            "strategy": "sma_cross",
+            "datasets": [datasets[0].id],
+            "parameter_grid": '{"fsat": [5]}',
+            "objective": "sharpe",
+            "costs": "{}",
+            "description": "",
+        },
+    )
+    assert response.status_code == 200
+    assert "did you mean" in response.content.decode()
+    assert OptimizationJob.objects.count() == 0
+
+
+def test_the_add_form_stores_a_validated_unstarted_job(admin_client, datasets):
+    response = admin_client.post(
+        "/admin/optimization/optimizationjob/add/",
+        {
+            "name": "from admin",
+            "strategy": "sma_cross",
+            "datasets": [datasets[0].id],
+            "parameter_grid": '{"fast": [5, 10.0], "slow": {"start": 20, "stop": 60, "step": 20}}',
+            "objective": "sharpe",
+            "costs": "{}",
+            "description": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    job = OptimizationJob.objects.get()
+    assert job.parameter_grid["fast"] == [5, 10] and job.parameter_grid["slow"] == [20, 40, 60]
+    assert job.enqueued_at is None and job.costs["commission_pct"] == 0.1
