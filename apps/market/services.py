@@ -102,47 +102,36 @@ def synthetic_universe_create(
     created = []
     for symbol in symbols:
         minutes = synthetic.synthetic_candles(symbol, days=days, seed=seed)
-        frames = [("1m", minutes)] if with_minutes else []
-        frames += [(tf, synthetic.resample(minutes, tf)) for tf in timeframes if tf != "1m"]
-        for timeframe, data in frames:
+        series = [("1m", Dataset.Kind.CANDLES, minutes)] if with_minutes else []
+        series += [
+            (tf, Dataset.Kind.CANDLES, synthetic.resample(minutes, tf))
+            for tf in timeframes
+            if tf != "1m"
+        ]
+        series.append(
+            ("8h", Dataset.Kind.FUNDING, synthetic.synthetic_funding(symbol, days=days, seed=seed))
+        )
+        series.append(
+            (
+                "1d",
+                Dataset.Kind.ENVIRONMENT,
+                synthetic.synthetic_environment(symbol, days=days, seed=seed),
+            )
+        )
+        for timeframe, kind, data in series:
+            label = timeframe if kind == Dataset.Kind.CANDLES else kind
             created.append(
                 _store(
-                    name=f"{symbol} {timeframe} synthetic {days}d seed{seed}",
+                    name=f"{symbol} {label} synthetic {days}d seed{seed}",
                     symbol=symbol,
                     timeframe=timeframe,
-                    kind=Dataset.Kind.CANDLES,
+                    kind=kind,
                     source=Dataset.Source.SYNTHETIC,
                     frame=data.to_frame(),
                     seed=seed,
                     replace=replace,
                 )
             )
-        funding = synthetic.synthetic_funding(symbol, days=days, seed=seed)
-        created.append(
-            _store(
-                name=f"{symbol} funding synthetic {days}d seed{seed}",
-                symbol=symbol,
-                timeframe="8h",
-                kind=Dataset.Kind.FUNDING,
-                source=Dataset.Source.SYNTHETIC,
-                frame=funding.to_frame(),
-                seed=seed,
-                replace=replace,
-            )
-        )
-        env = synthetic.synthetic_environment(symbol, days=days, seed=seed)
-        created.append(
-            _store(
-                name=f"{symbol} environment synthetic {days}d seed{seed}",
-                symbol=symbol,
-                timeframe="1d",
-                kind=Dataset.Kind.ENVIRONMENT,
-                source=Dataset.Source.SYNTHETIC,
-                frame=env.to_frame(),
-                seed=seed,
-                replace=replace,
-            )
-        )
     return created
 
 

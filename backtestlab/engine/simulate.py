@@ -107,6 +107,22 @@ def _exit_equity(base, qty, side, entry_fill, exit_fill, comm):
     return eq if eq > 0.0 else 0.0
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _record_trade(
+    count, entry_i, exit_i, entry_fill, exit_fill, side, cash, eq_before, reason,
+    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+):  # fmt: skip
+    """Write trade ``count`` to the buffers; returns the new trade count."""
+    t_entry_idx[count] = entry_i
+    t_exit_idx[count] = exit_i
+    t_entry_px[count] = entry_fill
+    t_exit_px[count] = exit_fill
+    t_side[count] = side
+    t_pnl[count] = (cash / eq_before - 1.0) * 100.0
+    t_reason[count] = reason
+    return count + 1
+
+
 @njit(cache=True, error_model="numpy")
 def simulate_kernel(
     open_,
@@ -177,14 +193,10 @@ def simulate_kernel(
         if pend_exit and side != 0:
             fill = o * (1.0 - side * slip)
             cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
-            t_entry_idx[count] = entry_i
-            t_exit_idx[count] = i
-            t_entry_px[count] = entry_fill
-            t_exit_px[count] = fill
-            t_side[count] = side
-            t_pnl[count] = (cash / eq_before - 1.0) * 100.0
-            t_reason[count] = REASON_SIGNAL
-            count += 1
+            count = _record_trade(
+                count, entry_i, i, entry_fill, fill, side, cash, eq_before, REASON_SIGNAL,
+                t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+            )  # fmt: skip
             side = 0
         pend_exit = False
         if pend_side != 0 and side == 0 and cash > 0.0:
@@ -228,14 +240,10 @@ def simulate_kernel(
             if reason >= 0:
                 fill = px * (1.0 - side * slip)
                 cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
-                t_entry_idx[count] = entry_i
-                t_exit_idx[count] = i
-                t_entry_px[count] = entry_fill
-                t_exit_px[count] = fill
-                t_side[count] = side
-                t_pnl[count] = (cash / eq_before - 1.0) * 100.0
-                t_reason[count] = reason
-                count += 1
+                count = _record_trade(
+                    count, entry_i, i, entry_fill, fill, side, cash, eq_before, reason,
+                    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+                )  # fmt: skip
                 side = 0
 
         c = close[i]
@@ -243,14 +251,10 @@ def simulate_kernel(
             if side != 0:
                 fill = c * (1.0 - side * slip)
                 cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
-                t_entry_idx[count] = entry_i
-                t_exit_idx[count] = i
-                t_entry_px[count] = entry_fill
-                t_exit_px[count] = fill
-                t_side[count] = side
-                t_pnl[count] = (cash / eq_before - 1.0) * 100.0
-                t_reason[count] = REASON_END
-                count += 1
+                count = _record_trade(
+                    count, entry_i, i, entry_fill, fill, side, cash, eq_before, REASON_END,
+                    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+                )  # fmt: skip
                 side = 0
             eq = cash
         elif side != 0:
