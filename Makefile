@@ -40,7 +40,9 @@ test-unit:
 test-integration:
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest -q -m integration
 
+# Not DEBUG: Django would record every query in the worker. The key only signs nothing here.
 bench: install
+	SECRET_KEY=$${SECRET_KEY:-bench-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz} \
 	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(BIN)/python manage.py bench
 
 lint:

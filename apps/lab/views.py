@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
+from apps.lab import synthetic
 from apps.lab.forms import job_kwargs_from_post, launch_context
 from apps.optimization import selectors, services
 from apps.optimization.models import OptimizationJob
@@ -25,7 +26,7 @@ def _job_for(request, job_id: int) -> OptimizationJob:
 
 def _status_context(job: OptimizationJob) -> dict:
     best = selectors.job_best_runs(job=job, limit=BEST_TABLE_SIZE)
-    param_names = list(job.parameter_grid)
+    param_names = list(job.grid)
     return {
         "job": job,
         "best": best,
@@ -99,3 +100,13 @@ def job_new(request):
         return render(request, "lab/job_new.html", context, status=400)
     url = reverse("lab:job-detail", args=[job.id])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_GET
+def synthetic_tools(request):
+    """Selector Frequency Scan, Selector Heatmap and Environment Heatmap (synthetic universe).
+
+    The page only renders the forms from the one catalogue; its script posts to the API.
+    """
+    return render(request, "lab/synthetic_tools.html", synthetic.page_context())

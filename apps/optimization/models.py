@@ -78,6 +78,21 @@ class OptimizationJob(models.Model):
         return f"#{self.pk} {self.name}"
 
     @property
+    def grid(self) -> dict[str, list]:
+        """The grid in the strategy's declared parameter order.
+
+        PostgreSQL's jsonb does not keep key order, and grid indexes decode mixed-radix in
+        this order, so every consumer of the grid reads it through here.
+        """
+        from backtestlab.engine.strategies import STRATEGIES
+
+        strategy = STRATEGIES.get(self.strategy)
+        names = strategy.parameter_space().names if strategy else sorted(self.parameter_grid)
+        grid = {n: self.parameter_grid[n] for n in names if n in self.parameter_grid}
+        grid.update({n: v for n, v in self.parameter_grid.items() if n not in grid})
+        return grid
+
+    @property
     def done_runs(self) -> int:
         return self.completed_runs + self.failed_runs
 

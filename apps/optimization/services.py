@@ -265,7 +265,7 @@ def job_start(*, job: OptimizationJob) -> OptimizationJob:
                 status=409,
                 field="status",
             )
-        n = sweep.grid_size(job.parameter_grid)
+        n = sweep.grid_size(job.grid)
         size = job.chunk_size or _conf("CHUNK_SIZE")
         chunks = []
         for dataset_id in job.datasets.order_by("id").values_list("id", flat=True):
@@ -439,7 +439,7 @@ def chunk_execute(*, chunk_id: int, worker: str = "") -> str:
     OptimizationJob.objects.filter(id=job.id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
-    param_list = sweep.params_range(job.parameter_grid, chunk.start, chunk.stop)
+    param_list = sweep.params_range(job.grid, chunk.start, chunk.stop)
     runs = _build_runs(job, chunk, param_list)
     n_failed = sum(1 for r in runs if r.status == OptimizationRun.Status.FAILED)
     try:

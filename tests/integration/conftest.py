@@ -155,8 +155,7 @@ def failure_report(start_worker):
 
     def report(job_id: int) -> str:
         tails = "\n".join(
-            f"--- worker {w.name} ({w.log_path}) ---\n{w.log_tail()}"
-            for w in start_worker.workers
+            f"--- worker {w.name} ({w.log_path}) ---\n{w.log_tail()}" for w in start_worker.workers
         )
         return f"{job_state(job_id)}\n{tails}"
 

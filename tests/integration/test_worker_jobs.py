@@ -12,6 +12,7 @@ from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from apps.optimization import services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from backtestlab.engine import sweep
 from tests.integration.conftest import GRID_2000
 
 # Workers are other processes: they only see committed rows.
@@ -53,6 +54,9 @@ def assert_complete(job: OptimizationJob, report: str) -> None:
     assert not JobChunk.objects.filter(job=job).exclude(status=JobChunk.Status.DONE).exists()
     assert job.best_params and job.best_params["overall"]["params"], job.best_params
     assert job.best_run_id is not None
+    # jsonb reorders the grid's keys; indexes must still decode in the declared order.
+    for grid_index, params in runs.values_list("grid_index", "params")[:: TOTAL // 50]:
+        assert params == sweep.params_at(job.grid, grid_index)
 
 
 @pytest.fixture

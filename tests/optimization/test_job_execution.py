@@ -229,3 +229,18 @@ def test_the_reaper_finalizes_a_job_whose_finisher_died(alice, datasets):
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED and job.best_params is not None
     assert services.chunks_reap()["finalized"] == 0
+
+
+def test_grid_indexes_decode_in_the_strategys_parameter_order(alice, datasets):
+    """PostgreSQL's jsonb reorders keys; the grid must be read in the declared order."""
+    from apps.optimization.models import OptimizationJob
+
+    job = make_job(alice, datasets[:1])
+    shuffled = dict(reversed(list(job.parameter_grid.items())))
+    OptimizationJob.objects.filter(id=job.id).update(parameter_grid=shuffled)
+    job.refresh_from_db()
+    assert list(job.grid) == ["fast", "slow", "sl_pct", "rr"]
+    run_all_chunks(job)
+    ordered = {"fast": [5, 10, 20], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}
+    for run in OptimizationRun.objects.filter(job=job):
+        assert run.params == sweep.params_at(ordered, run.grid_index)

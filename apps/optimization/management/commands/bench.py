@@ -124,7 +124,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f"  enqueue -> first claim {lead * 1000:.0f} ms; chunks ran for {busy:.2f} s; "
             f"mean chunk {chunks['mean'].total_seconds() * 1000:.0f} ms "
-            f"(claim to commit, engine and insert)"
+            f"(claim to marked done: the backtests; the insert of its runs follows)"
         )
 
 
