@@ -27,3 +27,21 @@ def dataset_market_data(dataset: Dataset) -> MarketData | FundingSeries | Enviro
         return MarketData.from_frame(frame, symbol=dataset.symbol, timeframe=dataset.timeframe)
 
     return frame_cache.get_or_load(f"data:{dataset.checksum}", load)
+
+
+def dataset_companion(dataset: Dataset, kind: str) -> Dataset | None:
+    """The ``kind`` series (funding, environment) that goes with a candle dataset.
+
+    Same symbol; a dataset from the same source and seed first (the synthetic universe's own
+    funding for its own candles), then the one covering most of the candles' span.
+    """
+    candidates = list(Dataset.objects.filter(symbol=dataset.symbol, kind=kind))
+    if not candidates:
+        return None
+
+    def rank(other: Dataset):
+        same_origin = other.source == dataset.source and other.seed == dataset.seed
+        overlap = min(other.end, dataset.end) - max(other.start, dataset.start)
+        return (same_origin, overlap.total_seconds(), other.id)
+
+    return max(candidates, key=rank)

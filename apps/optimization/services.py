@@ -23,7 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.market.models import Dataset
-from apps.market.selectors import dataset_market_data
+from apps.market.selectors import dataset_companion, dataset_market_data
 from apps.optimization.models import (
     ACTIVE_STATUSES,
     FINISHED_STATUSES,
@@ -99,7 +99,9 @@ def objective_validate(objective: Any) -> str:
     return objective
 
 
-def _datasets_validate(dataset_ids: Any, data_kind: str) -> list[Dataset]:
+def _datasets_validate(
+    dataset_ids: Any, data_kind: str, companion_kinds: Sequence[str] = ()
+) -> list[Dataset]:
     if not isinstance(dataset_ids, list | tuple) or not dataset_ids:
         raise ApplicationError(
             "datasets must be a non-empty list of dataset ids, e.g. [1, 2]", field="datasets"
@@ -126,7 +128,16 @@ def _datasets_validate(dataset_ids: Any, data_kind: str) -> list[Dataset]:
             f"but this strategy needs {data_kind} data",
             field="datasets",
         )
-    return [found[i] for i in ids]
+    datasets = [found[i] for i in ids]
+    for ds in datasets:
+        for kind in companion_kinds:
+            if dataset_companion(ds, kind) is None:
+                raise ApplicationError(
+                    f"dataset {ds.id} ({ds.name}) has no {kind} series for {ds.symbol}; "
+                    f"this strategy needs one: generate it with make_synthetic or import it",
+                    field="datasets",
+                )
+    return datasets
 
 
 def grid_validate(strategy_key: str, grid: Any, *, n_datasets: int = 1) -> dict[str, list]:
@@ -213,7 +224,7 @@ def job_create(
         strategy_obj = get_strategy(strategy)
     except ParameterError as exc:
         raise ApplicationError(exc.message, field="strategy") from None
-    datasets = _datasets_validate(dataset_ids, strategy_obj.data_kind)
+    datasets = _datasets_validate(dataset_ids, strategy_obj.data_kind, strategy_obj.companion_kinds)
     grid = grid_validate(strategy, parameter_grid, n_datasets=len(datasets))
     objective = objective_validate(objective)
     valid_costs = costs_validate(costs)
@@ -354,16 +365,26 @@ _CTX_CACHE_SIZE = 4
 
 def _context(job: OptimizationJob, dataset: Dataset, strategy):
     """The strategy's prepared context for a dataset (and date range), once per process."""
-    key = (job.strategy, dataset.checksum, job.date_from, job.date_to)
+    companions = {kind: dataset_companion(dataset, kind) for kind in strategy.companion_kinds}
+    key = (
+        job.strategy,
+        dataset.checksum,
+        tuple(c.checksum for c in companions.values()),
+        job.date_from,
+        job.date_to,
+    )
     ctx = _ctx_cache.get(key)
     if ctx is None:
-        data = dataset_market_data(dataset)
-        if job.date_from or job.date_to:
-            data = data.slice_time(
-                int(job.date_from.timestamp()) if job.date_from else None,
-                int(job.date_to.timestamp()) if job.date_to else None,
-            )
-        ctx = strategy.prepare(data)
+        start = int(job.date_from.timestamp()) if job.date_from else None
+        end = int(job.date_to.timestamp()) if job.date_to else None
+
+        def load(ds):
+            data = dataset_market_data(ds)
+            return data.slice_time(start, end) if start or end else data
+
+        ctx = strategy.prepare(
+            load(dataset), {kind: load(ds) for kind, ds in companions.items()} or None
+        )
         while len(_ctx_cache) >= _CTX_CACHE_SIZE:
             _ctx_cache.pop(next(iter(_ctx_cache)))
         _ctx_cache[key] = ctx

@@ -207,6 +207,13 @@ def validate_candles(df: pd.DataFrame) -> None:
     _parse_candles(df)
 
 
+def _time_slice(ts: np.ndarray, start_ts: int | None, end_ts: int | None) -> slice:
+    """The index range of ``start_ts <= ts < end_ts`` in sorted ``ts`` (None = open bound)."""
+    lo = 0 if start_ts is None else int(np.searchsorted(ts, start_ts, side="left"))
+    hi = len(ts) if end_ts is None else int(np.searchsorted(ts, end_ts, side="left"))
+    return slice(lo, max(hi, lo))
+
+
 def _f64(a) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.float64)
 
@@ -265,10 +272,7 @@ class MarketData:
 
     def slice_time(self, start_ts: int | None, end_ts: int | None) -> MarketData:
         """Bars with ``start_ts <= ts < end_ts`` (either bound may be None = open)."""
-        lo = 0 if start_ts is None else int(np.searchsorted(self.ts, start_ts, side="left"))
-        hi = len(self) if end_ts is None else int(np.searchsorted(self.ts, end_ts, side="left"))
-        hi = max(hi, lo)
-        return self._take(slice(lo, hi))
+        return self._take(_time_slice(self.ts, start_ts, end_ts))
 
     def _take(self, sl: slice) -> MarketData:
         return MarketData(
@@ -329,6 +333,11 @@ class FundingSeries:
                 raise DataError(f"missing column: {col}", column=col)
         return cls(symbol=symbol, ts=_ts_to_seconds(df["ts"]), rate=_numeric_column(df, "rate"))
 
+    def slice_time(self, start_ts: int | None, end_ts: int | None) -> FundingSeries:
+        """Rows with ``start_ts <= ts < end_ts`` (either bound may be None = open)."""
+        sl = _time_slice(self.ts, start_ts, end_ts)
+        return FundingSeries(symbol=self.symbol, ts=self.ts[sl], rate=self.rate[sl])
+
 
 @dataclass(frozen=True, eq=False)
 class EnvironmentSeries:
@@ -366,3 +375,10 @@ class EnvironmentSeries:
             raise DataError("missing column: ts", column="ts")
         metrics = {str(c): _numeric_column(df, c) for c in df.columns if c != "ts"}
         return cls(symbol=symbol, ts=_ts_to_seconds(df["ts"]), metrics=metrics)
+
+    def slice_time(self, start_ts: int | None, end_ts: int | None) -> EnvironmentSeries:
+        """Rows with ``start_ts <= ts < end_ts`` (either bound may be None = open)."""
+        sl = _time_slice(self.ts, start_ts, end_ts)
+        return EnvironmentSeries(
+            symbol=self.symbol, ts=self.ts[sl], metrics={k: v[sl] for k, v in self.metrics.items()}
+        )

@@ -333,12 +333,18 @@ class Strategy(ABC):
     label: str
     description: str
     data_kind: str = "candles"
+    # Other series of the same symbol the strategy reads besides its dataset, e.g.
+    # ("funding",): the lab finds them and passes them to ``prepare`` by kind.
+    companion_kinds: tuple[str, ...] = ()
+    # Parameters whose values split the results into separate "best" groups (e.g. an SMC
+    # job's pattern_type: best parameters per pattern).
+    group_by: tuple[str, ...] = ()
 
     @abstractmethod
     def parameter_space(self) -> ParameterSpace: ...
 
     @abstractmethod
-    def prepare(self, data: MarketData) -> Any: ...
+    def prepare(self, data: MarketData, companions: Mapping[str, Any] | None = None) -> Any: ...
 
     @abstractmethod
     def run(self, ctx: Any, params: dict, costs: Costs) -> BacktestResult: ...

@@ -186,7 +186,7 @@ class SmaCross(Strategy):
     def parameter_space(self) -> ParameterSpace:
         return self._space
 
-    def prepare(self, data: MarketData) -> SmaCrossContext:
+    def prepare(self, data: MarketData, companions=None) -> SmaCrossContext:
         return SmaCrossContext(data)
 
     def run(self, ctx: SmaCrossContext, params: dict, costs: Costs) -> BacktestResult:
