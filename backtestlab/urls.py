@@ -14,5 +14,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/token/", obtain_auth_token, name="api-token"),
     path("api/", include("apps.optimization.urls")),
+    path("api/", include("apps.lab.api_urls")),
     path("lab/", include("apps.lab.urls")),
 ]

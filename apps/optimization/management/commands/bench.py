@@ -41,6 +41,7 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         if not opts["skip_engine"]:
             self.engine_bench()
+            self.environment_heatmap_bench()
         self.end_to_end_bench(concurrency=opts["concurrency"], timeout=opts["timeout"])
 
     def engine_bench(self):
@@ -51,6 +52,15 @@ class Command(BaseCommand):
             f"engine: {result['backtests_per_second']:,.0f} backtests/s "
             f"({result['combinations']} sma_cross combinations on {result['bars']:,} bars "
             f"in {result['seconds'] * 1000:.1f} ms, best of 3, one core)"
+        )
+
+    def environment_heatmap_bench(self):
+        from apps.lab.benchmarks import environment_heatmap_latency
+
+        r = environment_heatmap_latency()
+        self.stdout.write(
+            f"environment heatmap: {r['median_ms']:.2f} ms median server time, p95 "
+            f"{r['p95_ms']:.2f} ms ({r['name']}, {r['calls']} calls; target < 50 ms)"
         )
 
     def _migrate_if_needed(self):
