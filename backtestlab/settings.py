@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "backtestlab.middleware.BodySizeLimitMiddleware",
 ]
 
 ROOT_URLCONF = "backtestlab.urls"
@@ -161,6 +162,10 @@ BACKTESTLAB = {
     "REAPER_INTERVAL_SECONDS": env_float("BACKTESTLAB_REAPER_INTERVAL_SECONDS", 30.0, minimum=1),
     # Share of runs that may fail before a job ends FAILED instead of SUCCEEDED.
     "FAILURE_TOLERANCE": env_float("BACKTESTLAB_FAILURE_TOLERANCE", 0.0, minimum=0),
+    # Per user, on every surface: jobs created per minute (429 beyond) and jobs pending or
+    # running at once (429 beyond). Staff are not exempt: a runaway script is a runaway script.
+    "JOBS_PER_MINUTE": env_int("BACKTESTLAB_JOBS_PER_MINUTE", 30, minimum=1),
+    "MAX_ACTIVE_JOBS_PER_USER": env_int("BACKTESTLAB_MAX_ACTIVE_JOBS_PER_USER", 5, minimum=1),
 }
 
 # --- Celery -----------------------------------------------------------------------------------

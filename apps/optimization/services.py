@@ -195,6 +195,29 @@ def _date_validate(field: str, value: Any) -> dt.datetime | None:
 # --- creation ----------------------------------------------------------------------------------
 
 
+def _quota_check(user) -> None:
+    """Per-user limits on every surface: creation rate and jobs active at once (HTTP 429)."""
+    if not getattr(user, "is_authenticated", False):
+        return
+    jobs = OptimizationJob.objects.filter(created_by=user)
+    per_minute = _conf("JOBS_PER_MINUTE")
+    recent = jobs.filter(created_at__gte=timezone.now() - dt.timedelta(minutes=1)).count()
+    if recent >= per_minute:
+        raise ApplicationError(
+            f"you created {recent} jobs in the last minute (limit {per_minute}); "
+            "wait a minute, or put more values in one job's grid",
+            status=429,
+        )
+    max_active = _conf("MAX_ACTIVE_JOBS_PER_USER")
+    active = jobs.filter(status__in=ACTIVE_STATUSES).count()
+    if active >= max_active:
+        raise ApplicationError(
+            f"you have {active} jobs pending or running (limit {max_active}); "
+            "wait for one to finish or cancel one",
+            status=429,
+        )
+
+
 def job_create(
     *,
     user,
@@ -210,6 +233,7 @@ def job_create(
     start: bool = True,
 ) -> OptimizationJob:
     """Validate everything, store the job and (``start``) its chunks; enqueue after commit."""
+    _quota_check(user)
     if not isinstance(name, str) or not name.strip():
         raise ApplicationError("name must be a non-empty text", field="name")
     if len(name) > 100:
@@ -312,6 +336,8 @@ def chunks_enqueue(chunk_ids: Sequence[int]) -> None:
 
 def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) -> OptimizationJob:
     """A new job with the same configuration (duplicate: not started; re-run: started)."""
+    if start:
+        _quota_check(user)
     suffix = " (re-run)" if rerun else " (copy)"
     with transaction.atomic():
         copy = OptimizationJob.objects.create(

@@ -1,0 +1,29 @@
+"""Refuse oversized request bodies with 413 before anything reads them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+
+
+class BodySizeLimitMiddleware:
+    """A body larger than DATA_UPLOAD_MAX_MEMORY_SIZE gets 413 (Django alone would say 400)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if limit is not None and length > limit:
+            message = (
+                f"request body of {length} bytes is larger than the limit of {limit} bytes; "
+                "send a smaller body (e.g. a smaller grid, or ranges instead of long lists)"
+            )
+            if request.path.startswith("/api/"):
+                return JsonResponse({"ok": False, "error": message}, status=413)
+            return HttpResponse(message, status=413, content_type="text/plain")
+        return self.get_response(request)
