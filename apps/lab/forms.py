@@ -53,18 +53,28 @@ def objective_choices() -> list[tuple[str, str]]:
     return [(name, info.label) for name, info in METRICS.items() if info.objective]
 
 
-def launch_context(strategy_key: str | None, data=None) -> dict:
-    """Everything the launch form needs to render, for a strategy (default: the first one)."""
+def format_values(values) -> str:
+    """A preset's value list as the form writes it: ``[True, 2.5]`` -> ``"true, 2.5"``."""
+    return ", ".join(("true" if v else "false") if isinstance(v, bool) else str(v) for v in values)
+
+
+def launch_context(strategy_key: str | None, data=None, preset: str | None = None) -> dict:
+    """Everything the launch form needs to render, for a strategy (default: the first one).
+
+    ``preset`` names one of the strategy's ``presets`` grids; its values fill the fields."""
     key = strategy_key if strategy_key in STRATEGIES else next(iter(STRATEGIES))
     strategy = get_strategy(key)
     data = data or {}
+    presets = getattr(strategy, "presets", {})
+    chosen = presets.get(preset, {})
     params = []
     for p in strategy.parameter_space().params:
+        default = format_values(chosen[p.name]) if p.name in chosen else format_default(p)
         params.append(
             {
                 "param": p,
                 "field": f"p_{p.name}",
-                "value": data.get(f"p_{p.name}", format_default(p)),
+                "value": data.get(f"p_{p.name}", default),
                 "hint": (
                     f"{p.low:g} … {p.high:g}"
                     if p.low is not None and p.high is not None
@@ -76,6 +86,7 @@ def launch_context(strategy_key: str | None, data=None) -> dict:
         "strategies": list(STRATEGIES.values()),
         "strategy": strategy,
         "params": params,
+        "presets": presets,
         "datasets": Dataset.objects.filter(kind=strategy.data_kind).order_by(
             "symbol", "timeframe", "name"
         ),

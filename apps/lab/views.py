@@ -26,6 +26,8 @@ def _job_for(request, job_id: int) -> OptimizationJob:
 
 def _status_context(job: OptimizationJob) -> dict:
     best = selectors.job_best_runs(job=job, limit=BEST_TABLE_SIZE)
+    per_group = selectors.job_best_per_dataset(job=job)
+    group_names = list(selectors.job_groups(job)[0])
     param_names = list(job.grid)
     return {
         "job": job,
@@ -40,7 +42,18 @@ def _status_context(job: OptimizationJob) -> dict:
             }
             for run in best
         ],
-        "per_dataset": selectors.job_best_per_dataset(job=job) if job.datasets.count() > 1 else [],
+        # Best per dataset and per group_by value (e.g. per pattern_type), when there are several.
+        "per_group_rows": [
+            {
+                "run": run,
+                "value": getattr(run, job.objective),
+                "params": [run.params.get(n) for n in param_names],
+            }
+            for run in per_group
+        ]
+        if len(per_group) > 1
+        else [],
+        "group_names": group_names,
     }
 
 
@@ -89,7 +102,7 @@ def job_cancel(request, job_id: int):
 @require_http_methods(["GET", "POST"])
 def job_new(request):
     if request.method == "GET":
-        context = launch_context(request.GET.get("strategy"))
+        context = launch_context(request.GET.get("strategy"), preset=request.GET.get("preset"))
         template = "lab/_launch_params.html" if request.htmx else "lab/job_new.html"
         return render(request, template, context)
     try:

@@ -33,7 +33,8 @@ def dataset_companion(dataset: Dataset, kind: str) -> Dataset | None:
     """The ``kind`` series (funding, environment) that goes with a candle dataset.
 
     Same symbol; a dataset from the same source and seed first (the synthetic universe's own
-    funding for its own candles), then the one covering most of the candles' span.
+    funding for its own candles), then the one covering most of the candles' span, then daily
+    ones (candles for a daily environment: 1d holds all the options selector reads).
     """
     candidates = list(Dataset.objects.filter(symbol=dataset.symbol, kind=kind))
     if not candidates:
@@ -42,6 +43,6 @@ def dataset_companion(dataset: Dataset, kind: str) -> Dataset | None:
     def rank(other: Dataset):
         same_origin = other.source == dataset.source and other.seed == dataset.seed
         overlap = min(other.end, dataset.end) - max(other.start, dataset.start)
-        return (same_origin, overlap.total_seconds(), other.id)
+        return (same_origin, overlap.total_seconds(), other.timeframe == "1d", other.id)
 
     return max(candidates, key=rank)

@@ -19,7 +19,7 @@ BADGE_COLOURS = {
 
 
 class OptimizationJobForm(forms.ModelForm):
-    """Admin's job form: choices from the engine, the grid checked by the same service as the API."""
+    """Admin job form: choices from the engine; the grid checked by the API's own service."""
 
     strategy = forms.ChoiceField(choices=[])
     objective = forms.ChoiceField(choices=[])

@@ -49,6 +49,12 @@ class StrategySerializer(serializers.Serializer):
     description = serializers.CharField()
     data_kind = serializers.CharField()
     parameters = ParameterSerializer(many=True)
+    group_by = serializers.ListField(child=serializers.CharField())
+    presets = serializers.DictField(
+        child=serializers.JSONField(),
+        help_text="Named parameter grids (e.g. smc_zones: the seed's default and quick grids), "
+        "usable as parameter_grid as they are",
+    )
 
 
 def strategy_as_dict(strategy) -> dict:
@@ -57,6 +63,8 @@ def strategy_as_dict(strategy) -> dict:
         "label": strategy.label,
         "description": strategy.description,
         "data_kind": strategy.data_kind,
+        "group_by": list(strategy.group_by),
+        "presets": getattr(strategy, "presets", {}),
         "parameters": [
             {
                 "name": p.name,
@@ -191,6 +199,7 @@ class JobViewSet(
             {
                 "objective": serializers.CharField(),
                 "status": serializers.CharField(),
+                "group_by": serializers.ListField(child=serializers.CharField()),
                 "best": RunSerializer(many=True),
                 "per_dataset": RunSerializer(many=True),
             },
@@ -204,6 +213,8 @@ class JobViewSet(
             {
                 "objective": job.objective,
                 "status": job.status,
+                # per_dataset holds the best run per dataset and per value of these parameters
+                "group_by": list(selectors.job_groups(job)[0]),
                 "best": RunSerializer(
                     selectors.job_best_runs(job=job, limit=limit), many=True
                 ).data,

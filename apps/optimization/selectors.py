@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from itertools import product
+from typing import Any
+
 from django.db.models import F, Q, QuerySet
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import ParameterError
 
 
 def jobs_visible_to(user) -> QuerySet[OptimizationJob]:
@@ -28,24 +34,45 @@ def objective_ordering(objective: str) -> list:
 
 
 def job_best_runs(
-    *, job: OptimizationJob, limit: int = 10, dataset_id: int | None = None
+    *,
+    job: OptimizationJob,
+    limit: int = 10,
+    dataset_id: int | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> list[OptimizationRun]:
-    """The top ``limit`` succeeded runs of ``job`` by its objective (ties: lowest run id)."""
+    """The top ``limit`` succeeded runs of ``job`` by its objective (ties: lowest run id),
+    optionally only those on one dataset and with the given parameter values."""
     runs = OptimizationRun.objects.filter(
         job=job, status=OptimizationRun.Status.SUCCEEDED
     ).select_related("dataset")
     if dataset_id is not None:
         runs = runs.filter(dataset_id=dataset_id)
+    for name, value in (params or {}).items():
+        runs = runs.filter(**{f"params__{name}": value})
     runs = runs.exclude(**{f"{job.objective}__isnull": True})
     return list(runs.order_by(*objective_ordering(job.objective))[:limit])
 
 
+def job_groups(job: OptimizationJob) -> list[dict[str, Any]]:
+    """The value combinations of the strategy's ``group_by`` parameters in the job's grid
+    (e.g. ``[{"pattern_type": "imbalance"}, ...]`` for smc_zones); ``[{}]`` when it has none."""
+    try:
+        group_by = get_strategy(job.strategy).group_by
+    except ParameterError:
+        group_by = ()
+    grid = job.grid
+    names = [name for name in group_by if name in grid]
+    return [dict(zip(names, values, strict=True)) for values in product(*(grid[n] for n in names))]
+
+
 def job_best_per_dataset(*, job: OptimizationJob) -> list[OptimizationRun]:
-    """The best run of ``job`` on each of its datasets (datasets without a scored run omitted)."""
+    """The best run of ``job`` on each of its datasets and, for a strategy with ``group_by``,
+    each group (e.g. per (dataset, pattern_type)); combinations without a scored run omitted."""
     best = []
+    groups = job_groups(job)
     for dataset_id in job.datasets.order_by("id").values_list("id", flat=True):
-        top = job_best_runs(job=job, limit=1, dataset_id=dataset_id)
-        best.extend(top)
+        for group in groups:
+            best.extend(job_best_runs(job=job, limit=1, dataset_id=dataset_id, params=group))
     return best
 
 

@@ -35,6 +35,28 @@ Stops and targets come per signal bar, either as fractional distances from the e
 absolute prices (mode ``LEVEL_PRICE``); NaN means "no level".  A level array of length 1 is
 broadcast to every bar.  If equity ever reaches 0 (possible only for shorts) no further
 entries are taken.
+
+Limit entries (optional ``entry_limit``, one price per signal bar; NaN = market order): an
+entry signal on the close of bar ``i`` with a limit ``L`` is a limit order valid during bar
+``i + 1`` only.  A long fills at the open if ``open <= L`` (gap through the limit: the better
+price), else at ``L`` if ``low <= L``; a short mirrors this with ``open >= L`` / ``high >= L``.
+Unfilled, the order is cancelled (the strategy re-arms it on a later close if it wants).
+Slippage still worsens the fill.  On a bar filled at ``L`` (not at the open) only the stop is
+checked - the bar's high may have come before the fill, so a target there is not trusted; a
+fill at the open behaves like a market entry.  A limit signal is only taken when flat at the
+close: it never reverses an open position.  Without ``entry_limit`` nothing above changes.
+
+Cash flows and hedged positions (optional ``flow`` and ``hedged``; used by funding carry and
+the options selector): ``flow[i]`` is cash per unit of position quantity credited at the close
+of bar ``i`` (after stops and targets, before the mark and before an ``"end"`` exit) to a
+position open at that close, as ``side * qty * flow[i]`` - e.g. funding received by a short
+perpetual.  ``hedged=True`` adds an equal and opposite second leg on the same price (long spot
++ short perpetual): it fills at the same open with slippage in its own direction, pays
+commission on its own traded value at entry and exit, and its price moves cancel the first
+leg's, so the mark is ``base + side * qty * (hedge_fill - entry_fill)`` plus the flows.
+Sizing stays all-in: ``qty = E / (entry_fill + comm * (entry_fill + hedge_fill))``, so both
+legs' entry commissions plus the first leg's notional equal ``E``.  Without ``flow`` and
+``hedged`` nothing above changes (the unhedged code path is the same arithmetic).
 """
 
 from __future__ import annotations
@@ -108,6 +130,23 @@ def _exit_equity(base, qty, side, entry_fill, exit_fill, comm):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _close_cash(base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, mid, slip):
+    """Equity after closing at ``fill`` (mid price ``mid``).  A hedged position also buys
+    back its opposite leg at ``mid`` worsened by slippage and pays commission on it; an
+    unhedged one is exactly :func:`_exit_equity`."""
+    if not hedged:
+        return _exit_equity(base, qty, side, entry_fill, fill, comm)
+    hedge_exit = mid * (1.0 + side * slip)
+    eq = (
+        base
+        + side * qty * (fill - entry_fill)
+        - side * qty * (hedge_exit - hedge_fill)
+        - comm * qty * (fill + hedge_exit)
+    )
+    return eq if eq > 0.0 else 0.0
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _record_trade(
     count, entry_i, exit_i, entry_fill, exit_fill, side, cash, eq_before, reason,
     t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
@@ -147,6 +186,9 @@ def simulate_kernel(
     t_side,
     t_pnl,
     t_reason,
+    entry_limit=None,
+    flow=None,
+    hedged=False,
 ):
     """Run one backtest; returns the number of trades written to the ``t_*`` buffers.
 
@@ -169,6 +211,13 @@ def simulate_kernel(
         Outputs per bar.
     t_* : ndarray (>= n,)
         Trade outputs; a trade spans at least one bar so ``n`` slots always suffice.
+    entry_limit : ndarray[float64] (n,), optional
+        Limit price per entry-signal bar (NaN = market); see "Limit entries" above.
+    flow : ndarray[float64] (n,), optional
+        Cash per unit of quantity credited at the close of bar ``i`` to a position open at
+        that close (``side * qty * flow[i]``); see "Cash flows and hedged positions".
+    hedged : bool
+        Hold an equal and opposite second leg (delta-neutral); see the same section.
     """
     n = open_.shape[0]
     ns = stop_level.shape[0]
@@ -178,6 +227,7 @@ def simulate_kernel(
     qty = 0.0
     base = 0.0
     entry_fill = 0.0
+    hedge_fill = 0.0
     stop = np.nan
     target = np.nan
     eq_before = 0.0
@@ -185,6 +235,7 @@ def simulate_kernel(
     pend_side = 0
     pend_stop = np.nan
     pend_target = np.nan
+    pend_limit = np.nan
     pend_exit = False
     count = 0
     for i in range(n):
@@ -192,19 +243,31 @@ def simulate_kernel(
         held = False
         if pend_exit and side != 0:
             fill = o * (1.0 - side * slip)
-            cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
+            cash = _close_cash(base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, o, slip)
             count = _record_trade(
                 count, entry_i, i, entry_fill, fill, side, cash, eq_before, REASON_SIGNAL,
                 t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
             )  # fmt: skip
             side = 0
         pend_exit = False
-        if pend_side != 0 and side == 0 and cash > 0.0:
+        limit_fill = False
+        fill_px = o
+        if pend_side != 0 and side == 0 and pend_limit == pend_limit:  # a limit order
+            if pend_side == 1 and o > pend_limit:
+                fill_px = pend_limit if low[i] <= pend_limit else np.nan
+            elif pend_side == -1 and o < pend_limit:
+                fill_px = pend_limit if high[i] >= pend_limit else np.nan
+            limit_fill = fill_px == pend_limit and fill_px != o
+        if pend_side != 0 and side == 0 and cash > 0.0 and fill_px == fill_px:
             side = pend_side
-            entry_fill = o * (1.0 + side * slip)
+            entry_fill = fill_px * (1.0 + side * slip)
             eq_before = cash
             base = cash / (1.0 + comm)
             qty = base / entry_fill
+            if hedged:
+                hedge_fill = fill_px * (1.0 - side * slip)
+                qty = cash / (entry_fill + comm * (entry_fill + hedge_fill))
+                base = cash - comm * qty * (entry_fill + hedge_fill)
             entry_i = i
             if stop_mode == LEVEL_FRACTION:
                 stop = entry_fill * (1.0 - side * pend_stop)
@@ -222,35 +285,44 @@ def simulate_kernel(
             lo = low[i]
             reason = -1
             px = 0.0
+            # The high/low that would hit a target may precede a limit fill inside the bar.
+            tgt = np.nan if limit_fill else target
             # NaN levels compare False, so "no stop"/"no target" needs no extra branch.
             if side == 1:
                 if lo <= stop:
                     reason = REASON_STOP
                     px = o if o <= stop else stop
-                elif h >= target:
+                elif h >= tgt:
                     reason = REASON_TARGET
-                    px = o if o >= target else target
+                    px = o if o >= tgt else tgt
             else:
                 if h >= stop:
                     reason = REASON_STOP
                     px = o if o >= stop else stop
-                elif lo <= target:
+                elif lo <= tgt:
                     reason = REASON_TARGET
-                    px = o if o <= target else target
+                    px = o if o <= tgt else tgt
             if reason >= 0:
                 fill = px * (1.0 - side * slip)
-                cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
+                cash = _close_cash(
+                    base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, px, slip
+                )
                 count = _record_trade(
                     count, entry_i, i, entry_fill, fill, side, cash, eq_before, reason,
                     t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
                 )  # fmt: skip
                 side = 0
 
+        if flow is not None:
+            if side != 0:
+                base += side * qty * flow[i]
         c = close[i]
         if i == n - 1:
             if side != 0:
                 fill = c * (1.0 - side * slip)
-                cash = _exit_equity(base, qty, side, entry_fill, fill, comm)
+                cash = _close_cash(
+                    base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, c, slip
+                )
                 count = _record_trade(
                     count, entry_i, i, entry_fill, fill, side, cash, eq_before, REASON_END,
                     t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
@@ -258,15 +330,20 @@ def simulate_kernel(
                 side = 0
             eq = cash
         elif side != 0:
-            eq = base + side * qty * (c - entry_fill)
+            # Hedged: the legs' price moves cancel; the spread of the two fills remains.
+            eq = base + side * qty * ((hedge_fill if hedged else c) - entry_fill)
             if exit_flag[i]:
                 pend_exit = True
             s = entry_side[i]
+            if entry_limit is not None:
+                if entry_limit[i] == entry_limit[i]:
+                    s = 0  # limit signals never reverse a position
             if s != 0 and s != side:
                 pend_exit = True
                 pend_side = s
                 pend_stop = stop_level[i if ns > 1 else 0]
                 pend_target = target_level[i if nt > 1 else 0]
+                pend_limit = np.nan
         else:
             eq = cash
             s = entry_side[i]
@@ -274,6 +351,9 @@ def simulate_kernel(
                 pend_side = s
                 pend_stop = stop_level[i if ns > 1 else 0]
                 pend_target = target_level[i if nt > 1 else 0]
+                pend_limit = np.nan
+                if entry_limit is not None:
+                    pend_limit = entry_limit[i]
         equity_out[i] = eq
         in_pos_out[i] = held
     return count
@@ -324,6 +404,7 @@ def simulate(
     target_pct: float | np.ndarray | None = None,
     stop_price: np.ndarray | None = None,
     target_price: np.ndarray | None = None,
+    entry_limit: np.ndarray | None = None,
 ) -> BacktestResult:
     """Simulate one strategy run on ``data`` (see the module docstring for the rules).
 
@@ -342,6 +423,8 @@ def simulate(
         Distance from the entry fill in percent (scalar or per signal bar).
     stop_price, target_price : ndarray, optional
         Absolute levels per signal bar (NaN = none); exclusive with the ``*_pct`` form.
+    entry_limit : ndarray (n,), optional
+        Limit price per entry-signal bar (NaN = market order); see "Limit entries".
     """
     n = len(data)
     entries = np.asarray(entries)
@@ -361,6 +444,10 @@ def simulate(
             raise ValueError(f"exits must have shape ({n},), got {exit_flag.shape}")
     stop_arr, stop_mode = _levels(stop_pct, stop_price, n, "stop")
     target_arr, target_mode = _levels(target_pct, target_price, n, "target")
+    if entry_limit is not None:
+        entry_limit = np.ascontiguousarray(entry_limit, dtype=np.float64)
+        if entry_limit.shape != (n,):
+            raise ValueError(f"entry_limit must have shape ({n},), got {entry_limit.shape}")
     comm, slip = cost_fractions(costs)
     return run_kernel(
         data,
@@ -373,6 +460,7 @@ def simulate(
         comm,
         slip,
         float(costs.initial_equity),
+        entry_limit=entry_limit,
     )
 
 
@@ -392,6 +480,9 @@ def run_kernel(
     comm,
     slip,
     initial_equity,
+    entry_limit=None,
+    flow=None,
+    hedged=False,
 ) -> BacktestResult:
     """Call :func:`simulate_kernel` on prepared arrays and wrap the result."""
     n = len(data)
@@ -415,6 +506,9 @@ def run_kernel(
         equity,
         in_pos,
         *bufs,
+        entry_limit,
+        flow,
+        hedged,
     )
     e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
     trades = Trades(

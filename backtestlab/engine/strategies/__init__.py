@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from .base import Costs, Param, ParameterError, ParameterSpace, Strategy, did_you_mean
+from .funding_carry import FundingCarry
+from .market_state import MarketState
+from .options_selector import OptionsSelector
 from .sma_cross import SmaCross
+from .smc import Smc
 
 STRATEGIES: dict[str, Strategy] = {}
 
@@ -26,6 +30,10 @@ def get_strategy(key: str) -> Strategy:
 
 
 register(SmaCross())
+register(FundingCarry())
+register(OptionsSelector())
+register(Smc())
+register(MarketState())
 
 __all__ = [
     "STRATEGIES",

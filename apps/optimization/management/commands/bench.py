@@ -53,6 +53,11 @@ class Command(BaseCommand):
             f"({result['combinations']} sma_cross combinations on {result['bars']:,} bars "
             f"in {result['seconds'] * 1000:.1f} ms, best of 3, one core)"
         )
+        sma_ns = result["seconds"] / result["combinations"] / result["bars"] * 1e9
+        for key, (data, companions, grid) in _carry_options_cases().items():
+            self.stdout.write(_strategy_line(key, data, companions, grid, sma_ns))
+        for key, (data, companions, grid) in _smc_market_state_cases().items():
+            self.stdout.write(_strategy_line(key, data, companions, grid, sma_ns))
 
     def environment_heatmap_bench(self):
         from apps.lab.benchmarks import environment_heatmap_latency
@@ -136,6 +141,88 @@ class Command(BaseCommand):
             f"mean chunk {chunks['mean'].total_seconds() * 1000:.0f} ms "
             f"(claim to marked done: the backtests; the insert of its runs follows)"
         )
+
+
+def _carry_options_cases() -> dict:
+    """funding_carry and options_selector on their default data (one synthetic BTC year)."""
+    from backtestlab.engine import synthetic
+
+    minutes = synthetic.synthetic_candles("BTC", days=365)
+    return {
+        "funding_carry": (
+            synthetic.resample(minutes, "1h"),
+            {"funding": synthetic.synthetic_funding("BTC", days=365)},
+            {
+                "mode": ["simple", "composite"],
+                "min_funding_rate": [0.0001, 0.00015, 0.0002, 0.00025, 0.0003],
+                "exit_funding_rate": [0.0, 0.00005, 0.0001],
+                "entry_threshold": [0.4, 0.45, 0.5, 0.55],
+                "trend_ema_span": [3, 6, 12],
+            },
+        ),
+        "options_selector": (
+            synthetic.synthetic_environment("BTC", days=365),
+            {"candles": synthetic.resample(minutes, "1d")},
+            {
+                "holding_days": [3, 5, 7, 10, 14],
+                "decision_interval_days": [1, 2, 3, 5],
+                "wing_sigmas": [1.0, 1.5, 2.0, 3.0],
+                "min_vrp_30d": [0, 2.5, 5, 7.5],
+                "max_adx_14d": [20, 25, 30, 40],
+            },
+        ),
+    }
+
+
+def _smc_market_state_cases() -> dict:
+    """smc_zones on a BTC 1h year (the seed's 960-combination grid, all three patterns) and
+    market_state on a BTC 1m year (525,600 bars; the volume profile is part of each prepare)."""
+    from backtestlab.engine import synthetic
+    from backtestlab.engine.strategies.smc import DEFAULT_PARAMETER_GRID
+
+    minutes = synthetic.synthetic_candles("BTC", days=365)
+    return {
+        "smc_zones": (
+            synthetic.resample(minutes, "1h"),
+            None,
+            {
+                **DEFAULT_PARAMETER_GRID,
+                "pattern_type": ["imbalance", "order_block", "liquidity_sweep"],
+            },
+        ),
+        "market_state": (
+            minutes,
+            None,
+            {
+                "poc_distance_threshold": [0.25, 0.5, 1.0, 1.5],
+                "momentum_threshold": [0.5, 1.5],
+                "allow_balance_trades": [False, True],
+            },
+        ),
+    }
+
+
+def _strategy_line(key, data, companions, grid, sma_ns_per_bar: float) -> str:
+    """Backtests/s of one strategy's sweep (fresh context each repeat, best of 3) and its
+    cost per bar against sma_cross's."""
+    from backtestlab.engine.strategies import Costs, get_strategy
+    from backtestlab.engine.sweep import grid_size, params_range
+
+    strategy = get_strategy(key)
+    full = strategy.parameter_space().validate_grid(grid, max_combinations=100_000)
+    params = params_range(full, 0, grid_size(full))
+    strategy.run_many(strategy.prepare(data, companions), params, Costs())  # compile, warm up
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        strategy.run_many(strategy.prepare(data, companions), params, Costs())
+        best = min(best, time.perf_counter() - started)
+    ns_per_bar = best / len(params) / len(data) * 1e9
+    return (
+        f"engine: {len(params) / best:,.0f} backtests/s {key} ({len(params)} combinations on "
+        f"{len(data):,} bars in {best * 1000:.1f} ms; {ns_per_bar:.1f} ns per bar = "
+        f"{ns_per_bar / sma_ns_per_bar:.1f}x sma_cross)"
+    )
 
 
 def _broker() -> str:
