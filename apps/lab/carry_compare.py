@@ -17,7 +17,7 @@ import numpy as np
 
 from apps.market.models import Dataset
 from apps.market.selectors import dataset_companion, dataset_market_data
-from apps.optimization.services import _date_validate, costs_validate
+from apps.optimization.services import costs_validate, date_validate
 from backtestlab.engine.metrics import METRICS, compute
 from backtestlab.engine.strategies import Costs, ParameterError, get_strategy
 from backtestlab.engine.strategies.base import did_you_mean
@@ -118,8 +118,8 @@ def carry_compare_run(
 ) -> dict:
     """Both modes on the same data and period; raises ApplicationError naming the field."""
     ds, funding_ds = _dataset(dataset_id)
-    start_at = _date_validate("date_from", date_from)
-    end_at = _date_validate("date_to", date_to)
+    start_at = date_validate("date_from", date_from)
+    end_at = date_validate("date_to", date_to)
     if start_at and end_at and start_at >= end_at:
         raise ApplicationError("date_from must be before date_to", field="date_from")
     overrides = _params(params)

@@ -99,9 +99,8 @@ def objective_validate(objective: Any) -> str:
     return objective
 
 
-def _datasets_validate(
-    dataset_ids: Any, data_kind: str, companion_kinds: Sequence[str] = ()
-) -> list[Dataset]:
+def _datasets_validate(dataset_ids: Any, strategy) -> list[Dataset]:
+    data_kind = strategy.data_kind
     if not isinstance(dataset_ids, list | tuple) or not dataset_ids:
         raise ApplicationError(
             "datasets must be a non-empty list of dataset ids, e.g. [1, 2]", field="datasets"
@@ -129,8 +128,16 @@ def _datasets_validate(
             field="datasets",
         )
     datasets = [found[i] for i in ids]
+    allowed = strategy.timeframes
     for ds in datasets:
-        for kind in companion_kinds:
+        if allowed is not None and ds.timeframe not in allowed:
+            raise ApplicationError(
+                f"dataset {ds.id} ({ds.name}) has {ds.timeframe} bars, but {strategy.key} runs "
+                f"on {', '.join(allowed)} candles only; pick such a dataset "
+                "(manage.py make_synthetic --with-minutes makes 1m candles)",
+                field="datasets",
+            )
+        for kind in strategy.companion_kinds:
             if dataset_companion(ds, kind) is None:
                 raise ApplicationError(
                     f"dataset {ds.id} ({ds.name}) has no {kind} series for {ds.symbol}; "
@@ -170,7 +177,7 @@ def grid_validate(strategy_key: str, grid: Any, *, n_datasets: int = 1) -> dict[
     return validated
 
 
-def _date_validate(field: str, value: Any) -> dt.datetime | None:
+def date_validate(field: str, value: Any) -> dt.datetime | None:
     if value in (None, ""):
         return None
     if isinstance(value, dt.datetime):
@@ -248,12 +255,12 @@ def job_create(
         strategy_obj = get_strategy(strategy)
     except ParameterError as exc:
         raise ApplicationError(exc.message, field="strategy") from None
-    datasets = _datasets_validate(dataset_ids, strategy_obj.data_kind, strategy_obj.companion_kinds)
+    datasets = _datasets_validate(dataset_ids, strategy_obj)
     grid = grid_validate(strategy, parameter_grid, n_datasets=len(datasets))
     objective = objective_validate(objective)
     valid_costs = costs_validate(costs)
-    start_at = _date_validate("date_from", date_from)
-    end_at = _date_validate("date_to", date_to)
+    start_at = date_validate("date_from", date_from)
+    end_at = date_validate("date_to", date_to)
     if start_at and end_at and start_at >= end_at:
         raise ApplicationError(
             f"date_from ({start_at:%Y-%m-%d %H:%M}) must be before "

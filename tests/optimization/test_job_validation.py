@@ -103,3 +103,10 @@ def test_the_cap_counts_runs_across_datasets(alice, datasets, settings):
         make_job(alice, datasets, grid={"fast": list(range(2, 14))})
     assert "shared by 2 datasets" in err.value.message
     assert OptimizationJob.objects.count() == 1
+
+
+def test_a_strategy_refuses_datasets_of_a_timeframe_it_cannot_run(alice, datasets):
+    err = assert_refused(
+        alice, datasets, "datasets", "market_state runs on 1m candles only", strategy="market_state"
+    )
+    assert "make_synthetic --with-minutes" in err.message

@@ -339,6 +339,8 @@ class Strategy(ABC):
     # Parameters whose values split the results into separate "best" groups (e.g. an SMC
     # job's pattern_type: best parameters per pattern).
     group_by: tuple[str, ...] = ()
+    # Candle timeframes the strategy can run on (None = any); checked when a job is created.
+    timeframes: tuple[str, ...] | None = None
 
     @abstractmethod
     def parameter_space(self) -> ParameterSpace: ...

@@ -187,6 +187,7 @@ class MarketState(Strategy):
         "the value-area edges in balance, with ATR stops and targets."
     )
     data_kind = "candles"
+    timeframes = ("1m",)
 
     _space = ParameterSpace(
         [
