@@ -7,9 +7,10 @@ import pytest
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from apps.optimization import selectors, services
-from apps.optimization.models import JobStatus, OptimizationRun
+from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
 from backtestlab.engine.smc_zones import PATTERN_TYPES
 from backtestlab.engine.strategies.smc import QUICK_PARAMETER_GRID
+from backtestlab.errors import ApplicationError
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,16 +73,17 @@ def test_a_market_state_job_runs_on_minute_candles_and_refuses_hourly_ones(
             "allow_balance_trades": [False, True],
         },
     )
-    wrong = services.job_create(
-        user=alice,
-        name="integration: market state on hourly candles",
-        strategy="market_state",
-        dataset_ids=[hourly.id],
-        parameter_grid={"poc_distance_threshold": [0.5]},
-    )
+    with pytest.raises(ApplicationError, match="runs on 1m candles only"):
+        services.job_create(
+            user=alice,
+            name="integration: market state on hourly candles",
+            strategy="market_state",
+            dataset_ids=[hourly.id],
+            parameter_grid={"poc_distance_threshold": [0.5]},
+        )
+    assert not OptimizationJob.objects.filter(name__contains="hourly").exists()
 
     job = wait_for_job(job.id, timeout=60)
-    wrong = wait_for_job(wrong.id, timeout=60)
 
     assert job.status == JobStatus.SUCCEEDED, failure_report(job.id)
     assert job.completed_runs == 6 and job.failed_runs == 0
@@ -92,5 +94,3 @@ def test_a_market_state_job_runs_on_minute_candles_and_refuses_hourly_ones(
     for thr in (0.25, 0.5, 1.5):
         assert trades[(thr, True)] > trades[(thr, False)]  # the seed plan's test 4
     assert trades[(0.25, False)] > trades[(1.5, False)]
-    assert wrong.status == JobStatus.FAILED, failure_report(wrong.id)
-    assert "needs 1-minute candles" in wrong.error
