@@ -31,14 +31,14 @@ chromium:
 
 test: install chromium test-unit test-integration
 
-# Unit, service, API and page tests on SQLite.
+# Unit, service, API and page tests on SQLite. ARGS passes pytest options: ARGS="-k redis".
 test-unit:
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -m "not integration" $(ARGS)
 
 # Real PostgreSQL + Redis + celery worker processes (+ headless chromium). Under CI=true a
 # missing service fails the run instead of skipping.
 test-integration:
-	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest -q -m integration
+	DATABASE_URL=$(PG_URL) CELERY_BROKER_URL=$(REDIS_URL) $(BIN)/python -m pytest -q -m integration $(ARGS)
 
 # Not DEBUG: Django would record every query in the worker. The key only signs nothing here.
 bench: install

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -37,7 +40,11 @@ def exception_handler(exc, context):
             {"ok": False, "error": f"internal error ({type(exc).__name__}); it has been logged"},
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
-    field, message = _first_message(response.data)
+    data = response.data
+    # DRF's own errors (parse, auth, 404, throttling) carry {"detail": ...}: not a field.
+    if isinstance(data, dict) and set(data) == {"detail"}:
+        data = data["detail"]
+    field, message = _first_message(data)
     body = {"ok": False, "error": f"{field}: {message}" if field else message}
     if field:
         body["field"] = field
@@ -47,7 +54,40 @@ def exception_handler(exc, context):
     return response
 
 
+class NonStrictJSONParser(JSONParser):
+    """Parses NaN/Infinity literals into floats, so validation can name the field at fault
+    (the strict parser refuses the whole body without saying where)."""
+
+    strict = False
+
+
 class CappedPagination(PageNumberPagination):
+    """``page_size`` above 500 is capped to 500; one that is not a whole number >= 1 is a 400
+    naming it (DRF alone would silently use the default)."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) >= 1):
+            raise ApplicationError(
+                f"page_size must be a whole number from 1 (at most {self.max_page_size} are "
+                f"returned), got {raw!r}",
+                field="page_size",
+            )
+        return super().get_page_size(request)
+
+
+def not_found(request, exception=None):
+    """handler404: a path under /api/ that matches no route answers in the one error shape."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {
+                "ok": False,
+                "error": f"nothing at {request.path}; the endpoints are listed at /api/docs/",
+            },
+            status=status.HTTP_404_NOT_FOUND,
+        )
+    return page_not_found(request, exception)

@@ -27,3 +27,22 @@ class BodySizeLimitMiddleware:
                 return JsonResponse({"ok": False, "error": message}, status=413)
             return HttpResponse(message, status=413, content_type="text/plain")
         return self.get_response(request)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Send settings.CONTENT_SECURITY_POLICY on every response (Django 5.2 has no CSP of its own).
+
+    Scripts only from our own origin (htmx and the charts are vendored, page scripts live in
+    static/js, the API docs load their script from /api/docs/?script); inline styles stay
+    allowed for the progress bars' and heatmaps' widths and colours.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.policy = settings.CONTENT_SECURITY_POLICY
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.policy and "Content-Security-Policy" not in response:
+            response["Content-Security-Policy"] = self.policy
+        return response

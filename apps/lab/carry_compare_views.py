@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.lab import carry_compare
+from backtestlab.api import NonStrictJSONParser
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.errors import ApplicationError
 
@@ -145,6 +146,8 @@ class CarryCompareError(serializers.Serializer):
 
 
 class CarryCompareView(APIView):
+    parser_classes = [NonStrictJSONParser]  # NaN/Infinity reach the field check that names them
+
     @extend_schema(
         operation_id="carry_compare",
         summary="Funding carry: simple vs composite side by side",

@@ -1,6 +1,7 @@
 from django.urls import path
 
-from apps.lab import carry_compare_views, views
+from apps.lab import carry_compare_views, results_views, views
+from apps.lab.evaluation_urls import urlpatterns as evaluation_urls
 
 app_name = "lab"
 
@@ -12,4 +13,10 @@ urlpatterns = [
     path("jobs/<int:job_id>/", views.job_detail, name="job-detail"),
     path("jobs/<int:job_id>/progress/", views.job_progress, name="job-progress"),
     path("jobs/<int:job_id>/cancel/", views.job_cancel, name="job-cancel"),
+    path("jobs/<int:job_id>/heatmap/", results_views.job_heatmap, name="job-heatmap"),
+    path("jobs/<int:job_id>/sensitivity/", results_views.job_sensitivity, name="job-sensitivity"),
+    path("jobs/<int:job_id>/runs/<int:run_id>/", results_views.run_detail, name="run-detail"),
+    path("jobs/<int:job_id>/export.csv", results_views.job_export_csv, name="job-export-csv"),
+    path("compare/", results_views.jobs_compare, name="jobs-compare"),
+    *evaluation_urls,
 ]

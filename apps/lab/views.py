@@ -11,6 +11,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from apps.lab import synthetic
 from apps.lab.forms import job_kwargs_from_post, launch_context
+from apps.lab.results_views import best_table_columns, best_table_context
 from apps.optimization import selectors, services
 from apps.optimization.models import OptimizationJob
 from backtestlab.engine.metrics import METRICS
@@ -25,35 +26,16 @@ def _job_for(request, job_id: int) -> OptimizationJob:
 
 
 def _status_context(job: OptimizationJob) -> dict:
-    best = selectors.job_best_runs(job=job, limit=BEST_TABLE_SIZE)
-    per_group = selectors.job_best_per_dataset(job=job)
-    group_names = list(selectors.job_groups(job)[0])
-    param_names = list(job.grid)
+    # The best table per dataset and group_by value (e.g. per pattern_type), each beside the
+    # current production parameters (apps.optimization.results.job_best_table).
+    best_table = best_table_context(job, limit=BEST_TABLE_SIZE)
     return {
         "job": job,
-        "best": best,
-        "param_names": param_names,
+        "best_table": best_table,
+        "has_best": any(section["rows"] for section in best_table),
+        "param_names": best_table_columns(job)[0],
+        "fixed_params": best_table_columns(job)[1],
         "objective_label": METRICS[job.objective].label,
-        "best_rows": [
-            {
-                "run": run,
-                "value": getattr(run, job.objective),
-                "params": [run.params.get(n) for n in param_names],
-            }
-            for run in best
-        ],
-        # Best per dataset and per group_by value (e.g. per pattern_type), when there are several.
-        "per_group_rows": [
-            {
-                "run": run,
-                "value": getattr(run, job.objective),
-                "params": [run.params.get(n) for n in param_names],
-            }
-            for run in per_group
-        ]
-        if len(per_group) > 1
-        else [],
-        "group_names": group_names,
     }
 
 

@@ -1,5 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -74,7 +75,7 @@ class OptimizationJobAdmin(admin.ModelAdmin):
         "rerun_of", "created_at", "enqueued_at", "started_at", "finished_at", "heartbeat_at",
     )  # fmt: skip
     filter_horizontal = ("datasets",)
-    actions = ["start_or_rerun", "cancel", "duplicate"]
+    actions = ["start_or_rerun", "cancel", "duplicate", "compare"]
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, job):
@@ -107,6 +108,13 @@ class OptimizationJobAdmin(admin.ModelAdmin):
     @admin.display(description="Lab")
     def lab_link(self, job):
         return format_html('<a href="{}">open</a>', reverse("lab:job-detail", args=[job.id]))
+
+    def render_change_form(self, request, context, *args, **kwargs):
+        response = super().render_change_form(request, context, *args, **kwargs)
+        adminform = context.get("adminform")
+        if request.method == "POST" and adminform is not None and adminform.form.errors:
+            response.status_code = 400  # as on the lab's launch form: refused, nothing stored
+        return response
 
     def save_model(self, request, obj, form, change):
         if not change:
@@ -154,15 +162,31 @@ class OptimizationJobAdmin(admin.ModelAdmin):
             copy = services.job_copy(job=job, user=request.user, start=False)
             self.message_user(request, f"Job {job.id} duplicated as job {copy.id}.")
 
+    @admin.action(description="Compare selected jobs (2 to 4) in the lab")
+    def compare(self, request, queryset):
+        ids = sorted(queryset.values_list("id", flat=True))
+        if not 2 <= len(ids) <= 4:
+            self.message_user(
+                request, f"Select 2 to 4 jobs to compare ({len(ids)} selected).", messages.ERROR
+            )
+            return None
+        return HttpResponseRedirect(f"{reverse('lab:jobs-compare')}?ids={','.join(map(str, ids))}")
+
 
 @admin.register(OptimizationRun)
 class OptimizationRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "job", "dataset", "params", "status", *METRIC_NAMES)
+    list_display = ("id", "job", "dataset", "params", "status", *METRIC_NAMES, "lab_link")
     list_filter = ("status", "job__strategy", "dataset")
     search_fields = ("job__name", "param_hash")
     list_select_related = ("job", "dataset")
     raw_id_fields = ("job",)
     show_full_result_count = False
+
+    @admin.display(description="Lab")
+    def lab_link(self, run):
+        return format_html(
+            '<a href="{}">equity</a>', reverse("lab:run-detail", args=[run.job_id, run.id])
+        )
 
     def has_add_permission(self, request):
         return False

@@ -7,12 +7,14 @@ import logging
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.market.models import Dataset
-from apps.optimization import selectors, services
+from apps.optimization import results, selectors, services
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from backtestlab.api import NonStrictJSONParser
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
@@ -85,7 +87,9 @@ class JobCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(required=False, allow_blank=True, default="")
     strategy = serializers.CharField(max_length=50)
-    datasets = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1)
+    datasets = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1
+    )
     parameter_grid = serializers.DictField(
         help_text=(
             "Parameter name -> list of values, or a range {start, stop, step} (stop inclusive). "
@@ -135,6 +139,56 @@ class RunSerializer(serializers.ModelSerializer):
 RUN_ORDERINGS = {"id", "grid_index", *METRIC_NAMES}
 
 
+class ProductionSerializer(serializers.Serializer):
+    config_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    params = serializers.DictField(child=serializers.JSONField())
+    metrics = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    value = serializers.FloatField(allow_null=True, help_text="the objective on this slice")
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class BestRowSerializer(RunSerializer):
+    improvement_pct = serializers.FloatField(
+        allow_null=True, help_text="objective vs production, in % of |production|"
+    )
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "improvement_pct"]
+        read_only_fields = fields
+
+
+class BestSliceSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    symbol = serializers.CharField()
+    timeframe = serializers.CharField()
+    group = serializers.CharField(help_text="group_by values joined by '/', '' if none")
+    production = ProductionSerializer(allow_null=True, help_text="null: none yet")
+    runs = BestRowSerializer(many=True)
+
+
+def best_table_as_data(table: list[dict]) -> list[dict]:
+    out = []
+    for section in table:
+        s = section["slice"]
+        runs = []
+        for row in section["rows"]:
+            row["run"].improvement_pct = row["improvement_pct"]
+            runs.append(BestRowSerializer(row["run"]).data)
+        out.append(
+            {
+                "dataset": s.dataset.id,
+                "symbol": s.dataset.symbol,
+                "timeframe": s.dataset.timeframe,
+                "group": s.group_label,
+                "production": section["production"],
+                "runs": runs,
+            }
+        )
+    return out
+
+
 # --- views -------------------------------------------------------------------------------------
 
 
@@ -157,6 +211,8 @@ class JobViewSet(
 ):
     serializer_class = JobSerializer
     queryset = OptimizationJob.objects.none()
+    # NaN/Infinity reach validation, which names the field (the strict parser cannot).
+    parser_classes = [NonStrictJSONParser, FormParser, MultiPartParser]
 
     def get_queryset(self):
         return selectors.jobs_visible_to(self.request.user).prefetch_related("datasets")
@@ -176,7 +232,8 @@ class JobViewSet(
             objective=v["objective"],
             date_from=v.get("date_from"),
             date_to=v.get("date_to"),
-            costs=v.get("costs"),
+            # raw, like the grid: the service is strict ("0.1" is not a number), DRF is not
+            costs=request.data.get("costs"),
         )
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
 
@@ -202,6 +259,7 @@ class JobViewSet(
                 "group_by": serializers.ListField(child=serializers.CharField()),
                 "best": RunSerializer(many=True),
                 "per_dataset": RunSerializer(many=True),
+                "table": BestSliceSerializer(many=True),
             },
         ),
     )
@@ -221,6 +279,8 @@ class JobViewSet(
                 "per_dataset": RunSerializer(
                     selectors.job_best_per_dataset(job=job), many=True
                 ).data,
+                # per (dataset, group): top runs beside the current production parameters
+                "table": best_table_as_data(results.job_best_table(job=job, limit=limit)),
             }
         )
 

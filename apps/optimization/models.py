@@ -26,6 +26,8 @@ FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 class OptimizationJob(models.Model):
     class Kind(models.TextChoices):
         GRID = "grid", "Grid sweep"
+        MONTE_CARLO = "monte_carlo", "Monte Carlo"
+        WALK_FORWARD = "walk_forward", "Walk-forward"
 
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
@@ -38,6 +40,11 @@ class OptimizationJob(models.Model):
     objective = models.CharField(max_length=40, default="sharpe")
     costs = models.JSONField(default=dict, blank=True)
     chunk_size = models.PositiveIntegerField(default=250)
+    # Kind-specific settings (Monte Carlo: source run, sims, ...; walk-forward: splits, ...)
+    # and results (Monte Carlo / walk-forward results, a sweep's cached overfitting figures);
+    # see apps/optimization/evaluation_jobs.py.
+    options = models.JSONField(default=dict, blank=True)
+    evaluation = models.JSONField(null=True, blank=True)
 
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True
@@ -93,6 +100,11 @@ class OptimizationJob(models.Model):
         return grid
 
     @property
+    def unit_label(self) -> str:
+        """What one unit of progress is: a run, a simulation or a fold."""
+        return {"monte_carlo": "simulations", "walk_forward": "folds"}.get(self.kind, "runs")
+
+    @property
     def done_runs(self) -> int:
         return self.completed_runs + self.failed_runs
 
@@ -128,6 +140,8 @@ class JobChunk(models.Model):
     enqueued_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # A Monte Carlo / walk-forward chunk's partial result, combined by the job's finalize.
+    result = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["job_id", "index"]
@@ -194,6 +208,9 @@ class OptimizationRun(models.Model):
             models.Index(fields=["job", "total_return_pct"], name="run_job_return"),
             # runs list filtered by status
             models.Index(fields=["job", "status"], name="run_job_status"),
+            # results: the heatmap's and best table's slice (job, dataset), the sensitivity
+            # lookup (grid_index IN ...) and the export's ORDER BY dataset_id, grid_index
+            models.Index(fields=["job", "dataset", "grid_index"], name="run_job_dataset_grid"),
         ]
 
     def __str__(self) -> str:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
@@ -41,8 +41,11 @@ class WorkerProcess:
         log_dir: str | os.PathLike | None = None,
         ready_timeout: float = 60.0,
         cwd: str | os.PathLike | None = None,
+        include: Sequence[str] = (),
     ):
         self.name = name
+        # Extra modules the worker imports at start (``--include``), e.g. a test strategy.
+        self.include = tuple(include)
         self.concurrency = concurrency
         self.env = {**os.environ, **(env or {})}
         self.ready_timeout = ready_timeout
@@ -71,6 +74,7 @@ class WorkerProcess:
             "info",
             "--without-gossip",
             "--without-mingle",
+            *(["--include", ",".join(self.include)] if self.include else []),
         ]
 
     def start(self) -> WorkerProcess:

@@ -111,6 +111,11 @@ def _datasets_validate(dataset_ids: Any, strategy) -> list[Dataset]:
             raise ApplicationError(
                 f"datasets must contain integer ids, got {value!r}", field="datasets"
             )
+        if not 1 <= value < 2**63:  # beyond a database integer: no such dataset
+            raise ApplicationError(
+                f"dataset {value} does not exist; list the datasets at /api/datasets/",
+                field="datasets",
+            )
         if value not in ids:
             ids.append(value)
     found = {ds.id: ds for ds in Dataset.objects.filter(id__in=ids)}
@@ -307,7 +312,7 @@ def job_start(*, job: OptimizationJob) -> OptimizationJob:
                 status=409,
                 field="status",
             )
-        n = sweep.grid_size(job.grid)
+        n = job_units(job)
         size = job.chunk_size or _conf("CHUNK_SIZE")
         chunks = []
         for dataset_id in job.datasets.order_by("id").values_list("id", flat=True):
@@ -357,6 +362,7 @@ def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) ->
             parameter_grid=job.parameter_grid,
             objective=job.objective,
             costs=job.costs,
+            options=job.options,
             chunk_size=job.chunk_size,
             total_runs=job.total_runs,
             created_by=user if getattr(user, "is_authenticated", False) else job.created_by,
@@ -493,18 +499,26 @@ def chunk_execute(*, chunk_id: int, worker: str = "") -> str:
     OptimizationJob.objects.filter(id=job.id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
-    param_list = sweep.params_range(job.grid, chunk.start, chunk.stop)
-    runs = _build_runs(job, chunk, param_list)
-    n_failed = sum(1 for r in runs if r.status == OptimizationRun.Status.FAILED)
+    chunk_result = None
+    if job.kind == OptimizationJob.Kind.GRID:
+        param_list = sweep.params_range(job.grid, chunk.start, chunk.stop)
+        runs = _build_runs(job, chunk, param_list)
+        n_failed = sum(1 for r in runs if r.status == OptimizationRun.Status.FAILED)
+        n_units = len(runs)
+    else:  # Monte Carlo / walk-forward: a partial result on the chunk instead of runs
+        from apps.optimization import evaluation_jobs
+
+        runs = []
+        n_units, n_failed, chunk_result = evaluation_jobs.chunk_compute(job=job, chunk=chunk)
     try:
         with transaction.atomic():
             done = JobChunk.objects.filter(
                 id=chunk.id, status=JobChunk.Status.RUNNING, claim_token=token
-            ).update(status=JobChunk.Status.DONE, finished_at=timezone.now())
+            ).update(status=JobChunk.Status.DONE, finished_at=timezone.now(), result=chunk_result)
             if not done:
                 raise _ClaimLost
             advanced = OptimizationJob.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
-                completed_runs=F("completed_runs") + (len(runs) - n_failed),
+                completed_runs=F("completed_runs") + (n_units - n_failed),
                 failed_runs=F("failed_runs") + n_failed,
                 chunks_remaining=F("chunks_remaining") - 1,
                 heartbeat_at=timezone.now(),
@@ -529,6 +543,10 @@ def job_finalize(*, job_id: int) -> bool:
     job = OptimizationJob.objects.get(id=job_id)
     if job.status != JobStatus.RUNNING or job.chunks_remaining != 0:
         return False
+    if job.kind != OptimizationJob.Kind.GRID:
+        from apps.optimization import evaluation_jobs
+
+        return evaluation_jobs.job_finalize_evaluation(job=job)
     best = job_best_runs(job=job, limit=1)
     per_dataset = job_best_per_dataset(job=job)
     tolerance = _conf("FAILURE_TOLERANCE")
@@ -553,7 +571,7 @@ def job_finalize(*, job_id: int) -> bool:
             "overall": _run_summary(best[0], job.objective),
             "per_dataset": [_run_summary(r, job.objective) for r in per_dataset],
         }
-    return bool(
+    finalized = bool(
         OptimizationJob.objects.filter(
             id=job_id, status=JobStatus.RUNNING, chunks_remaining=0
         ).update(
@@ -564,6 +582,19 @@ def job_finalize(*, job_id: int) -> bool:
             finished_at=timezone.now(),
         )
     )
+    if finalized and best:
+        from apps.optimization import evaluation_jobs
+
+        evaluation_jobs.job_overfitting_safe(job_id=job_id)
+    return finalized
+
+
+def job_units(job: OptimizationJob) -> int:
+    """Units of progress: grid combinations per dataset, Monte Carlo simulations or folds."""
+    if job.kind == OptimizationJob.Kind.GRID:
+        return sweep.grid_size(job.grid)
+    return int(job.options["sims"] if job.kind == OptimizationJob.Kind.MONTE_CARLO
+               else job.options["n_splits"])  # fmt: skip
 
 
 def _run_summary(run: OptimizationRun, objective: str) -> dict:
@@ -638,9 +669,24 @@ def chunks_recover_worker(*, worker: str) -> int:
     return len(ids)
 
 
+def chunk_release(*, chunk_id: int, worker: str) -> bool:
+    """Give back a chunk this worker holds (its task died on a database error, to be retried).
+
+    Claims are exclusive, so a RUNNING chunk with this worker's name is the one the failed
+    attempt held; if another process of the same worker held it instead, that one's claim is
+    lost and it stores nothing, so the chunk still runs exactly once.
+    """
+    return bool(
+        JobChunk.objects.filter(id=chunk_id, worker=worker, status=JobChunk.Status.RUNNING).update(
+            status=JobChunk.Status.PENDING, claim_token=None, worker="", enqueued_at=timezone.now()
+        )
+    )
+
+
 __all__ = [
     "FINISHED_STATUSES",
     "chunk_execute",
+    "chunk_release",
     "chunks_reap",
     "chunks_recover_worker",
     "costs_validate",

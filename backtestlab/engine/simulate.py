@@ -189,6 +189,7 @@ def simulate_kernel(
     entry_limit=None,
     flow=None,
     hedged=False,
+    delay=0,
 ):
     """Run one backtest; returns the number of trades written to the ``t_*`` buffers.
 
@@ -218,6 +219,11 @@ def simulate_kernel(
         that close (``side * qty * flow[i]``); see "Cash flows and hedged positions".
     hedged : bool
         Hold an equal and opposite second leg (delta-neutral); see the same section.
+    delay : int
+        Signal delay in bars (stress test): at the close of bar ``i`` the kernel reads the
+        signals, levels and limits of bar ``i - delay`` (none before the first bar), so an
+        order reaches the market ``delay`` bars late.  Prices, stops, targets and flows are
+        not delayed.  ``0`` (the default) is the execution model above, unchanged.
     """
     n = open_.shape[0]
     ns = stop_level.shape[0]
@@ -332,28 +338,31 @@ def simulate_kernel(
         elif side != 0:
             # Hedged: the legs' price moves cancel; the spread of the two fills remains.
             eq = base + side * qty * ((hedge_fill if hedged else c) - entry_fill)
-            if exit_flag[i]:
-                pend_exit = True
-            s = entry_side[i]
-            if entry_limit is not None:
-                if entry_limit[i] == entry_limit[i]:
-                    s = 0  # limit signals never reverse a position
-            if s != 0 and s != side:
-                pend_exit = True
-                pend_side = s
-                pend_stop = stop_level[i if ns > 1 else 0]
-                pend_target = target_level[i if nt > 1 else 0]
-                pend_limit = np.nan
+            si = i - delay
+            if si >= 0:
+                if exit_flag[si]:
+                    pend_exit = True
+                s = entry_side[si]
+                if entry_limit is not None:
+                    if entry_limit[si] == entry_limit[si]:
+                        s = 0  # limit signals never reverse a position
+                if s != 0 and s != side:
+                    pend_exit = True
+                    pend_side = s
+                    pend_stop = stop_level[si if ns > 1 else 0]
+                    pend_target = target_level[si if nt > 1 else 0]
+                    pend_limit = np.nan
         else:
             eq = cash
-            s = entry_side[i]
+            si = i - delay
+            s = entry_side[si] if si >= 0 else 0
             if s != 0:
                 pend_side = s
-                pend_stop = stop_level[i if ns > 1 else 0]
-                pend_target = target_level[i if nt > 1 else 0]
+                pend_stop = stop_level[si if ns > 1 else 0]
+                pend_target = target_level[si if nt > 1 else 0]
                 pend_limit = np.nan
                 if entry_limit is not None:
-                    pend_limit = entry_limit[i]
+                    pend_limit = entry_limit[si]
         equity_out[i] = eq
         in_pos_out[i] = held
     return count
@@ -461,6 +470,7 @@ def simulate(
         slip,
         float(costs.initial_equity),
         entry_limit=entry_limit,
+        delay=getattr(costs, "signal_delay_bars", 0),
     )
 
 
@@ -483,8 +493,11 @@ def run_kernel(
     entry_limit=None,
     flow=None,
     hedged=False,
+    delay=0,
 ) -> BacktestResult:
-    """Call :func:`simulate_kernel` on prepared arrays and wrap the result."""
+    """Call :func:`simulate_kernel` on prepared arrays and wrap the result (``delay``: the
+    signal delay in bars, see :func:`simulate_kernel`; strategies pass
+    ``costs.signal_delay_bars``)."""
     n = len(data)
     equity = np.empty(n, dtype=np.float64)
     in_pos = np.empty(n, dtype=np.bool_)
@@ -509,6 +522,7 @@ def run_kernel(
         entry_limit,
         flow,
         hedged,
+        int(delay),
     )
     e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
     trades = Trades(

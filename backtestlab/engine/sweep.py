@@ -97,4 +97,6 @@ def param_hash(params: Mapping[str, Any]) -> str:
 
 def run_params(strategy, ctx, param_list: Sequence[dict], costs) -> np.ndarray:
     """Metrics matrix for ``param_list`` (delegates to ``strategy.run_many``)."""
+    if getattr(costs, "signal_delay_bars", 0):
+        raise ValueError("signal_delay_bars is a stress scenario of single runs (Strategy.run)")
     return strategy.run_many(ctx, param_list, costs)

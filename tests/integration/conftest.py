@@ -110,12 +110,13 @@ def start_worker(worker_env, tmp_path):
     """Start a real worker process (ready when this returns); every one is stopped at teardown."""
     started: list[WorkerProcess] = []
 
-    def start(name: str = "w1", *, concurrency: int = 2, env: dict | None = None):
+    def start(name: str = "w1", *, concurrency: int = 2, env: dict | None = None, **options):
         worker = WorkerProcess(
             name,
             concurrency=concurrency,
             env={**worker_env, **(env or {})},
             log_dir=tmp_path / "workers",
+            **options,
         )
         started.append(worker)
         return worker.start()

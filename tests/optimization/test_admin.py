@@ -65,7 +65,7 @@ def test_the_add_form_refuses_a_bad_grid(admin_client, datasets):
             "description": "",
         },
     )
-    assert response.status_code == 200
+    assert response.status_code == 400  # refused, like the lab's launch form
     assert "did you mean" in response.content.decode()
     assert OptimizationJob.objects.count() == 0
 

@@ -307,6 +307,10 @@ class Costs:
     commission_pct: float = 0.1
     slippage_pct: float = 0.05
     initial_equity: float = 10_000.0
+    # Stress test only (evaluation.stress): orders reach the market this many bars late.
+    # ``Strategy.run`` honours it; the ``run_many`` sweep paths do not (sweep.run_params
+    # refuses it), and the job API never sets it.
+    signal_delay_bars: int = 0
 
     def __post_init__(self) -> None:
         for name in ("commission_pct", "slippage_pct", "initial_equity"):
@@ -319,6 +323,11 @@ class Costs:
             raise ParameterError("slippage_pct", "slippage_pct must be in [0, 100)")
         if self.initial_equity <= 0:
             raise ParameterError("initial_equity", "initial_equity must be positive")
+        d = self.signal_delay_bars
+        if isinstance(d, bool) or not isinstance(d, numbers.Integral) or not 0 <= d <= 1000:
+            raise ParameterError(
+                "signal_delay_bars", f"signal_delay_bars must be an integer 0..1000, got {d!r}"
+            )
 
 
 class Strategy(ABC):

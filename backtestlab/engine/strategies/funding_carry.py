@@ -324,7 +324,7 @@ class FundingCarry(Strategy):
         comm, slip = cost_fractions(costs)
         return run_kernel(
             ctx.data, entry, exit_, _NAN1, LEVEL_FRACTION, _NAN1, LEVEL_FRACTION, comm, slip,
-            float(costs.initial_equity), None, ctx.flow, True,
+            float(costs.initial_equity), None, ctx.flow, True, costs.signal_delay_bars,
         )  # fmt: skip
 
     def run_many(

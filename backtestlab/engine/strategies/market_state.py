@@ -321,6 +321,7 @@ class MarketState(Strategy):
             comm,
             slip,
             float(costs.initial_equity),
+            delay=costs.signal_delay_bars,
         )
 
     def run_many(

@@ -308,7 +308,7 @@ class OptionsSelector(Strategy):
         entry, exit_, flow = self._schedule(ctx, p, costs)
         return run_kernel(
             ctx.bars, entry, exit_, _NAN1, LEVEL_FRACTION, _NAN1, LEVEL_FRACTION, 0.0, 0.0,
-            float(costs.initial_equity), None, flow, False,
+            float(costs.initial_equity), None, flow, False, costs.signal_delay_bars,
         )  # fmt: skip
 
     def trade_results(

@@ -209,6 +209,7 @@ class SmaCross(Strategy):
             comm,
             slip,
             float(costs.initial_equity),
+            delay=costs.signal_delay_bars,
         )
 
     def _param_arrays(self, param_list: Sequence[dict]):

@@ -112,7 +112,7 @@ def smc_backtest(
     armed, z_entry, sl_buffer_pct, tp_method, rr_target,
     comm, slip, initial_equity,
     equity_out, in_pos_out,
-    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason, delay=0,
 ):  # fmt: skip
     """One SMC backtest from a zone lifecycle; returns the number of (group) trades."""
     n = close.shape[0]
@@ -130,6 +130,7 @@ def smc_backtest(
             open_, high, low, close, side, no_exit, stop, LEVEL_PRICE, targets[0], LEVEL_PRICE,
             comm, slip, initial_equity, equity_out, in_pos_out,
             t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason, limit,
+            None, False, delay,
         )  # fmt: skip
     third = initial_equity / N_TARGETS
     # The TP3 third exits last, so its entries are the group's entries.
@@ -138,10 +139,11 @@ def smc_backtest(
         open_, high, low, close, side, no_exit, stop, LEVEL_PRICE, targets[2], LEVEL_PRICE,
         comm, slip, third, eq3, in_pos_out,
         t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason, limit,
+        None, False, delay,
     )  # fmt: skip
     group_side = np.zeros(n, dtype=np.int8)
     for k in range(c3):
-        j = t_entry_idx[k] - 1
+        j = t_entry_idx[k] - 1 - delay  # the signal bar of this entry
         group_side[j] = side[j]
     eq1 = np.empty(n)
     eq2 = np.empty(n)
@@ -164,10 +166,12 @@ def smc_backtest(
     c1 = simulate_kernel(
         open_, high, low, close, group_side, no_exit, stop, LEVEL_PRICE, targets[0], LEVEL_PRICE,
         comm, slip, third, eq1, scratch_pos, e1, x1, ep1, xp1, sd1, pn1, r1, limit,
+        None, False, delay,
     )  # fmt: skip
     c2 = simulate_kernel(
         open_, high, low, close, group_side, no_exit, stop, LEVEL_PRICE, targets[1], LEVEL_PRICE,
         comm, slip, third, eq2, scratch_pos, e2, x2, ep2, xp2, sd2, pn2, r2, limit,
+        None, False, delay,
     )  # fmt: skip
     for i in range(n):
         equity_out[i] = eq1[i] + eq2[i] + eq3[i]
@@ -380,6 +384,7 @@ class Smc(Strategy):
             c_bar, c_dir, c_bot, c_top, armed, z_entry,
             float(p["sl_buffer_pct"]), TP_METHODS.index(p["tp_method"]), float(p["rr_target"]),
             comm, slip, float(costs.initial_equity), equity, in_pos, *bufs,
+            costs.signal_delay_bars,
         )  # fmt: skip
         e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
         trades = Trades(

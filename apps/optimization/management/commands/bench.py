@@ -42,7 +42,21 @@ class Command(BaseCommand):
         if not opts["skip_engine"]:
             self.engine_bench()
             self.environment_heatmap_bench()
+        self.results_bench()
         self.end_to_end_bench(concurrency=opts["concurrency"], timeout=opts["timeout"])
+
+    def results_bench(self):
+        from apps.optimization.benchmarks import results_latency
+
+        self._migrate_if_needed()
+        r = results_latency()
+        self.stdout.write(
+            f"results: heatmap partial {r['heatmap_ms']:.1f} ms (median agg "
+            f"{r['heatmap_median_agg_ms']:.1f} ms; target < {r['heatmap_target_ms']:.0f}), "
+            f"best table {r['best_table_ms']:.1f} ms (target < {r['best_table_target_ms']:.0f}), "
+            f"sensitivity {r['sensitivity_ms']:.1f} ms ({r['runs']:,} runs, median of "
+            f"{r['calls']} calls, database {r['database']})"
+        )
 
     def engine_bench(self):
         from backtestlab.engine.benchmark import sweep_throughput
@@ -58,6 +72,22 @@ class Command(BaseCommand):
             self.stdout.write(_strategy_line(key, data, companions, grid, sma_ns))
         for key, (data, companions, grid) in _smc_market_state_cases().items():
             self.stdout.write(_strategy_line(key, data, companions, grid, sma_ns))
+        self.evaluation_bench()
+
+    def evaluation_bench(self):
+        from backtestlab.engine.evaluation.benchmark import monte_carlo_seconds, walk_forward_ratio
+
+        m = monte_carlo_seconds()
+        self.stdout.write(
+            f"monte carlo: {m['sims']:,} sims x {m['trades_per_sim']:,} trades in "
+            f"{m['seconds']:.3f} s (best of 3; target < 1 s)"
+        )
+        w = walk_forward_ratio()
+        self.stdout.write(
+            f"walk-forward: {w['n_splits']}-fold of the {w['combinations']}-combination sma_cross "
+            f"sweep {w['walk_forward_seconds'] * 1000:.0f} ms vs the sweep "
+            f"{w['sweep_seconds'] * 1000:.0f} ms = {w['ratio']:.2f}x (target < 10x)"
+        )
 
     def environment_heatmap_bench(self):
         from apps.lab.benchmarks import environment_heatmap_latency

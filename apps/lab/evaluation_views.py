@@ -1,0 +1,92 @@
+"""Lab pages of the evaluation layer: strategy approval page and the job page's actions."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.optimization import evaluation_jobs, selectors
+from apps.strategies import approval_services
+from backtestlab.engine.strategies import STRATEGIES
+from backtestlab.errors import ApplicationError
+
+
+def _job_for(request, job_id: int):
+    return get_object_or_404(selectors.jobs_visible_to(request.user), id=job_id)
+
+
+def _error_page(request, job, exc: ApplicationError):
+    """The job page with the error above the evaluation panel (400, not a 500)."""
+    from apps.lab.views import _status_context
+
+    context = _status_context(job)
+    context["evaluation_error"] = exc.message
+    return render(request, "lab/job_detail.html", context, status=exc.status)
+
+
+@login_required
+@require_GET
+def strategy_detail(request, key: str):
+    strategy = STRATEGIES.get(key)
+    if strategy is None:
+        raise Http404("unknown strategy")
+    history = [
+        approval_services.approval_as_dict(a)
+        for a in approval_services.approvals_visible(request.user, key)[:20]
+    ]
+    return render(
+        request,
+        "lab/strategy_detail.html",
+        {"strategy": strategy, "approval": history[0] if history else None, "history": history},
+    )
+
+
+@login_required
+@require_POST
+def job_evaluate(request, job_id: int):
+    job = _job_for(request, job_id)
+    try:
+        approval_services.job_evaluate(job=job, trigger="page", user=request.user)
+    except ApplicationError as exc:
+        return _error_page(request, job, exc)
+    return redirect("lab:job-detail", job_id=job.id)
+
+
+def _int(request, name: str, default: int) -> int:
+    raw = request.POST.get(name, "")
+    try:
+        return int(raw) if raw.strip() else default
+    except ValueError:
+        raise ApplicationError(f"{name} must be an integer, got {raw!r}", field=name) from None
+
+
+@login_required
+@require_POST
+def job_monte_carlo(request, job_id: int):
+    job = _job_for(request, job_id)
+    try:
+        if job.best_run is None:
+            raise ApplicationError("this job has no best run to simulate", field="job")
+        new = evaluation_jobs.monte_carlo_job_create(
+            user=request.user, run=job.best_run, sims=_int(request, "sims", 10_000),
+            seed=_int(request, "seed", 0) or None,
+        )  # fmt: skip
+    except ApplicationError as exc:
+        return _error_page(request, job, exc)
+    return redirect("lab:job-detail", job_id=new.id)
+
+
+@login_required
+@require_POST
+def job_walk_forward(request, job_id: int):
+    job = _job_for(request, job_id)
+    try:
+        new = evaluation_jobs.walk_forward_job_from_sweep(
+            user=request.user, job=job, n_splits=_int(request, "n_splits", 5),
+            window=request.POST.get("window") or "rolling",
+        )  # fmt: skip
+    except ApplicationError as exc:
+        return _error_page(request, job, exc)
+    return redirect("lab:job-detail", job_id=new.id)

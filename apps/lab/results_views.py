@@ -1,0 +1,255 @@
+"""Lab pages of a job's results: heatmap and sensitivity partials, run detail, compare, CSV.
+
+Thin views over :mod:`apps.optimization.results`. Each partial URL also answers a plain GET
+with a whole page around the same fragment (``Vary: HX-Request``), so a heatmap's URL with its
+choices is a bookmark.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+from django.views.decorators.vary import vary_on_headers
+
+from apps.optimization import results, selectors
+from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.results_api import export_csv_response
+from backtestlab.engine.metrics import METRIC_NAMES, METRICS
+from backtestlab.errors import ApplicationError
+
+MAX_TRADES_SHOWN = 500
+
+
+def _job_for(request, job_id: int) -> OptimizationJob:
+    return get_object_or_404(selectors.jobs_visible_to(request.user), id=job_id)
+
+
+def _colour(t: float) -> str:
+    """Red (worst, t=0) through yellow to green (best, t=1)."""
+    return f"hsl({120.0 * t:.0f}, 70%, {88 - 18 * abs(t - 0.5):.0f}%)"
+
+
+def heatmap_context(job: OptimizationJob, query) -> dict:
+    """Everything _heatmap.html needs; a bad choice becomes a message, not an exception."""
+    grid = job.grid
+    context = {
+        "job": job,
+        "metrics": [(n, METRICS[n].label) for n in METRIC_NAMES],
+        "aggs": results.HEATMAP_AGGS,
+        "param_names": list(grid),
+        "slices": results.job_slices(job),
+        "legend_from": _colour(0.0),
+        "legend_mid": _colour(0.5),
+        "legend_to": _colour(1.0),
+    }
+    try:
+        options = results.heatmap_options(job, query)
+    except ApplicationError as exc:
+        context["error"] = exc.message
+        context["self_url"] = reverse("lab:job-heatmap", args=[job.id])
+        return context
+    heatmap = results.job_heatmap(job=job, options=options)
+    span = (heatmap.high - heatmap.low) if heatmap.best else 0.0
+    rows = []
+    for yi, y in enumerate(heatmap.y_values):
+        cells = []
+        for xi, cell in enumerate(heatmap.cells[yi]):
+            style = ""
+            if cell and cell["value"] is not None:
+                t = (cell["value"] - heatmap.low) / span if span else 1.0
+                style = f"background:{_colour(t if heatmap.higher_is_better else 1 - t)}"
+            is_best = bool(heatmap.best and heatmap.best["xi"] == xi and heatmap.best["yi"] == yi)
+            cells.append({"cell": cell, "style": style, "best": is_best})
+        rows.append({"value": results.format_value(y), "cells": cells})
+    fixed_choices = []
+    for name in grid:
+        if name in (options.x, options.y) or len(grid[name]) < 2:
+            continue
+        if name in options.slice.group and name not in options.fixed:
+            continue  # chosen by the slice selector
+        fixed_choices.append(
+            {
+                "name": name,
+                "values": [results.format_value(v) for v in grid[name]],
+                "chosen": (
+                    results.format_value(grid[name][options.fixed[name]])
+                    if name in options.fixed
+                    else ""
+                ),
+            }
+        )
+    query_string = urlencode(options.query(job))
+    context.update(
+        options=options,
+        heatmap=heatmap,
+        metric_label=METRICS[options.metric].label,
+        x_labels=[results.format_value(v) for v in heatmap.x_values],
+        rows=rows,
+        fixed_choices=fixed_choices,
+        datasets=list({s.dataset.id: s.dataset for s in context["slices"]}.values()),
+        groups=list(dict.fromkeys(s.group_label for s in context["slices"] if s.group)),
+        self_url=f"{reverse('lab:job-heatmap', args=[job.id])}?{query_string}",
+        page_url=f"{reverse('lab:job-heatmap', args=[job.id])}?{query_string}",
+        api_url=f"{reverse('api-job-heatmap', args=[job.id])}?{query_string}",
+        best_x=results.format_value(heatmap.best["x"]) if heatmap.best else "",
+        best_y=results.format_value(heatmap.best["y"]) if heatmap.best else "",
+    )
+    return context
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def job_heatmap(request, job_id: int):
+    job = _job_for(request, job_id)
+    context = heatmap_context(job, request.GET)
+    status = 400 if "error" in context else 200
+    template = "lab/_heatmap.html" if request.htmx else "lab/job_heatmap.html"
+    return render(request, template, context, status=status)
+
+
+def sensitivity_context(job: OptimizationJob, query) -> dict:
+    context = {"job": job, "metrics": [(n, METRICS[n].label) for n in METRIC_NAMES]}
+    try:
+        data = results.job_sensitivity(job=job, metric=query.get("metric") or None)
+    except ApplicationError as exc:
+        return {**context, "error": exc.message, "metric": job.objective}
+    higher = METRICS[data["metric"]].higher_is_better
+    charts = []
+    for p in data["parameters"]:
+        scored = [pt["metric"] for pt in p["points"] if pt["metric"] is not None]
+        low, high = (min(scored), max(scored)) if scored else (0.0, 0.0)
+        span = high - low
+        bars = []
+        for pt in p["points"]:
+            v = pt["metric"]
+            if v is None:
+                height = 0
+            else:
+                t = (v - low) / span if span else 1.0
+                height = 8 + 92 * (t if higher else 1 - t)
+            bars.append({**pt, "label": results.format_value(pt["value"]), "height": height})
+        charts.append({**p, "bars": bars})
+    return {
+        **context,
+        "data": data,
+        "metric": data["metric"],
+        "charts": charts,
+        "self_url": reverse("lab:job-sensitivity", args=[job.id])
+        + f"?{urlencode({'metric': data['metric']})}",
+    }
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def job_sensitivity(request, job_id: int):
+    job = _job_for(request, job_id)
+    context = sensitivity_context(job, request.GET)
+    status = 400 if "error" in context else 200
+    template = "lab/_sensitivity.html" if request.htmx else "lab/job_sensitivity.html"
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def run_detail(request, job_id: int, run_id: int):
+    job = _job_for(request, job_id)
+    run = get_object_or_404(OptimizationRun.objects.select_related("dataset"), job=job, id=run_id)
+    run.job = job
+    names = [*job.grid, *(n for n in run.params if n not in job.grid)]
+    context = {
+        "job": job,
+        "run": run,
+        "param_items": [(n, results.format_value(run.params.get(n))) for n in names],
+    }
+    if run.status != OptimizationRun.Status.SUCCEEDED:
+        context["error"] = f"This run failed, so there is no equity curve: {run.error}"
+        return render(request, "lab/run_detail.html", context)
+    detail = results.run_backtest_detail(run)
+    context.update(
+        detail=detail,
+        chart={
+            "time": detail["curve"]["time"],
+            "equity": detail["curve"]["equity"],
+            "drawdown_pct": detail["curve"]["drawdown_pct"],
+        },  # fmt: skip
+        metric_rows=[
+            (METRICS[n].label, METRICS[n].unit, detail["metrics"][n], getattr(run, n))
+            for n in METRIC_NAMES
+        ],
+        trades=detail["trades"][:MAX_TRADES_SHOWN],
+        trades_hidden=max(0, len(detail["trades"]) - MAX_TRADES_SHOWN),
+    )
+    return render(request, "lab/run_detail.html", context)
+
+
+@login_required
+@require_GET
+def jobs_compare(request):
+    raw = request.GET.getlist("ids")
+    try:
+        ids = results.compare_ids_parse(raw)
+    except ApplicationError as exc:
+        jobs = selectors.jobs_visible_to(request.user)[:200]
+        return render(
+            request, "lab/job_compare.html", {"error": exc.message, "jobs": jobs}, status=400
+        )
+    entries = results.jobs_compare(user=request.user, ids=ids)
+    param_names = list(dict.fromkeys(n for e in entries for n in e["job"].grid))
+    return render(
+        request,
+        "lab/job_compare.html",
+        {
+            "entries": entries,
+            "param_rows": [
+                (
+                    n,
+                    [
+                        results.format_value(e["params"][n])
+                        if e["params"] and n in e["params"]
+                        else "—"
+                        for e in entries
+                    ],
+                )
+                for n in param_names
+            ],
+            "metric_rows": [
+                (METRICS[n].label, [e["metrics"][n] if e["metrics"] else None for e in entries])
+                for n in METRIC_NAMES
+            ],
+            "curves": [
+                {"name": f"#{e['id']} {e['name']}", "curve": e["curve"]}
+                for e in entries
+                if e["curve"]
+            ],
+        },
+    )
+
+
+@login_required
+@require_GET
+def job_export_csv(request, job_id: int):
+    return export_csv_response(_job_for(request, job_id))
+
+
+def best_table_columns(job: OptimizationJob) -> tuple[list[str], list[str]]:
+    """(parameters with several values: table columns, ``name=value`` of the fixed ones)."""
+    grid = job.grid
+    varying = [n for n, v in grid.items() if len(v) > 1]
+    fixed = [f"{n}={results.format_value(v[0])}" for n, v in grid.items() if len(v) == 1]
+    return varying, fixed
+
+
+def best_table_context(job: OptimizationJob, *, limit: int) -> list[dict]:
+    """The best table with each row's varying parameters in ``job.grid`` order."""
+    names = best_table_columns(job)[0]
+    table = results.job_best_table(job=job, limit=limit)
+    for section in table:
+        for row in section["rows"]:
+            row["params"] = [results.format_value(row["run"].params.get(n)) for n in names]
+    return table

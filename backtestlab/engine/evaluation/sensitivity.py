@@ -1,0 +1,87 @@
+"""Parameter sensitivity: how much the objective drops next to the best run in the grid.
+
+The sweep's objective values are laid on the grid (mixed radix, last parameter fastest, as
+:mod:`~backtestlab.engine.sweep` numbers them).  The neighbourhood of the best cell is the
+cells one step away along each *numeric* axis with more than one value (choices and booleans
+are not ordered, so they have no neighbours).  The drop is
+
+    ``(best - mean(neighbours)) / |best|``
+
+(0 = a plateau, 1 = the neighbours score 0, > 1 = they are worse than 0).  A sharp peak
+(large drop) is the heatmap sign of an overfitted parameter set.  Failed or NaN neighbours
+count as the worst finite value of the grid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    best_index: int
+    best_value: float
+    neighbour_indexes: tuple[int, ...]
+    neighbour_mean: float
+    drop: float  # NaN when there are no neighbours
+
+    def as_dict(self) -> dict:
+        return {
+            "best_index": self.best_index,
+            "best_value": self.best_value,
+            "neighbour_indexes": list(self.neighbour_indexes),
+            "neighbour_mean": self.neighbour_mean,
+            "drop": self.drop,
+        }
+
+
+def _numeric(values: Sequence) -> bool:
+    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+
+
+def neighbourhood_drop(
+    grid: Mapping[str, Sequence],
+    values: np.ndarray,
+    *,
+    higher_is_better: bool = True,
+    best_index: int | None = None,
+) -> Sensitivity:
+    """``values[k]`` = objective of grid combination ``k`` (NaN = failed / undefined)."""
+    v = np.asarray(values, dtype=np.float64)
+    shape = tuple(len(x) for x in grid.values())
+    if v.size != math.prod(shape):
+        raise ValueError(f"values has {v.size} entries, the grid {math.prod(shape)}")
+    finite = np.isfinite(v)
+    if not finite.any():
+        raise ValueError("no finite objective value in the sweep")
+    signed = v if higher_is_better else -v
+    if best_index is None:
+        best_index = int(np.argmax(np.where(finite, signed, -np.inf)))
+    best = float(signed[best_index])
+    worst = float(signed[finite].min())
+    coords = np.unravel_index(best_index, shape)
+    neigh = []
+    for axis, (_name, axis_values) in enumerate(grid.items()):
+        if len(axis_values) < 2 or not _numeric(axis_values):
+            continue
+        for step in (-1, 1):
+            c = list(coords)
+            c[axis] += step
+            if 0 <= c[axis] < shape[axis]:
+                neigh.append(int(np.ravel_multi_index(tuple(c), shape)))
+    if not neigh:
+        return Sensitivity(best_index, float(v[best_index]), (), math.nan, math.nan)
+    nv = np.where(finite[neigh], signed[neigh], worst)
+    mean = float(nv.mean())
+    drop = (best - mean) / abs(best) if best != 0 else (0.0 if mean == 0 else math.inf)
+    return Sensitivity(
+        best_index,
+        float(v[best_index]),
+        tuple(neigh),
+        mean if higher_is_better else -mean,
+        float(drop),
+    )

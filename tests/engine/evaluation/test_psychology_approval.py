@@ -1,0 +1,114 @@
+"""Psychology score and approval stage against the seed's formulas and rule order."""
+
+import dataclasses
+
+import pytest
+
+from backtestlab.engine.evaluation.approval import (
+    ApprovalConfig,
+    evaluate_strategy,
+    strategy_summary,
+    summary_lines,
+)
+from backtestlab.engine.evaluation.monte_carlo import VarianceProfile
+from backtestlab.engine.evaluation.psychology import REACHABLE_RANGE, compute_psychology_score
+from backtestlab.engine.evaluation.regimes import RegimeCoverage, regime_coverage
+from backtestlab.engine.evaluation.trades import StrategyStats
+
+STATS = StrategyStats(
+    n_trades=250, win_rate=0.6, avg_win=0.01, avg_loss=-0.008, expectancy_per_trade=0.0028,
+    max_consec_losses=4, max_consec_wins=7, max_drawdown_pct=-0.12, years_covered=3.5,
+)  # fmt: skip
+VAR = VarianceProfile(500, 250, 0.5, -0.1, 1.2, -0.1, -0.2, 3, 5)
+ALL = RegimeCoverage(True, True, True)
+
+
+def test_psychology_score_golden():
+    p = compute_psychology_score(STATS, VAR)
+    # win 0.5, expectancy 2.8 -> 1.5, streak 0.5, dd 0.2/0.3
+    assert p.components == pytest.approx(
+        {
+            "win_rate_score": 0.5,
+            "expectancy_score": 1.5,
+            "streak_penalty": 0.5,
+            "dd_penalty": 0.2 / 0.3,
+        }  # fmt: skip
+    )
+    raw = 0.4 * 0.5 + 0.3 * 1.5 - 0.2 * 0.5 - 0.1 * (0.2 / 0.3)
+    assert p.score == pytest.approx((raw + 2) * 25)
+
+
+def test_psychology_score_reaches_only_35_to_71_25():
+    best = compute_psychology_score(
+        dataclasses.replace(STATS, win_rate=1.0, expectancy_per_trade=1.0),
+        dataclasses.replace(VAR, worst_max_loss_streak=0, worst_max_dd=0.0),
+    )
+    worst = compute_psychology_score(
+        dataclasses.replace(STATS, win_rate=0.0, expectancy_per_trade=-1.0),
+        dataclasses.replace(VAR, worst_max_loss_streak=100, worst_max_dd=-1.0),
+    )
+    assert (worst.score, best.score) == pytest.approx(REACHABLE_RANGE)
+
+
+def stage(**kw):
+    stats = dataclasses.replace(STATS, **{k: v for k, v in kw.items() if hasattr(STATS, k)})
+    var = dataclasses.replace(VAR, **{k: v for k, v in kw.items() if hasattr(VAR, k)})
+    psych = compute_psychology_score(stats, var)
+    gates = {g: kw.get(g, True) for g in ("param_sensitivity_ok", "walk_forward_ok",
+                                          "stress_test_ok")}  # fmt: skip
+    return evaluate_strategy(stats, var, psych, kw.get("regimes", ALL), **gates)
+
+
+def test_stage_production_pilot_research():
+    assert stage().stage == "PRODUCTION"
+    r = stage(worst_max_loss_streak=7)
+    assert (r.stage, r.reason.startswith("Suitable for small-size pilot")) == ("PILOT", True)
+    assert stage(worst_max_dd=-0.4).stage == "RESEARCH"
+    assert "exceeds research limit" in stage(worst_max_dd=-0.6).reason
+
+
+def test_rules_apply_in_the_seeds_order():
+    r = stage(n_trades=10, years_covered=1.0, walk_forward_ok=False)
+    assert r.reason == "Insufficient sample size (10 < 200)"
+    assert stage(years_covered=1.0, walk_forward_ok=False).reason.startswith(
+        "Insufficient history (1.0y < 3.0y)"
+    )
+    r = stage(regimes=RegimeCoverage(True, False, True), stress_test_ok=False)
+    assert r.reason == "Missing one or more market regimes (bull/bear/chop)"
+    assert "Parameter sensitivity" in stage(param_sensitivity_ok=False).reason
+    assert "Walk-forward" in stage(walk_forward_ok=False, stress_test_ok=False).reason
+    assert "Stress tests" in stage(stress_test_ok=False).reason
+
+
+def test_gates_can_be_switched_off_in_the_config():
+    stats, var = STATS, VAR
+    psych = compute_psychology_score(stats, var)
+    cfg = ApprovalConfig(require_walk_forward_ok=False)
+    r = evaluate_strategy(stats, var, psych, ALL, True, False, True, cfg)
+    assert r.stage == "PRODUCTION"
+    rule = next(x for x in r.rules if x["name"] == "walk_forward")
+    assert rule["passed"] is False and rule["required"] is False
+
+
+def test_summary_has_the_seeds_fields_and_lines():
+    s = strategy_summary(stage())
+    for key in ("stage", "reason", "win_rate", "avg_win", "avg_loss", "expectancy_per_trade",
+                "backtest_max_dd", "mc_worst_max_dd", "mc_worst_loss_streak",
+                "psychology_score", "psychology_components"):  # fmt: skip
+        assert key in s
+    lines = summary_lines(s)
+    assert lines[0] == "=== Strategy Evaluation ==="
+    assert lines[1].startswith("Stage: PRODUCTION – Meets production thresholds")
+    assert "Win rate: 60.0%" in lines
+    assert lines[-1].startswith("Psychology score:") and "/ 100" in lines[-1]
+
+
+def test_regime_coverage_over_the_span():
+    import numpy as np
+
+    ts = np.arange(100)
+    regime = np.array([0] * 40 + [1] * 3 + [2] * 57, dtype=np.int8)
+    cov = regime_coverage(ts, regime, 0, 99, min_share=0.05)
+    assert (cov.bull, cov.bear, cov.chop) == (True, False, True)
+    assert cov.shares["bear"] == pytest.approx(0.03)
+    assert regime_coverage(ts, regime, 50, 99).bull is False

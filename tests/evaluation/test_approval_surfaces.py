@@ -1,0 +1,213 @@
+"""Approval, evaluation API, lab pages, admin and the strategy_summary command."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from rest_framework.test import APIClient
+
+from apps.optimization.models import JobStatus, OptimizationJob
+from apps.strategies import approval_services
+from apps.strategies.models import ApprovalConfig, StrategyApproval
+from tests.factories import make_job, run_all_chunks
+
+pytestmark = pytest.mark.django_db
+
+GRID = {"fast": [5, 10], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}
+
+
+@pytest.fixture
+def sweep(alice, datasets):
+    job = make_job(alice, datasets[:1], grid=GRID)
+    run_all_chunks(job)
+    return job
+
+
+@pytest.fixture
+def no_trade_job(alice, datasets):
+    job = make_job(
+        alice, datasets[:1], grid={"fast": [50], "slow": [30]}, objective="total_return_pct"
+    )
+    run_all_chunks(job)
+    return job
+
+
+def api(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+def test_an_evaluation_stores_stage_rules_summary_and_config(alice, sweep):
+    a = approval_services.job_evaluate(job=sweep, trigger="page", user=alice)
+    assert a.stage == "RESEARCH"  # 60 days of data: far below 200 trades / 3 years
+    assert a.reason.startswith("Insufficient sample size")
+    assert [r["name"] for r in a.rules][:6] == [
+        "min_trades", "min_years", "regimes", "param_sensitivity", "walk_forward", "stress_test",
+    ]  # fmt: skip
+    assert a.config["min_trades"] == 200 and a.config["max_worst_dd_prod"] == 0.25
+    assert set(a.gates) >= {"stats", "variance", "psychology", "regimes",
+                            "param_sensitivity", "walk_forward", "stress_test"}  # fmt: skip
+    assert [s["name"] for s in a.gates["stress_test"]["scenarios"]] == [
+        "base", "fees_x2", "slippage_x2", "delay_1", "all",
+    ]  # fmt: skip
+    assert a.gates["walk_forward"]["computed"]
+    assert a.summary["psychology_reachable_range"] == [35.0, 71.25]
+    assert a.run_id == sweep.best_run_id and a.created_by == alice
+
+
+def test_the_config_in_admin_drives_the_stage(alice, sweep):
+    ApprovalConfig.objects.create(
+        name="lenient", min_trades=1, min_years=0, require_bull_bear_chop=False,
+        require_param_sensitivity_ok=False, require_walk_forward_ok=False,
+        require_stress_test_ok=False, max_worst_dd_research=1.0, max_worst_dd_pilot=1.0,
+        max_worst_dd_prod=1.0, max_loss_streak_pilot=1000, max_loss_streak_prod=1000,
+        min_psych_score_pilot=0, min_psych_score_prod=0,
+    )  # fmt: skip
+    a = approval_services.job_evaluate(job=sweep, trigger="api")
+    assert a.stage == "PRODUCTION" and a.config["min_trades"] == 1
+    assert a.config_ref.name == "lenient"
+
+
+def test_api_evaluation_owner_and_outsider(alice, charlie, sweep):
+    url = f"/api/jobs/{sweep.id}/evaluation/"
+    assert api(charlie).get(url).status_code == 404
+    assert api(charlie).post(url).status_code == 404
+    r = api(alice).post(url)
+    assert r.status_code == 201 and r.json()["approval"]["stage"] == "RESEARCH"
+    body = api(alice).get(url).json()
+    assert body["approval"]["id"] == r.json()["approval"]["id"]
+    assert body["overfitting"]["n_trials"] == 8
+
+
+def test_api_no_trades_is_a_400_not_a_500(alice, no_trade_job):
+    r = api(alice).post(f"/api/jobs/{no_trade_job.id}/evaluation/")
+    assert r.status_code == 400
+    assert r.json()["ok"] is False and "no trade" in r.json()["error"]
+    run = no_trade_job.runs.get()
+    r = api(alice).post("/api/jobs/monte_carlo/", {"run": run.id, "sims": 10}, format="json")
+    assert r.status_code == 400 and "no trade" in r.json()["error"]
+
+
+def test_api_creates_monte_carlo_and_walk_forward_jobs(alice, charlie, sweep):
+    run = sweep.best_run
+    assert api(charlie).post("/api/jobs/monte_carlo/", {"run": run.id},
+                             format="json").status_code == 404  # fmt: skip
+    r = api(alice).post("/api/jobs/monte_carlo/", {"run": run.id, "sims": 1200, "seed": 3},
+                        format="json")  # fmt: skip
+    assert r.status_code == 201 and r.json()["kind"] == "monte_carlo"
+    job = OptimizationJob.objects.get(id=r.json()["id"])
+    run_all_chunks(job)
+    body = api(alice).get(f"/api/jobs/{job.id}/evaluation/").json()
+    assert body["result"]["profile"]["sims"] == 1200
+    assert "returns" not in body["options"]
+    r = api(alice).post("/api/jobs/walk_forward/", {"job": sweep.id, "n_splits": 2},
+                        format="json")  # fmt: skip
+    assert r.status_code == 201 and r.json()["kind"] == "walk_forward"
+    r = api(alice).post("/api/jobs/walk_forward/", {"job": sweep.id, "window": "sideways"},
+                        format="json")  # fmt: skip
+    assert r.status_code == 400 and r.json()["field"] == "window"
+
+
+def test_api_stress_of_a_run(alice, charlie, sweep):
+    url = f"/api/runs/{sweep.best_run_id}/stress/"
+    assert api(charlie).post(url).status_code == 404
+    body = api(alice).post(url, {"objective": "total_return_pct"}, format="json").json()
+    assert body["objective"] == "total_return_pct" and len(body["scenarios"]) == 5
+    assert isinstance(body["stress_test_ok"], bool)
+
+
+def test_api_strategy_approval_history(alice, bob, charlie, sweep):
+    url = "/api/strategies/sma_cross/approval/"
+    r = api(alice).post(url, {"run": sweep.best_run_id}, format="json")
+    assert r.status_code == 201
+    approval_services.job_evaluate(job=sweep, trigger="command")
+    body = api(alice).get(url).json()
+    assert body["latest"]["trigger"] == "command" and len(body["history"]) == 2
+    assert len(api(bob).get(url).json()["history"]) == 2  # colleague sees the team's
+    assert api(charlie).get(url).json()["history"] == []
+    assert api(charlie).post(url, {"run": sweep.best_run_id}, format="json").status_code == 404
+    assert api(alice).get("/api/strategies/nope/approval/").status_code == 404
+    r = api(alice).post("/api/strategies/smc_zones/approval/", {"run": sweep.best_run_id},
+                        format="json")  # fmt: skip
+    assert r.status_code == 400
+
+
+def test_job_page_shows_overfitting_and_the_approval_card(client, alice, charlie, sweep):
+    client.force_login(alice)
+    client.post(f"/lab/jobs/{sweep.id}/evaluate/")
+    html = client.get(f"/lab/jobs/{sweep.id}/").content.decode()
+    assert 'id="overfitting"' in html and 'id="pbo"' in html and 'id="dsr"' in html
+    assert 'id="approval-card"' in html and "RESEARCH" in html
+    assert "reachable 35.0–71.25" in html
+    client.force_login(charlie)
+    assert client.post(f"/lab/jobs/{sweep.id}/evaluate/").status_code == 404
+
+
+def test_job_page_no_trades_shows_a_clear_error(client, alice, no_trade_job):
+    client.force_login(alice)
+    r = client.post(f"/lab/jobs/{no_trade_job.id}/evaluate/")
+    assert r.status_code == 400
+    assert "closed no trade" in r.content.decode()
+
+
+def test_monte_carlo_and_walk_forward_pages(client, alice, sweep):
+    client.force_login(alice)
+    r = client.post(f"/lab/jobs/{sweep.id}/monte-carlo/", {"sims": "1500"})
+    mc = OptimizationJob.objects.get(kind="monte_carlo")
+    assert r.status_code == 302 and r.url.endswith(f"/lab/jobs/{mc.id}/")
+    run_all_chunks(mc)
+    html = client.get(f"/lab/jobs/{mc.id}/").content.decode()
+    assert 'id="mc-fan-chart"' in html and 'id="mc-hist-final"' in html
+    assert "1500 / 1500 simulations" in html and 'id="best-table"' not in html
+    client.post(f"/lab/jobs/{sweep.id}/walk-forward/", {"n_splits": "2", "window": "anchored"})
+    wf = OptimizationJob.objects.get(kind="walk_forward")
+    run_all_chunks(wf)
+    assert wf.status == JobStatus.SUCCEEDED
+    html = client.get(f"/lab/jobs/{wf.id}/").content.decode()
+    assert 'id="wf-folds"' in html and 'id="wf-efficiency"' in html and "anchored" in html
+
+
+def test_strategy_page(client, alice, charlie, sweep):
+    client.force_login(alice)
+    assert 'id="no-approval"' in client.get("/lab/strategies/sma_cross/").content.decode()
+    approval_services.job_evaluate(job=sweep, trigger="page", user=alice)
+    approval_services.job_evaluate(job=sweep, trigger="page", user=alice)
+    html = client.get("/lab/strategies/sma_cross/").content.decode()
+    assert 'id="approval-card"' in html and 'id="approval-history"' in html
+    client.force_login(charlie)
+    assert 'id="no-approval"' in client.get("/lab/strategies/sma_cross/").content.decode()
+    assert client.get("/lab/strategies/nope/").status_code == 404
+
+
+def test_admin_lists_configs_and_approvals(client, staff, sweep, django_user_model):
+    admin = django_user_model.objects.create_superuser("root", password="pw-123456789")
+    client.force_login(admin)
+    approval_services.job_evaluate(job=sweep, trigger="admin")
+    assert client.get("/admin/strategies/approvalconfig/add/").status_code == 200
+    r = client.post("/admin/strategies/approvalconfig/add/", {
+        **{f.name: f.default for f in ApprovalConfig._meta.fields
+           if f.name not in ("id", "updated_at")},
+        "name": "desk", "is_active": "on", "require_bull_bear_chop": "on",
+    })  # fmt: skip
+    assert r.status_code == 302 and ApprovalConfig.objects.filter(name="desk").exists()
+    assert client.get("/admin/strategies/strategyapproval/").status_code == 200
+    a = StrategyApproval.objects.first()
+    assert client.get(f"/admin/strategies/strategyapproval/{a.id}/change/").status_code == 200
+
+
+def test_strategy_summary_command_prints_the_seeds_form(sweep, no_trade_job):
+    out = io.StringIO()
+    call_command("strategy_summary", str(sweep.id), "--rules", stdout=out)
+    text = out.getvalue()
+    assert text.startswith("=== Strategy Evaluation ===\nStage: RESEARCH – ")
+    for prefix in ("Trades:", "Win rate:", "Avg win:", "Expectancy/trade:", "Max DD (backtest):",
+                   "MC worst DD:", "Psychology score:", "  [FAIL] Trades:"):  # fmt: skip
+        assert prefix in text
+    call_command("strategy_summary", f"run:{sweep.best_run_id}", stdout=io.StringIO())
+    assert StrategyApproval.objects.filter(trigger="command").count() == 2
+    with pytest.raises(CommandError, match="closed no trade"):
+        call_command("strategy_summary", f"job:{no_trade_job.id}")
+    with pytest.raises(CommandError, match="does not exist"):
+        call_command("strategy_summary", "run:999999")

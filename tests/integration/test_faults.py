@@ -1,0 +1,346 @@
+"""Faults on the real stack: redelivered messages, a Redis restart, terminated PostgreSQL
+connections, a cancel across a worker restart, backtests that raise.
+
+The worker killed with SIGKILL half-way and two workers receiving every chunk twice at once are
+in test_worker_jobs.py. The test loop plays celery beat (``services.chunks_reap`` every 2 s)
+where a fault can lose broker messages; REQUEUE_PENDING_SECONDS is 5 s instead of 300 s so a
+stalled job's pending chunks are re-queued within the test's patience.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from django.db import connection
+from kombu.exceptions import OperationalError as BrokerError
+
+from apps.market.models import Dataset
+from apps.market.services import synthetic_universe_create
+from apps.optimization import services
+from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from backtestlab.celery import app as celery_app
+from tests.integration.test_worker_jobs import TASK_RESULT, TOTAL, assert_complete, create_job
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FAST_REAPER = {"BACKTESTLAB_REQUEUE_PENDING_SECONDS": "5"}
+FAULT_MODULE = "tests.integration.fault_strategies"
+# What a redelivered chunk could disturb (evaluation figures may be added after finalization).
+JOB_STATE = (
+    "status", "total_runs", "completed_runs", "failed_runs", "chunks_remaining",
+    "best_run_id", "best_params", "error", "finished_at",
+)  # fmt: skip
+
+
+@pytest.fixture
+def fast_reaper(settings):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "REQUEUE_PENDING_SECONDS": 5}
+
+
+@pytest.fixture
+def small_chunks(settings):
+    """50 runs per chunk: 40 chunks per 2,000-run job."""
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "CHUNK_SIZE": 50}
+
+
+@pytest.fixture
+def minute_dataset(transactional_db):
+    """One synthetic quarter of BTC minute candles: a 2,000-run job takes a while to run, so a
+    fault can be injected while it is mid-way."""
+    synthetic_universe_create(symbols=("BTC",), days=90, timeframes=(), with_minutes=True)
+    return Dataset.objects.get(kind=Dataset.Kind.CANDLES, timeframe="1m")
+
+
+def wait_until(predicate, *, timeout: float, message) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(message() if callable(message) else message, pytrace=False)
+        time.sleep(0.05)
+
+
+def done_runs(job_id: int) -> int:
+    job = OptimizationJob.objects.get(id=job_id)
+    return job.completed_runs + job.failed_runs
+
+
+def logged_results(workers) -> list[str]:
+    return [r for w in workers for r in TASK_RESULT.findall(w.log_tail(lines=100_000))]
+
+
+def assert_no_stale_running_job() -> None:
+    """The reaper left nothing behind: no job RUNNING with a heartbeat nobody refreshes."""
+    assert not OptimizationJob.objects.filter(status=JobStatus.RUNNING).exists()
+    assert not JobChunk.objects.filter(status=JobChunk.Status.RUNNING).exists()
+
+
+# --- redelivery ------------------------------------------------------------------------------
+
+
+def test_every_chunk_delivered_again_after_the_job_finished_changes_nothing(
+    alice, hourly_datasets, small_chunks, start_worker, wait_for_job, failure_report
+):
+    worker = start_worker("seq", concurrency=2)
+    job = create_job(alice, hourly_datasets[0], "faults: delivered twice in sequence")
+    job = wait_for_job(job.id)
+    assert_complete(job, failure_report(job.id))
+    before = sorted(OptimizationRun.objects.filter(job=job).values_list("id", "param_hash"))
+    counters = OptimizationJob.objects.filter(id=job.id).values(*JOB_STATE).get()
+    chunk_ids = list(JobChunk.objects.filter(job=job).values_list("id", flat=True))
+
+    services.chunks_enqueue(chunk_ids)  # the second delivery of every chunk, one after another
+    wait_until(
+        lambda: len(logged_results([worker])) >= 2 * len(chunk_ids),
+        timeout=60,
+        message=lambda: failure_report(job.id),
+    )
+
+    results = logged_results([worker])
+    assert results.count("done") == len(chunk_ids) and results.count("skipped") == len(chunk_ids)
+    assert sorted(OptimizationRun.objects.filter(job=job).values_list("id", "param_hash")) == (
+        before
+    )
+    assert OptimizationJob.objects.filter(id=job.id).values(*JOB_STATE).get() == counters
+    assert set(JobChunk.objects.filter(job=job).values_list("attempts", flat=True)) == {1}
+
+
+# --- Redis restarted mid-job -----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A redis-server of this test's own (never the machine's shared one), without persistence:
+    a restart loses every queued and unacknowledged message, as a crashed broker would."""
+
+    def __init__(self, log_dir: Path):
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.log_path = log_dir / f"redis-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> PrivateRedis:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def up() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.RedisError:
+                assert self.proc.poll() is None, self.log_path.read_text()
+                return False
+
+        wait_until(up, timeout=20, message=lambda: self.log_path.read_text())
+        client.close()
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no save."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _point_producer_at(url: str) -> None:
+    """Make this process's celery app publish to ``url`` (its pools were built for another)."""
+    celery_app.conf.broker_url = url
+    # kombu keeps one pool per broker URL; dropping the app's references is enough (closing
+    # them would close the shared pool this process uses again after the test).
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def private_redis(tmp_path, settings, monkeypatch):
+    server = PrivateRedis(tmp_path).start()
+    previous = celery_app.conf.broker_url
+    settings.CELERY_BROKER_URL = server.url
+    monkeypatch.setenv("CELERY_BROKER_URL", server.url)  # celery reads it before its conf
+    _point_producer_at(server.url)
+    yield server
+    monkeypatch.undo()
+    _point_producer_at(previous)
+    server.kill()
+
+
+def reap_like_beat() -> None:
+    """chunks_reap as beat runs it: a run that cannot reach the broker is simply the next
+    tick's work (the chunks it touched are re-queued again 5 s later)."""
+    try:
+        services.chunks_reap()
+    except (BrokerError, redis.RedisError, ConnectionError):
+        pass
+
+
+def test_redis_restart_mid_job_loses_and_doubles_nothing(
+    alice,
+    minute_dataset,
+    small_chunks,
+    fast_reaper,
+    private_redis,
+    start_worker,
+    wait_for_job,
+    failure_report,
+):
+    env = {**FAST_REAPER, "CELERY_BROKER_URL": private_redis.url}
+    start_worker("redis-a", concurrency=1, env=env)
+    start_worker("redis-b", concurrency=1, env=env)
+    job = create_job(alice, minute_dataset, "faults: redis restart")
+    wait_until(
+        lambda: done_runs(job.id) >= TOTAL * 0.3,
+        timeout=180,
+        message=lambda: failure_report(job.id),
+    )
+
+    private_redis.kill()  # every queued and unacknowledged message is gone
+    assert done_runs(job.id) < TOTAL, failure_report(job.id)
+    private_redis.start()  # same port, empty
+
+    job = wait_for_job(job.id, timeout=240, reap=reap_like_beat)
+
+    assert_complete(job, failure_report(job.id))
+    assert_no_stale_running_job()
+
+
+# --- PostgreSQL connections terminated mid-job -----------------------------------------------
+
+
+def terminate_other_connections() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return len(cursor.fetchall())
+
+
+def test_terminated_database_connections_mid_job_do_not_stop_it(
+    alice, minute_dataset, small_chunks, fast_reaper, start_worker, wait_for_job, failure_report
+):
+    workers = [
+        start_worker("pg-a", concurrency=1, env=FAST_REAPER),
+        start_worker("pg-b", concurrency=1, env=FAST_REAPER),
+    ]
+    job = create_job(alice, minute_dataset, "faults: pg_terminate_backend")
+    terminated = 0
+    for share in (0.25, 0.5, 0.75):
+        wait_until(
+            lambda share=share: done_runs(job.id) >= TOTAL * share,
+            timeout=180,
+            message=lambda: failure_report(job.id),
+        )
+        terminated += terminate_other_connections()
+    assert terminated >= 2, "no worker connection was there to terminate"
+
+    job = wait_for_job(job.id, timeout=240, reap=services.chunks_reap)
+
+    assert_complete(job, failure_report(job.id))
+    assert_no_stale_running_job()
+    assert all(w.running for w in workers)
+
+
+# --- cancel, then restart the workers ----------------------------------------------------------
+
+
+def test_a_job_cancelled_mid_way_stays_cancelled_across_a_worker_restart(
+    alice, minute_dataset, small_chunks, fast_reaper, start_worker, failure_report
+):
+    first = start_worker("cancel", concurrency=1, env=FAST_REAPER)
+    job = create_job(alice, minute_dataset, "faults: cancel then restart")
+    wait_until(
+        lambda: done_runs(job.id) >= TOTAL * 0.2,
+        timeout=180,
+        message=lambda: failure_report(job.id),
+    )
+
+    services.job_cancel(job=job)
+    runs_at_cancel = OptimizationRun.objects.filter(job=job).count()
+    assert 0 < runs_at_cancel < TOTAL
+
+    first.stop()  # warm shutdown: a chunk in flight finishes, finds its claim gone, stores nothing
+    second = start_worker("cancel", concurrency=1, env=FAST_REAPER)  # start-up recovery + reap
+    chunk_ids = list(JobChunk.objects.filter(job=job).values_list("id", flat=True))
+    services.chunks_enqueue(chunk_ids)  # every message delivered again after the restart
+    wait_until(
+        lambda: len(logged_results([second])) >= len(chunk_ids),
+        timeout=60,
+        message=lambda: failure_report(job.id),
+    )
+    services.chunks_reap()
+
+    job.refresh_from_db()
+    assert job.status == JobStatus.CANCELLED, failure_report(job.id)
+    assert set(logged_results([second])) == {"skipped"}
+    assert OptimizationRun.objects.filter(job=job).count() == runs_at_cancel
+    assert job.done_runs == runs_at_cancel
+    assert not JobChunk.objects.filter(
+        job=job, status__in=[JobChunk.Status.PENDING, JobChunk.Status.RUNNING]
+    ).exists()
+
+
+# --- backtests that raise ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def faulty_strategy():
+    from backtestlab.engine.strategies import STRATEGIES, register
+    from tests.integration import fault_strategies
+
+    if fault_strategies.FaultySma.key not in STRATEGIES:
+        register(fault_strategies.FAULTY)
+    yield fault_strategies
+    STRATEGIES.pop(fault_strategies.FaultySma.key, None)
+
+
+GRID_12 = {"fast": [5, 10, 20], "slow": [50, 100], "sl_pct": [1.0, 2.0], "rr": [2.0]}
+
+
+@pytest.mark.parametrize(
+    "tolerance, status", [("0", JobStatus.FAILED), ("0.5", JobStatus.SUCCEEDED)]
+)
+def test_backtests_that_raise_are_failed_runs_and_the_tolerance_decides(
+    alice,
+    settings,
+    hourly_datasets,
+    faulty_strategy,
+    start_worker,
+    wait_for_job,
+    failure_report,
+    tolerance,
+    status,
+):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "CHUNK_SIZE": 5}  # 3 chunks, 2 with failures
+    env = {"BACKTESTLAB_FAILURE_TOLERANCE": tolerance}
+    start_worker("faulty", concurrency=2, env=env, include=[FAULT_MODULE])
+    job = services.job_create(
+        user=alice,
+        name=f"faults: raising backtests, tolerance {tolerance}",
+        strategy=faulty_strategy.FaultySma.key,
+        dataset_ids=[hourly_datasets[0].id],
+        parameter_grid=GRID_12,
+    )
+
+    job = wait_for_job(job.id, timeout=120)
+
+    report = failure_report(job.id)
+    assert job.status == status, report
+    assert (job.completed_runs, job.failed_runs, job.progress_pct) == (8, 4, 100.0), report
+    failed = OptimizationRun.objects.filter(job=job, status=OptimizationRun.Status.FAILED)
+    assert {r.params["fast"] for r in failed} == {faulty_strategy.CURSED_FAST}
+    assert all(faulty_strategy.MESSAGE in r.error for r in failed)
+    assert OptimizationRun.objects.filter(job=job).count() == 12
+    if status == JobStatus.FAILED:
+        assert "4 of 12 runs failed" in job.error and faulty_strategy.MESSAGE in job.error
+    assert_no_stale_running_job()

@@ -1,0 +1,228 @@
+"""Results pages: heatmap and sensitivity partials, run detail, compare, CSV export.
+
+Owner (alice) and colleague (bob) see them; an outsider (charlie) gets 404 everywhere.
+"""
+
+import pytest
+from django.http import StreamingHttpResponse
+
+from apps.optimization.models import JobStatus
+from apps.strategies.models import StrategyConfig
+from tests.factories import make_job, run_all_chunks
+from tests.results_data import SEED_GRID, job_with_runs, seed_metrics
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def seed_job(alice, datasets):
+    return job_with_runs(
+        alice, datasets[:1], seed_metrics, grid=SEED_GRID, strategy="smc_zones",
+        objective="win_rate",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def finished_job(alice, datasets):
+    job = make_job(alice, datasets[:1], objective="total_return_pct")
+    run_all_chunks(job)
+    return job
+
+
+def urls(job, run_id):
+    return [
+        f"/lab/jobs/{job.id}/heatmap/",
+        f"/lab/jobs/{job.id}/sensitivity/",
+        f"/lab/jobs/{job.id}/runs/{run_id}/",
+        f"/lab/jobs/{job.id}/export.csv",
+    ]
+
+
+def test_the_owner_and_a_colleague_see_every_results_page(client, alice, bob, finished_job):
+    run = finished_job.runs.first()
+    for user in (alice, bob):
+        client.force_login(user)
+        for url in urls(finished_job, run.id):
+            assert client.get(url).status_code == 200, url
+        response = client.get(f"/lab/jobs/{finished_job.id}/heatmap/", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+
+
+def test_an_outsider_gets_404_on_every_results_page(client, charlie, finished_job):
+    run = finished_job.runs.first()
+    client.force_login(charlie)
+    for url in urls(finished_job, run.id):
+        assert client.get(url).status_code == 404, url
+    assert (
+        client.get(f"/lab/compare/?ids={finished_job.id},{finished_job.id + 1}").status_code == 404
+    )
+
+
+def test_results_pages_require_login(client, finished_job):
+    assert client.get(f"/lab/jobs/{finished_job.id}/heatmap/").status_code == 302
+
+
+def test_the_seeds_heatmap_win_rate_by_rr_target_vs_sl_buffer_with_the_best_marked(
+    client, alice, seed_job
+):
+    client.force_login(alice)
+    response = client.get(
+        f"/lab/jobs/{seed_job.id}/heatmap/?group=imbalance", HTTP_HX_REQUEST="true"
+    )
+    html = response.content.decode()
+    assert "Win rate by rr_target vs sl_buffer_pct" in html
+    assert '<td style="background:' in html and 'id="heatmap-best"' in html
+    best = html.split('id="heatmap-best"', 1)[1].split("</td>", 1)[0]
+    assert "55.00*" in best and "1 run" in best
+    assert html.count("55.00*") == 1
+    assert 'id="heatmap-legend"' in html and "higher is better" in html
+    assert "rr_target = 2, sl_buffer_pct = 10" in html
+    assert "HX-Request" in response["Vary"]
+    assert 'hx-trigger="every 2s"' not in html  # finished: no polling
+
+
+def test_the_heatmap_partial_url_carries_the_choices_and_answers_a_whole_page(
+    client, alice, seed_job
+):
+    client.force_login(alice)
+    url = (
+        f"/lab/jobs/{seed_job.id}/heatmap/?x=rr_target&y=sl_buffer_pct&metric=sharpe"
+        "&agg=mean&group=order_block"
+    )
+    page = client.get(url).content.decode()
+    assert "<html" in page and "Sharpe ratio by sl_buffer_pct vs rr_target" in page
+    assert "x=rr_target&amp;y=sl_buffer_pct&amp;metric=sharpe&amp;agg=mean" in page
+    partial = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "<html" not in partial and 'id="heatmap-form"' in partial
+
+
+def test_a_bad_heatmap_choice_is_a_message_not_a_traceback(client, alice, seed_job):
+    client.force_login(alice)
+    response = client.get(f"/lab/jobs/{seed_job.id}/heatmap/?x=nope", HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "x must be a parameter of this job" in response.content.decode()
+
+
+def test_a_running_job_without_runs_says_so_and_polls(client, alice, datasets):
+    job = make_job(alice, datasets[:1])
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{job.id}/heatmap/", HTTP_HX_REQUEST="true").content.decode()
+    assert "No runs yet" in html and 'hx-trigger="every 2s"' in html
+    html = client.get(f"/lab/jobs/{job.id}/sensitivity/", HTTP_HX_REQUEST="true").content.decode()
+    assert "No scored runs yet" in html and 'hx-trigger="every 2s"' in html
+
+
+def test_a_running_job_with_some_runs_shows_them_and_says_it_is_running(
+    client, alice, datasets, small_chunks
+):
+    job = make_job(alice, datasets[:1])
+    from apps.optimization import services
+
+    services.chunk_execute(chunk_id=job.chunks.order_by("index").first().id)
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{job.id}/heatmap/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Job still running" in html and 'id="heatmap-table"' in html
+    assert 'hx-trigger="every 2s"' in html
+
+
+def test_a_failed_job_shows_its_error(client, alice, datasets):
+    job = job_with_runs(alice, datasets[:1], lambda d, gi, p: None, status=JobStatus.FAILED)
+    job.error = "12 of 12 runs failed; first error: boom"
+    job.save()
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{job.id}/heatmap/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Job failed: 12 of 12 runs failed" in html and "No succeeded runs" in html
+    html = client.get(f"/lab/jobs/{job.id}/sensitivity/", HTTP_HX_REQUEST="true").content.decode()
+    assert "the job failed" in html
+
+
+def test_a_cancelled_job_says_so(client, alice, datasets):
+    job = job_with_runs(
+        alice, datasets[:1], lambda d, gi, p: {"sharpe": gi}, status=JobStatus.CANCELLED
+    )
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{job.id}/heatmap/", HTTP_HX_REQUEST="true").content.decode()
+    assert "Job cancelled" in html and 'id="heatmap-table"' in html
+
+
+def test_the_job_page_loads_heatmap_and_sensitivity_and_links_the_export(
+    client, alice, finished_job
+):
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{finished_job.id}/").content.decode()
+    assert f'hx-get="/lab/jobs/{finished_job.id}/heatmap/"' in html
+    assert f'hx-get="/lab/jobs/{finished_job.id}/sensitivity/"' in html
+    assert f'href="/lab/jobs/{finished_job.id}/export.csv"' in html
+    assert 'id="best-table"' in html and "none yet" in html
+    assert f"/lab/jobs/{finished_job.id}/runs/" in html
+
+
+def test_the_best_table_shows_production_parameters_and_the_improvement(
+    client, alice, finished_job
+):
+    StrategyConfig.objects.create(
+        strategy="sma_cross", symbol="BTC", timeframe="1h", version=2,
+        params={"fast": 5, "slow": 60, "sl_pct": 1.0},
+    )  # fmt: skip
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{finished_job.id}/").content.decode()
+    assert "v2" in html and "<code>fast=5</code>" in html
+    assert 'class="improvement"><span class="' in html and " %</span>" in html
+    assert "Apply arrives with approval" in html
+
+
+def test_sensitivity_shows_one_chart_per_varying_parameter(client, alice, seed_job):
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{seed_job.id}/sensitivity/").content.decode()
+    for name in ("pattern_type", "rr_target", "sl_buffer_pct"):
+        assert f'id="sensitivity-{name}"' in html
+    assert 'class="bar current"' in html
+
+
+def test_the_run_page_has_equity_drawdown_trades_and_metrics(client, alice, finished_job):
+    run = finished_job.runs.order_by("-n_trades").first()
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{finished_job.id}/runs/{run.id}/").content.decode()
+    for marker in ('id="equity-chart"', 'id="drawdown-chart"', 'id="run-curve"',
+                   'id="trade-list"', 'id="run-metrics"', "uPlot.iife.min.js"):  # fmt: skip
+        assert marker in html
+    assert html.count("<tr><td>") >= run.n_trades
+
+
+def test_a_run_of_another_job_is_404(client, alice, finished_job, datasets):
+    other = make_job(alice, datasets[:1], name="other")
+    run_all_chunks(other)
+    client.force_login(alice)
+    url = f"/lab/jobs/{finished_job.id}/runs/{other.runs.first().id}/"
+    assert client.get(url).status_code == 404
+
+
+def test_compare_two_jobs_from_the_job_list(client, alice, bob, finished_job, datasets):
+    second = make_job(alice, datasets[:1], name="second", objective="sharpe")
+    run_all_chunks(second)
+    client.force_login(bob)
+    listing = client.get("/lab/").content.decode()
+    assert 'action="/lab/compare/"' in listing and f'name="ids" value="{second.id}"' in listing
+    html = client.get(f"/lab/compare/?ids={finished_job.id}&ids={second.id}").content.decode()
+    assert 'id="compare-table"' in html and 'id="compare-chart"' in html
+    assert "second" in html and 'id="compare-curves"' in html
+    assert client.get(f"/lab/compare/?ids={finished_job.id},{second.id}").status_code == 200
+
+
+def test_compare_needs_two_to_four_jobs(client, alice, finished_job):
+    client.force_login(alice)
+    response = client.get(f"/lab/compare/?ids={finished_job.id}")
+    assert response.status_code == 400 and "2 to 4" in response.content.decode()
+
+
+def test_the_csv_export_streams(client, alice, datasets):
+    grid = {"fast": list(range(2, 52)), "slow": list(range(60, 120)), "sl_pct": [1.0]}
+    job = job_with_runs(alice, datasets[:1], lambda d, gi, p: {"sharpe": gi * 0.001}, grid=grid)
+    client.force_login(alice)
+    response = client.get(f"/lab/jobs/{job.id}/export.csv")
+    assert isinstance(response, StreamingHttpResponse)
+    assert response["Content-Type"].startswith("text/csv")
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 1 + 3000
+    assert lines[0].startswith("run_id,dataset,fast,slow,sl_pct,rr,status,total_return_pct")
+    assert lines[-1].split(",")[2:4] == ["51", "119"]
