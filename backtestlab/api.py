@@ -79,6 +79,15 @@ class CappedPagination(PageNumberPagination):
             )
         return super().get_page_size(request)
 
+    def get_page_number(self, request, paginator):
+        # DRF reads an empty ?page= as page 1; the schema says integer, so say what is wrong.
+        if request.query_params.get(self.page_query_param) == "":
+            raise ApplicationError(
+                "page is empty; leave it out for the first page or send a whole number",
+                field="page",
+            )
+        return super().get_page_number(request, paginator)
+
 
 def not_found(request, exception=None):
     """handler404: a path under /api/ that matches no route answers in the one error shape."""

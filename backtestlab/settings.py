@@ -217,6 +217,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.optimization.tasks.reap",
         "schedule": BACKTESTLAB["REAPER_INTERVAL_SECONDS"],
     },
+    # Paper trading: hourly is enough (the synthetic universe gains a day a day); a step with
+    # nothing new is a no-op. Scheduled sweeps are PeriodicTask rows (JobTemplate admin).
+    "paper-trading-step": {"task": "apps.strategies.tasks.paper_step", "schedule": 3600},
 }
 
 # --- security (production = DEBUG off) --------------------------------------------------------

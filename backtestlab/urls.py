@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/token/", obtain_auth_token, name="api-token"),
     path("api/", include("apps.optimization.urls")),
     path("api/", include("apps.lab.api_urls")),
+    path("api/", include("apps.strategies.api_urls")),
     path("lab/", include("apps.lab.urls")),
 ]
 

@@ -183,6 +183,7 @@ def run_detail(request, job_id: int, run_id: int):
             for n in METRIC_NAMES
         ],
         trades=detail["trades"][:MAX_TRADES_SHOWN],
+        risk=_run_risk(run),
         trades_hidden=max(0, len(detail["trades"]) - MAX_TRADES_SHOWN),
     )
     return render(request, "lab/run_detail.html", context)
@@ -235,6 +236,12 @@ def jobs_compare(request):
 @require_GET
 def job_export_csv(request, job_id: int):
     return export_csv_response(_job_for(request, job_id))
+
+
+def _run_risk(run: OptimizationRun) -> dict:
+    from apps.strategies.risk_backtest import run_risk_check
+
+    return run_risk_check(run)
 
 
 def best_table_columns(job: OptimizationJob) -> tuple[list[str], list[str]]:

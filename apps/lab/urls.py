@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.lab import carry_compare_views, results_views, views
+from apps.lab import apply_views, carry_compare_views, paper_views, results_views, views
 from apps.lab.evaluation_urls import urlpatterns as evaluation_urls
 
 app_name = "lab"
@@ -16,7 +16,9 @@ urlpatterns = [
     path("jobs/<int:job_id>/heatmap/", results_views.job_heatmap, name="job-heatmap"),
     path("jobs/<int:job_id>/sensitivity/", results_views.job_sensitivity, name="job-sensitivity"),
     path("jobs/<int:job_id>/runs/<int:run_id>/", results_views.run_detail, name="run-detail"),
+    path("jobs/<int:job_id>/runs/<int:run_id>/apply/", apply_views.run_apply, name="run-apply"),
     path("jobs/<int:job_id>/export.csv", results_views.job_export_csv, name="job-export-csv"),
     path("compare/", results_views.jobs_compare, name="jobs-compare"),
+    path("paper/", paper_views.paper, name="paper"),
     *evaluation_urls,
 ]

@@ -6,6 +6,8 @@ from django.utils.html import format_html
 
 from apps.optimization import services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from apps.strategies.admin_actions import apply_dry_run, apply_to_production
+from apps.strategies.services import can_apply
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
@@ -181,6 +183,10 @@ class OptimizationRunAdmin(admin.ModelAdmin):
     list_select_related = ("job", "dataset")
     raw_id_fields = ("job",)
     show_full_result_count = False
+    actions = [apply_to_production, apply_dry_run]
+
+    def has_apply_permission(self, request):
+        return can_apply(request.user)
 
     @admin.display(description="Lab")
     def lab_link(self, run):
@@ -213,3 +219,7 @@ class JobChunkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# Scheduled sweeps (issue 7): their admin classes live in their own module.
+from apps.optimization import schedule_admin  # noqa: E402, F401

@@ -215,3 +215,7 @@ class OptimizationRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} of job {self.job_id}"
+
+
+# Scheduled sweeps (issue 7) live in their own module; imported here so Django finds them.
+from apps.optimization.schedule_models import JobTemplate, TemplateFiring  # noqa: E402, F401

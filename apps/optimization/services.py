@@ -586,6 +586,10 @@ def job_finalize(*, job_id: int) -> bool:
         from apps.optimization import evaluation_jobs
 
         evaluation_jobs.job_overfitting_safe(job_id=job_id)
+    if finalized:
+        from apps.optimization.schedules import job_finished
+
+        job_finished(job_id=job_id)  # a scheduled sweep's auto-apply policy (once)
     return finalized
 
 

@@ -42,3 +42,12 @@ def run_chunk(self, chunk_id: int) -> str:
 @shared_task(name="apps.optimization.tasks.reap", ignore_result=True)
 def reap() -> dict:
     return services.chunks_reap()
+
+
+@shared_task(name="apps.optimization.tasks.fire_template", ignore_result=True)
+def fire_template(template_id: int) -> int | None:
+    """Beat's entry for a JobTemplate: one job per scheduled slot (see schedules.py)."""
+    from apps.optimization.schedules import template_fire
+
+    firing = template_fire(template_id=template_id)
+    return firing.job_id if firing else None

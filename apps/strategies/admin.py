@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.db import transaction
 
-from apps.strategies.models import StrategyConfig
+from apps.strategies.models import ParameterChange, StrategyConfig
+from apps.strategies.selectors import strategy_config_current
+from apps.strategies.services import can_apply
 
 
 @admin.register(StrategyConfig)
@@ -19,11 +22,28 @@ class StrategyConfigAdmin(admin.ModelAdmin):
             return [f.name for f in StrategyConfig._meta.fields]
         return self.readonly_fields
 
+    def has_add_permission(self, request):
+        # A hand-written version is a production change: same permission as applying.
+        return can_apply(request.user)
+
     def save_model(self, request, obj, form, change):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        with transaction.atomic():
+            previous = strategy_config_current(obj.strategy, obj.symbol, obj.timeframe, obj.pattern)
+            super().save_model(request, obj, form, change)
+            ParameterChange.objects.create(
+                strategy=obj.strategy, symbol=obj.symbol, timeframe=obj.timeframe,
+                pattern=obj.pattern, kind=ParameterChange.Kind.MANUAL,
+                from_version=previous.version if previous else 0, to_version=obj.version,
+                old_params=previous.params if previous else None, new_params=obj.params,
+                config=obj, reason=obj.note, source="admin", user=request.user,
+            )  # fmt: skip
 
 
 # Approval (issue 6): its admin classes live in their own module.
-from apps.strategies import approval_admin  # noqa: E402, F401
+# Production side (issue 7): audit log, risk configs, paper trading.
+from apps.strategies import approval_admin, production_admin  # noqa: E402, F401

@@ -3,11 +3,13 @@
 from django.contrib import admin
 
 from apps.strategies.models import ApprovalConfig, StrategyApproval
+from apps.strategies.production_admin import AuditedConfigAdmin
 
 
 @admin.register(ApprovalConfig)
-class ApprovalConfigAdmin(admin.ModelAdmin):
-    """The thresholds of the approval gates; the active row with the highest id is in force."""
+class ApprovalConfigAdmin(AuditedConfigAdmin):
+    """The thresholds of the approval gates; the active row with the highest id is in force.
+    Edited with Django's change_approvalconfig permission; every change is in the audit log."""
 
     list_display = ("name", "is_active", "min_trades", "min_years", "max_worst_dd_prod",
                     "min_psych_score_prod", "updated_at")  # fmt: skip

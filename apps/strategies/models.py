@@ -42,6 +42,9 @@ class StrategyConfig(models.Model):
                 name="strategyconfig_unique_version",
             ),
         ]
+        permissions = [
+            ("apply_parameters", "Can apply parameters to production (and restore versions)"),
+        ]
         # The unique constraint's index also serves strategy_config_current (the highest
         # version of one (strategy, symbol, timeframe, pattern)).
 
@@ -53,4 +56,24 @@ class StrategyConfig(models.Model):
 # Approval (issue 6) lives in its own module; imported here so Django finds the models.
 from apps.strategies.approval_models import ApprovalConfig, StrategyApproval  # noqa: E402
 
-__all__ = ["ApprovalConfig", "StrategyApproval", "StrategyConfig"]
+# Production side (issue 7): audit, risk, paper trading.
+from apps.strategies.production_models import (  # noqa: E402
+    AuditEntry,
+    PaperBook,
+    PaperTrade,
+    ParameterChange,
+    RiskConfig,
+    RiskDecision,
+)
+
+__all__ = [
+    "ApprovalConfig",
+    "AuditEntry",
+    "PaperBook",
+    "PaperTrade",
+    "ParameterChange",
+    "RiskConfig",
+    "RiskDecision",
+    "StrategyApproval",
+    "StrategyConfig",
+]

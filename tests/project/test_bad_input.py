@@ -517,3 +517,103 @@ def test_an_empty_query_value_on_a_results_endpoint_is_a_400(api, alice, btc, qu
         response = api.get(f"/api/jobs/{job.id}/{endpoint}/?{query}")
         assert response.status_code == 400, (endpoint, query)
         assert response.json()["field"] in ("metric", "agg")
+
+
+def test_an_empty_page_number_is_a_400(api, btc):
+    response = api.get("/api/jobs/?page=")
+    assert response.status_code == 400 and response.json()["field"] == "page"
+
+
+# --- apply to production, restore, risk configs (issue 7) ---------------------------------------
+
+
+@pytest.fixture
+def operator(alice):
+    """alice with the apply and risk permissions (the gates below run after those)."""
+    from django.contrib.auth.models import Permission
+
+    alice.user_permissions.add(
+        *Permission.objects.filter(codename__in=["apply_parameters", "change_riskconfig"])
+    )
+    client = APIClient()
+    client.force_authenticate(type(alice).objects.get(pk=alice.pk))
+    return client
+
+
+@pytest.fixture
+def finished_run(alice, btc):
+    from apps.optimization.models import OptimizationRun
+    from tests.factories import run_all_chunks
+
+    job = make_job(alice, [btc["candles"]], grid={"fast": [5, 10], "slow": [50]})
+    run_all_chunks(job)
+    return OptimizationRun.objects.filter(job=job).first()
+
+
+APPLY_CASES = [
+    ('{"dry_run": "yes"}', "dry_run"),
+    ('{"expected_version": -1}', "expected_version"),
+    ('{"expected_version": NaN}', "expected_version"),
+    ('{"expected_version": 1e309}', "expected_version"),
+    ('{"expected_version": "2"}', "expected_version"),
+    ('{"reason": ["a"]}', "reason"),
+    ("[1, 2]", None),
+]
+
+
+@pytest.mark.parametrize("raw, field", APPLY_CASES)
+def test_bad_apply_bodies_are_a_400_and_write_nothing(operator, finished_run, raw, field):
+    before = model_counts()
+    assert_refused(post_raw(operator, f"/api/runs/{finished_run.id}/apply/", raw), field, before)
+    job = finished_run.job_id
+    assert_refused(post_raw(operator, f"/api/jobs/{job}/apply_best/", raw), field, before)
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"dataset": "1"}, "dataset"),
+        ({"dataset": 987654}, "dataset"),
+        ({"group": 5}, "group"),
+        ({"group": "nope"}, "group"),
+    ],
+)
+def test_bad_apply_best_slices_are_a_400(operator, finished_run, body, field):
+    before = model_counts()
+    response = post_raw(operator, f"/api/jobs/{finished_run.job_id}/apply_best/", body)
+    assert_refused(response, field, before)
+
+
+@pytest.mark.parametrize(
+    "body, field, status",
+    [
+        ({"timeframe": "1h", "version": 1}, "symbol", 400),
+        ({"symbol": "BTC", "timeframe": 5, "version": 1}, "timeframe", 400),
+        ({"symbol": "BTC", "timeframe": "1h", "pattern": [], "version": 1}, "pattern", 400),
+        ({"symbol": "BTC", "timeframe": "1h", "version": 1}, None, 404),  # nothing to restore
+    ],
+)
+def test_bad_restore_bodies_write_nothing(operator, body, field, status):
+    before = model_counts()
+    response = post_raw(operator, "/api/strategies/sma_cross/config/restore", body)
+    assert_refused(response, field, before, status=status)
+
+
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ('{"max_risk_per_trade": NaN}', "max_risk_per_trade"),
+        ('{"max_risk_per_trade": Infinity}', "max_risk_per_trade"),
+        ('{"max_risk_per_underlying": 1e309}', "max_risk_per_underlying"),
+        ('{"max_risk_per_trade": -0.01}', "max_risk_per_trade"),
+        ('{"max_new_trades_per_day": "2"}', "max_new_trades_per_day"),
+        ('{"enabled": null}', "enabled"),
+        ('"lots"', None),
+    ],
+)
+def test_bad_risk_configs_are_a_400_and_write_nothing(operator, raw, field):
+    before = model_counts()
+    response = operator.put(
+        "/api/strategies/options_selector/risk", raw, content_type="application/json"
+    )
+    assert_refused(response, field, before)

@@ -1,0 +1,251 @@
+"""REST API of production parameters, risk configs and paper trading (issue 7).
+
+GET  /api/strategies/{key}/config?symbol=&timeframe=[&pattern=]   current params + version (bot)
+GET  /api/strategies/{key}/config/history?symbol=&timeframe=[&pattern=]   ParameterChange rows
+POST /api/strategies/{key}/config/restore  {symbol, timeframe, pattern?, version, reason?,
+                                            expected_version?}
+POST /api/runs/{id}/apply/           {dry_run?, reason?, expected_version?}
+POST /api/jobs/{id}/apply_best/      {dataset?, group?, dry_run?, reason?, expected_version?}
+GET  /api/strategies/{key}/risk      the risk limits (defaults when none stored)
+PUT  /api/strategies/{key}/risk      {max_risk_per_trade?, max_risk_per_underlying?,
+                                      max_new_trades_per_day?, enabled?}
+
+Thin views: visibility first (outsiders get 404 for runs and jobs), then one service; the
+services check the permissions (403) and the gates.
+"""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.optimization import selectors
+from apps.optimization.models import OptimizationRun
+from apps.strategies import services
+from apps.strategies.models import ParameterChange
+from apps.strategies.selectors import strategy_config_current
+from backtestlab.api import NonStrictJSONParser
+from backtestlab.errors import ApplicationError
+
+HISTORY_SIZE = 50
+
+APPLY_BODY = inline_serializer(
+    "ApplyRequest",
+    {
+        "dry_run": serializers.BooleanField(required=False, default=False),
+        "reason": serializers.CharField(required=False, allow_blank=True, max_length=2000),
+        "expected_version": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=0,
+            help_text="The version you compared against (0 = none yet); another one is a 409",
+        ),  # fmt: skip
+    },
+)
+APPLY_BEST_BODY = inline_serializer(
+    "ApplyBestRequest",
+    {
+        "dataset": serializers.IntegerField(required=False, help_text="one of the job's datasets"),
+        "group": serializers.CharField(required=False, help_text="a group value, e.g. imbalance"),
+        "dry_run": serializers.BooleanField(required=False, default=False),
+        "reason": serializers.CharField(required=False, allow_blank=True, max_length=2000),
+        "expected_version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
+    },
+)
+RESTORE_BODY = inline_serializer(
+    "RestoreRequest",
+    {
+        "symbol": serializers.CharField(),
+        "timeframe": serializers.CharField(),
+        "pattern": serializers.CharField(required=False, allow_blank=True),
+        "version": serializers.IntegerField(min_value=1),
+        "reason": serializers.CharField(required=False, allow_blank=True, max_length=2000),
+        "expected_version": serializers.IntegerField(required=False, allow_null=True, min_value=0),
+    },
+)
+RISK_BODY = inline_serializer(
+    "RiskConfigRequest",
+    {
+        "max_risk_per_trade": serializers.FloatField(required=False, min_value=0.0001, max_value=1),
+        "max_risk_per_underlying": serializers.FloatField(
+            required=False, min_value=0.0001, max_value=1
+        ),
+        "max_new_trades_per_day": serializers.IntegerField(
+            required=False, min_value=0, max_value=1000
+        ),
+        "enabled": serializers.BooleanField(required=False),
+    },
+)
+KEY_QUERY = [
+    OpenApiParameter("symbol", str, required=True),
+    OpenApiParameter("timeframe", str, required=True),
+    OpenApiParameter("pattern", str, description="the strategy's group value; default none"),
+]
+
+
+def _body(request) -> dict:
+    if not isinstance(request.data, dict):
+        raise ApplicationError("the body must be a JSON object")
+    return request.data
+
+
+def _key_query(request) -> dict:
+    q = request.query_params
+    for name in ("symbol", "timeframe"):
+        if not q.get(name):
+            raise ApplicationError(f"{name} is required, e.g. ?symbol=BTC&timeframe=1h", field=name)
+    return {"symbol": q["symbol"], "timeframe": q["timeframe"], "pattern": q.get("pattern", "")}
+
+
+def _apply_kwargs(d: dict) -> dict:
+    return {
+        "dry_run": d.get("dry_run", False),
+        "reason": d.get("reason", ""),
+        "expected_version": d.get("expected_version"),
+    }
+
+
+class RunApplyView(APIView):
+    parser_classes = [NonStrictJSONParser]
+
+    @extend_schema(summary="Apply a run's parameters to production", request=APPLY_BODY,
+                   responses={200: dict})  # fmt: skip
+    def post(self, request, pk: int):
+        run = get_object_or_404(
+            OptimizationRun.objects.select_related("job", "dataset"),
+            id=pk,
+            job__in=selectors.jobs_visible_to(request.user),
+        )
+        answer = services.run_apply_to_production(
+            run=run, user=request.user, source="api", **_apply_kwargs(_body(request))
+        )
+        return Response(answer)
+
+
+class JobApplyBestView(APIView):
+    parser_classes = [NonStrictJSONParser]
+
+    @extend_schema(summary="Apply a job's best run to production", request=APPLY_BEST_BODY,
+                   responses={200: dict})  # fmt: skip
+    def post(self, request, pk: int):
+        job = get_object_or_404(selectors.jobs_visible_to(request.user), id=pk)
+        d = _body(request)
+        dataset = d.get("dataset")
+        if dataset is not None and (isinstance(dataset, bool) or not isinstance(dataset, int)):
+            raise ApplicationError("dataset must be a dataset id (integer)", field="dataset")
+        group = d.get("group")
+        if group is not None and not isinstance(group, str):
+            raise ApplicationError("group must be text, e.g. imbalance", field="group")
+        services._permission_check(request.user)
+        answer = services.job_apply_best(
+            job=job, user=request.user, dataset_id=dataset, group=group, source="api",
+            **_apply_kwargs(d),
+        )  # fmt: skip
+        return Response(answer)
+
+
+def change_as_dict(c: ParameterChange) -> dict:
+    return {
+        "id": c.id, "kind": c.kind, "dry_run": c.dry_run, "from_version": c.from_version,
+        "to_version": c.to_version, "old_params": c.old_params, "new_params": c.new_params,
+        "job": c.job_id, "run": c.run_id, "objective": c.objective, "old_value": c.old_value,
+        "new_value": c.new_value, "improvement_pct": c.improvement_pct, "stage": c.stage,
+        "reason": c.reason, "source": c.source, "user": c.user.username if c.user else None,
+        "created_at": c.created_at,
+    }  # fmt: skip
+
+
+class StrategyConfigView(APIView):
+    @extend_schema(summary="Current production parameters (for the bot)", parameters=KEY_QUERY,
+                   responses={200: dict})  # fmt: skip
+    def get(self, request, key: str):
+        key = services.strategy_key_validate(key)
+        target = _key_query(request)
+        config = strategy_config_current(key, **target)
+        if config is None:
+            raise ApplicationError(
+                f"no production parameters for {key} {target['symbol']} {target['timeframe']} "
+                f"{target['pattern']}".rstrip(),
+                status=404,
+            )
+        return Response({"ok": True, "strategy": key, **target, "version": config.version,
+                         "params": config.params, "updated_at": config.created_at})  # fmt: skip
+
+
+class StrategyConfigHistoryView(APIView):
+    @extend_schema(summary="Changes of production parameters (audit)", parameters=KEY_QUERY,
+                   responses={200: dict})  # fmt: skip
+    def get(self, request, key: str):
+        key = services.strategy_key_validate(key)
+        target = _key_query(request)
+        changes = ParameterChange.objects.filter(strategy=key, **target).select_related("user")
+        rows = [change_as_dict(c) for c in changes[:HISTORY_SIZE]]
+        return Response({"ok": True, "strategy": key, **target, "changes": rows})
+
+
+class StrategyConfigRestoreView(APIView):
+    parser_classes = [NonStrictJSONParser]
+
+    @extend_schema(summary="Restore an earlier version (written as a new version)",
+                   request=RESTORE_BODY, responses={200: dict})  # fmt: skip
+    def post(self, request, key: str):
+        key = services.strategy_key_validate(key)
+        services._permission_check(request.user)
+        d = _body(request)
+        for name in ("symbol", "timeframe"):
+            if not isinstance(d.get(name), str) or not d.get(name):
+                raise ApplicationError(f"{name} is required (text)", field=name)
+        if not isinstance(d.get("pattern", ""), str):
+            raise ApplicationError("pattern must be text", field="pattern")
+        answer = services.strategy_config_restore(
+            strategy=key, symbol=d["symbol"], timeframe=d["timeframe"],
+            pattern=d.get("pattern", ""), version=d.get("version"), user=request.user,
+            reason=d.get("reason", ""), expected_version=d.get("expected_version"), source="api",
+        )  # fmt: skip
+        return Response(answer)
+
+
+class RunRiskView(APIView):
+    @extend_schema(summary="A run's trades through its strategy's risk limits",
+                   responses={200: dict})  # fmt: skip
+    def get(self, request, pk: int):
+        from apps.strategies.risk_backtest import run_risk_check
+
+        run = get_object_or_404(
+            OptimizationRun.objects.select_related("job", "dataset"),
+            id=pk,
+            job__in=selectors.jobs_visible_to(request.user),
+        )
+        return Response({"ok": True, **run_risk_check(run)})
+
+
+class PaperView(APIView):
+    @extend_schema(summary="Paper books: open positions, PnL and the risk veto log",
+                   responses={200: dict})  # fmt: skip
+    def get(self, request):
+        from apps.strategies.models import PaperBook
+        from apps.strategies.paper import paper_overview
+
+        return Response({"ok": True, "books": paper_overview(PaperBook.objects.order_by("id"))})
+
+
+class StrategyRiskView(APIView):
+    parser_classes = [NonStrictJSONParser]
+
+    @extend_schema(summary="Risk limits of a strategy", responses={200: dict})
+    def get(self, request, key: str):
+        key = services.strategy_key_validate(key)
+        return Response({"ok": True, **services.risk_config_as_dict(services.risk_config_for(key))})
+
+    @extend_schema(summary="Change the risk limits (strategies.change_riskconfig)",
+                   request=RISK_BODY, responses={200: dict})  # fmt: skip
+    def put(self, request, key: str):
+        obj = services.risk_config_update(
+            strategy=key, data=_body(request), user=request.user, source="api"
+        )
+        return Response(
+            {"ok": True, **services.risk_config_as_dict(obj)}, status=status.HTTP_200_OK
+        )

@@ -1,0 +1,68 @@
+"""The seed's auto-tuner, ``apply_best_params``, on the one apply service.
+
+For each slice (dataset × group) of the chosen sweep (``job``, or the latest succeeded sweep
+of each strategy), the best run goes through :func:`run_apply_to_production` with every gate
+(permission, stage, improvement ≥ ``min_improvement_pct``, version). In dry-run each passing
+slice is recorded as a proposal (a ParameterChange flagged ``dry_run``) and nothing changes.
+"""
+
+from __future__ import annotations
+
+from apps.optimization import results
+from apps.optimization.models import JobStatus, OptimizationJob
+from apps.strategies import services
+from backtestlab.errors import ApplicationError
+
+
+def _jobs(strategy: str | None) -> list[OptimizationJob]:
+    jobs = OptimizationJob.objects.filter(
+        kind=OptimizationJob.Kind.GRID, status=JobStatus.SUCCEEDED
+    ).order_by("-finished_at", "-id")
+    if strategy:
+        jobs = jobs.filter(strategy=strategy)
+    latest: dict[str, OptimizationJob] = {}
+    for job in jobs.iterator():
+        latest.setdefault(job.strategy, job)
+    return list(latest.values())
+
+
+def apply_best_params(
+    symbol: str | None = None,
+    pattern_type: str | None = None,
+    min_improvement_pct: float = 5.0,
+    dry_run: bool = True,
+    *,
+    job: OptimizationJob | None = None,
+    strategy: str | None = None,
+    user=None,
+    source: str = "command",
+) -> dict:
+    """Apply (or propose) the best parameters; returns ``{"dry_run", "changes", "refused"}``."""
+    changes, refused = [], []
+    for j in [job] if job is not None else _jobs(strategy):
+        for s in results.job_slices(j):
+            if symbol and s.dataset.symbol != symbol:
+                continue
+            if pattern_type and s.group_label != pattern_type:
+                continue
+            best = results.job_best_runs(job=j, limit=1, dataset_id=s.dataset.id, params=s.group)
+            where = {"job": j.id, "symbol": s.dataset.symbol, "timeframe": s.dataset.timeframe,
+                     "pattern": s.group_label}  # fmt: skip
+            if not best:
+                refused.append({**where, "reason": "no scored run in this slice"})
+                continue
+            try:
+                answer = services.run_apply_to_production(
+                    run=best[0], user=user, dry_run=dry_run, record_proposal=dry_run,
+                    min_improvement_pct=min_improvement_pct, source=source,
+                    reason=f"auto-tuner ({'dry-run' if dry_run else 'apply'}) from job {j.id}",
+                )  # fmt: skip
+            except ApplicationError as exc:
+                refused.append({**where, "run": best[0].id, "gate": exc.field,
+                                "reason": exc.message})  # fmt: skip
+                continue
+            changes.append({**where, "run": best[0].id, "from_version": answer["from_version"],
+                            "to_version": answer["to_version"], "diff": answer["diff"],
+                            "improvement_pct": answer["improvement_pct"],
+                            "applied": answer["applied"]})  # fmt: skip
+    return {"dry_run": dry_run, "changes": changes, "refused": refused}

@@ -1,0 +1,553 @@
+"""Writes of production parameters: the one apply service and everything that goes through it.
+
+:func:`run_apply_to_production` is the only writer of StrategyConfig versions from a run; the
+best table's Apply button, the admin action, the REST API, ``manage.py apply_best_params`` and
+the scheduled sweeps' auto-apply all call it. Gates, in order, each refused with a reason and
+nothing written:
+
+1. permission ``strategies.apply_parameters`` (403; ``user=None`` is the system: the command
+   line or a template whose owner was checked by the caller);
+2. optimistic concurrency: ``expected_version`` must be the current version (409);
+3. the strategy's latest approval stage is one of ``APPLY_ALLOWED_STAGES`` (default PILOT,
+   PRODUCTION);
+4. the run beats the current parameters on the job's objective, measured on the same dataset,
+   date range and costs, by at least ``min_improvement_pct`` (default 5 %). With no version
+   yet, the baseline is the strategy's default parameters (what a bot runs without a config).
+
+The write inserts version ``expected + 1``; the unique (strategy, symbol, timeframe, pattern,
+version) constraint makes two applies based on the same version give one row and one 409,
+on PostgreSQL too (the second insert waits for the first transaction, then fails).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.strategies.models import (
+    AuditEntry,
+    ParameterChange,
+    RiskConfig,
+    StrategyApproval,
+    StrategyConfig,
+)
+from apps.strategies.selectors import strategy_config_current
+from backtestlab.engine.metrics import METRICS, compute
+from backtestlab.engine.strategies import STRATEGIES, get_strategy
+from backtestlab.engine.strategies.base import Costs, ParameterError
+from backtestlab.errors import ApplicationError
+
+APPLY_PERMISSION = "strategies.apply_parameters"
+RISK_PERMISSION = "strategies.change_riskconfig"
+DEFAULT_ALLOWED_STAGES = ("PILOT", "PRODUCTION")
+DEFAULT_MIN_IMPROVEMENT_PCT = 5.0
+SOURCES = ("page", "api", "admin", "command", "beat")
+
+
+def allowed_stages() -> tuple[str, ...]:
+    conf = getattr(settings, "BACKTESTLAB", {})
+    return tuple(conf.get("APPLY_ALLOWED_STAGES", DEFAULT_ALLOWED_STAGES))
+
+
+def default_min_improvement_pct() -> float:
+    conf = getattr(settings, "BACKTESTLAB", {})
+    return float(conf.get("APPLY_MIN_IMPROVEMENT_PCT", DEFAULT_MIN_IMPROVEMENT_PCT))
+
+
+def can_apply(user) -> bool:
+    return bool(user is not None and user.is_authenticated and user.has_perm(APPLY_PERMISSION))
+
+
+def _permission_check(user) -> None:
+    if user is not None and not can_apply(user):
+        raise ApplicationError(
+            "you may not apply parameters to production: the strategies.apply_parameters "
+            "permission is needed",
+            status=403,
+        )
+
+
+def run_target(run: OptimizationRun) -> dict[str, str]:
+    """The production key a run's parameters would replace: (strategy, symbol, timeframe,
+    pattern = the run's group_by values joined by '/', as the best table's slices)."""
+    strategy = run.job.strategy
+    try:
+        group_by = get_strategy(strategy).group_by
+    except ParameterError:
+        group_by = ()
+    grid = run.job.grid
+    pattern = "/".join(_fmt(run.params.get(n)) for n in group_by if n in grid)
+    return {
+        "strategy": strategy,
+        "symbol": run.dataset.symbol,
+        "timeframe": run.dataset.timeframe,
+        "pattern": pattern,
+    }
+
+
+def _fmt(value: Any) -> str:
+    from apps.optimization.results import format_value
+
+    return format_value(value)
+
+
+def latest_stage(strategy: str) -> StrategyApproval | None:
+    return StrategyApproval.objects.filter(strategy=strategy).order_by("-created_at", "-id").first()
+
+
+def _finite(v) -> float | None:
+    return float(v) if v is not None and math.isfinite(float(v)) else None
+
+
+def _baseline(job: OptimizationJob, run: OptimizationRun, config: StrategyConfig | None) -> dict:
+    """Metrics of the production parameters (or the defaults) on the run's data."""
+    from apps.optimization.results import _prepared_context, production_metrics
+
+    if config is not None:
+        return production_metrics(job, run.dataset, config)
+    strategy = get_strategy(job.strategy)
+    params = strategy.parameter_space().validate_params({})
+    result = strategy.run(_prepared_context(job, run.dataset, strategy), params, Costs(**job.costs))
+    metrics = {n: _finite(v) for n, v in compute(result).as_dict().items()}
+    return {"params": params, "metrics": metrics, "error": ""}
+
+
+def _improvement(value: float | None, baseline: float | None, objective: str) -> float | None:
+    from apps.optimization.results import improvement_pct
+
+    return improvement_pct(value, baseline, objective)
+
+
+@dataclass
+class ApplyPlan:
+    """Everything an apply would do, computed without writing (the dry-run answer)."""
+
+    target: dict
+    current: StrategyConfig | None
+    from_version: int
+    to_version: int
+    old_params: dict | None
+    new_params: dict
+    objective: str
+    old_value: float | None
+    new_value: float | None
+    improvement_pct: float | None
+    old_metrics: dict
+    new_metrics: dict
+    stage: str
+    checks: list[dict]
+
+    @property
+    def refusal(self) -> dict | None:
+        return next((c for c in self.checks if not c["ok"]), None)
+
+    def as_dict(self) -> dict:
+        keys = sorted(set(self.old_params or {}) | set(self.new_params))
+        diff = {
+            k: {"old": (self.old_params or {}).get(k), "new": self.new_params.get(k)}
+            for k in keys
+            if (self.old_params or {}).get(k) != self.new_params.get(k)
+        }
+        return {
+            **self.target,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "old_params": self.old_params,
+            "new_params": self.new_params,
+            "diff": diff,
+            "objective": self.objective,
+            "old_value": self.old_value,
+            "new_value": self.new_value,
+            "improvement_pct": self.improvement_pct,
+            "old_metrics": self.old_metrics,
+            "new_metrics": self.new_metrics,
+            "stage": self.stage,
+            "checks": self.checks,
+        }
+
+
+def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None) -> ApplyPlan:
+    """Current vs new parameters, both measured on the run's data, and the gates' verdicts."""
+    job = run.job
+    if job.kind != OptimizationJob.Kind.GRID or run.status != OptimizationRun.Status.SUCCEEDED:
+        raise ApplicationError(
+            f"run {run.id} is not a succeeded sweep run: only those can be applied", field="run"
+        )
+    threshold = (
+        default_min_improvement_pct() if min_improvement_pct is None else min_improvement_pct
+    )
+    if not (isinstance(threshold, int | float) and math.isfinite(threshold)):
+        raise ApplicationError(
+            "min_improvement_pct must be a finite number", field="min_improvement_pct"
+        )
+    target = run_target(run)
+    current = strategy_config_current(**target)
+    from_version = current.version if current else 0
+    baseline = _baseline(job, run, current)
+    objective = job.objective
+    old_value = baseline["metrics"].get(objective)
+    new_value = _finite(getattr(run, objective))
+    improvement = _improvement(new_value, old_value, objective)
+    approval = latest_stage(target["strategy"])
+    stage = approval.stage if approval else ""
+    stages = allowed_stages()
+    checks = [
+        {
+            "gate": "stage",
+            "ok": stage in stages,
+            "detail": (
+                f"latest approval stage of {target['strategy']} is {stage}"
+                if stage
+                else f"{target['strategy']} has not been evaluated for approval yet"
+            )
+            + f"; allowed: {', '.join(stages)}",
+        }
+    ]
+    better = METRICS[objective].higher_is_better
+    if new_value is None:
+        ok, detail = False, f"the run has no {objective} value"
+    elif improvement is None:
+        # no finite baseline (no trades) or a zero one: better is enough
+        ok = old_value is None or (new_value > old_value if better else new_value < old_value)
+        detail = f"{objective} {new_value:.4g} vs {old_value if old_value is None else f'{old_value:.4g}'} (no % improvement defined)"  # noqa: E501
+    else:
+        ok = improvement >= threshold
+        detail = (
+            f"{objective} {new_value:.4g} vs {old_value:.4g} in production on the same data: "
+            f"{improvement:+.1f} % (at least {threshold:g} % needed)"
+        )
+    checks.append({"gate": "improvement", "ok": bool(ok), "detail": detail})
+    new_params = get_strategy(job.strategy).parameter_space().validate_params(run.params)
+    return ApplyPlan(
+        target=target,
+        current=current,
+        from_version=from_version,
+        to_version=from_version + 1,
+        old_params=dict(baseline["params"]) if current else None,
+        new_params=dict(new_params),
+        objective=objective,
+        old_value=old_value,
+        new_value=new_value,
+        improvement_pct=improvement,
+        old_metrics=baseline["metrics"],
+        new_metrics={n: _finite(getattr(run, n)) for n in METRICS},
+        stage=stage,
+        checks=checks,
+    )
+
+
+def _version_check(current_version: int, expected_version: Any) -> int:
+    if expected_version is None:
+        return current_version
+    if (
+        isinstance(expected_version, bool)
+        or not isinstance(expected_version, int)
+        or expected_version < 0
+    ):
+        raise ApplicationError(
+            f"expected_version must be a version number (0 = none yet), got {expected_version!r}",
+            field="expected_version",
+        )
+    if expected_version != current_version:
+        raise ApplicationError(
+            f"the production parameters changed: expected version {expected_version}, current "
+            f"is {current_version}; reload and compare again",
+            field="expected_version",
+            status=409,
+            extra={"current_version": current_version},
+        )
+    return expected_version
+
+
+def _reason_check(reason: Any) -> str:
+    if reason is None:
+        return ""
+    if not isinstance(reason, str) or len(reason) > 2000:
+        raise ApplicationError("reason must be a text of at most 2000 characters", field="reason")
+    return reason
+
+
+def _write_version(
+    *, target: dict, base_version: int, params: dict, user, note: str
+) -> StrategyConfig:
+    """Insert version ``base_version + 1`` or answer 409: the unique constraint picks the winner."""
+    try:
+        with transaction.atomic():
+            return StrategyConfig.objects.create(
+                **target, version=base_version + 1, params=params, created_by=user, note=note
+            )
+    except IntegrityError:
+        raise ApplicationError(
+            f"the production parameters changed meanwhile (version {base_version + 1} was just "
+            "written by someone else); reload and compare again",
+            field="expected_version",
+            status=409,
+        ) from None
+
+
+def run_apply_to_production(
+    *,
+    run: OptimizationRun,
+    user,
+    dry_run: bool,
+    reason: str = "",
+    expected_version: int | None = None,
+    min_improvement_pct: float | None = None,
+    source: str = "api",
+    record_proposal: bool = False,
+) -> dict:
+    """Apply ``run``'s parameters to production, or (``dry_run``) return what would change.
+
+    A dry-run writes nothing, except with ``record_proposal`` (the auto-tuner): then one
+    ParameterChange flagged ``dry_run`` is stored and StrategyConfig is never touched.
+    Refusals raise ApplicationError (403 permission, 409 version, 400 stage/improvement)."""
+    _permission_check(user)
+    if not isinstance(dry_run, bool):
+        raise ApplicationError("dry_run must be true or false", field="dry_run")
+    reason = _reason_check(reason)
+    plan = apply_plan(run=run, min_improvement_pct=min_improvement_pct)
+    base = _version_check(plan.from_version, expected_version)
+    refusal = plan.refusal
+    if refusal is not None:
+        raise ApplicationError(
+            f"not applied ({refusal['gate']} gate): {refusal['detail']}",
+            field=refusal["gate"],
+            extra={"plan": _jsonable(plan.as_dict())},
+        )
+    answer = {"ok": True, "dry_run": dry_run, "applied": False, **_jsonable(plan.as_dict())}
+    common = dict(
+        **plan.target, from_version=base, to_version=base + 1, old_params=plan.old_params,
+        new_params=plan.new_params, job=run.job, run=run, objective=plan.objective,
+        old_value=plan.old_value, new_value=plan.new_value, improvement_pct=plan.improvement_pct,
+        stage=plan.stage, reason=reason, source=source,
+        user=user if getattr(user, "is_authenticated", False) else None,
+    )  # fmt: skip
+    if dry_run:
+        if record_proposal:
+            change = ParameterChange.objects.create(
+                kind=ParameterChange.Kind.PROPOSAL, dry_run=True, **common
+            )
+            answer["change"] = change.id
+        return answer
+    with transaction.atomic():
+        config = _write_version(
+            target=plan.target, base_version=base, params=plan.new_params,
+            user=common["user"], note=reason or f"applied run {run.id} of job {run.job_id}",
+        )  # fmt: skip
+        change = ParameterChange.objects.create(
+            kind=ParameterChange.Kind.APPLY, config=config, **common
+        )
+    answer.update(applied=True, version=config.version, change=change.id)
+    return answer
+
+
+def _jsonable(d: dict) -> dict:
+    from apps.optimization.evaluation_jobs import _clean
+
+    return _clean(d)
+
+
+def job_best_run_for(
+    *, job: OptimizationJob, dataset_id: int | None = None, group: str | None = None
+) -> OptimizationRun:
+    """The job's best run (overall, or on one dataset and group as in the best table)."""
+    from apps.optimization import results
+
+    if job.status != "succeeded":
+        raise ApplicationError(
+            f"job {job.id} is {job.status}: only a succeeded job's best can be applied", field="job"
+        )  # noqa: E501
+    for s in results.job_slices(job):
+        if dataset_id is not None and s.dataset.id != dataset_id:
+            continue
+        if group is not None and s.group_label != group:
+            continue
+        if dataset_id is None and group is None:
+            break
+        runs = results.job_best_runs(job=job, limit=1, dataset_id=s.dataset.id, params=s.group)
+        if runs:
+            return runs[0]
+        raise ApplicationError("no scored run in that slice", field="dataset")
+    else:
+        if dataset_id is not None or group is not None:
+            raise ApplicationError(
+                "no such slice in the job (dataset must be one of its datasets, group one of "
+                "its group values)",
+                field="dataset" if dataset_id is not None else "group",
+            )
+    runs = results.job_best_runs(job=job, limit=1)
+    if not runs:
+        raise ApplicationError(f"job {job.id} has no scored run", field="job")
+    return runs[0]
+
+
+def job_apply_best(*, job: OptimizationJob, user, dataset_id=None, group=None, **kwargs) -> dict:
+    return run_apply_to_production(
+        run=job_best_run_for(job=job, dataset_id=dataset_id, group=group), user=user, **kwargs
+    )
+
+
+def strategy_config_restore(
+    *,
+    strategy: str,
+    symbol: str,
+    timeframe: str,
+    pattern: str = "",
+    version: int,
+    user,
+    reason: str = "",
+    expected_version: int | None = None,
+    source: str = "api",
+) -> dict:
+    """Make an earlier version current again: written as a new version (a change like any
+    other, audited). Only the permission and the version gates apply: a rollback must work
+    even when the strategy's stage has dropped."""
+    _permission_check(user)
+    reason = _reason_check(reason)
+    target = {
+        "strategy": strategy,
+        "symbol": symbol,
+        "timeframe": timeframe,
+        "pattern": pattern or "",
+    }
+    current = strategy_config_current(**target)
+    if current is None:
+        raise ApplicationError("no production parameters for that key yet", status=404)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ApplicationError(
+            f"version must be a version number, got {version!r}", field="version"
+        )
+    old = StrategyConfig.objects.filter(**target, version=version).first()
+    if old is None:
+        raise ApplicationError(
+            f"there is no version {version} (current is {current.version})", field="version"
+        )  # noqa: E501
+    base = _version_check(current.version, expected_version)
+    actor = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        config = _write_version(
+            target=target, base_version=base, params=old.params, user=actor,
+            note=reason or f"restored version {version}",
+        )  # fmt: skip
+        change = ParameterChange.objects.create(
+            **target, kind=ParameterChange.Kind.RESTORE, from_version=base, to_version=base + 1,
+            old_params=current.params, new_params=old.params, config=config, reason=reason,
+            source=source, user=actor,
+        )  # fmt: skip
+    return {"ok": True, "applied": True, **target, "version": config.version,
+            "restored_version": version, "params": config.params, "change": change.id}  # fmt: skip
+
+
+def strategy_key_validate(key: str) -> str:
+    if key not in STRATEGIES:
+        raise ApplicationError(f"unknown strategy {key!r}", field="strategy", status=404)
+    return key
+
+
+# --- risk and approval configs: every change audited ----------------------------------------
+
+
+def config_snapshot(obj) -> dict:
+    from django.forms.models import model_to_dict
+
+    data = model_to_dict(obj)
+    return {k: (str(v) if not isinstance(v, int | float | bool | str | type(None)) else v)
+            for k, v in data.items()}  # fmt: skip
+
+
+def config_audit_record(
+    *, obj, before: dict | None, user, source: str, deleted: bool = False
+) -> AuditEntry:
+    kind = (
+        AuditEntry.Kind.RISK_CONFIG
+        if isinstance(obj, RiskConfig)
+        else AuditEntry.Kind.APPROVAL_CONFIG
+    )
+    action = (AuditEntry.Action.DELETE if deleted else
+              AuditEntry.Action.CREATE if before is None else AuditEntry.Action.UPDATE)  # fmt: skip
+    return AuditEntry.objects.create(
+        kind=kind, action=action, object_id=obj.pk, object_repr=str(obj)[:200], before=before,
+        after=None if deleted else config_snapshot(obj), source=source,
+        user=user if getattr(user, "is_authenticated", False) else None,
+    )  # fmt: skip
+
+
+def risk_config_for(strategy: str) -> RiskConfig:
+    """The strategy's risk config, or an unsaved one with the seed's defaults."""
+    return RiskConfig.objects.filter(strategy=strategy).first() or RiskConfig(strategy=strategy)
+
+
+def risk_config_update(*, strategy: str, data: dict, user, source: str = "api") -> RiskConfig:
+    """Create or change a strategy's risk limits (permission strategies.change_riskconfig)."""
+    from decimal import Decimal, InvalidOperation
+
+    if user is not None and not user.has_perm(RISK_PERMISSION):
+        raise ApplicationError(
+            "you may not edit risk configs: the strategies.change_riskconfig permission is needed",
+            status=403,
+        )
+    strategy_key_validate(strategy)
+    if not isinstance(data, dict):
+        raise ApplicationError("the body must be a JSON object")
+    allowed = ("max_risk_per_trade", "max_risk_per_underlying", "max_new_trades_per_day", "enabled")
+    for key in data:
+        if key not in allowed:
+            raise ApplicationError(
+                f"unknown field {key!r}; allowed: {', '.join(allowed)}", field=key
+            )
+    values = {}
+    for key in ("max_risk_per_trade", "max_risk_per_underlying"):
+        if key in data:
+            v = data[key]
+            if isinstance(v, bool) or not isinstance(v, int | float | str):
+                raise ApplicationError(
+                    f"{key} must be a fraction of equity such as 0.01", field=key
+                )
+            try:
+                d = Decimal(str(v))
+            except InvalidOperation:
+                raise ApplicationError(f"{key} must be a number, got {v!r}", field=key) from None
+            if not d.is_finite() or not (Decimal("0.0001") <= d <= 1):
+                raise ApplicationError(
+                    f"{key} must be between 0.0001 and 1 (a fraction of equity), got {v}", field=key
+                )  # noqa: E501
+            values[key] = d.quantize(Decimal("0.0001"))
+    if "max_new_trades_per_day" in data:
+        v = data["max_new_trades_per_day"]
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1000:
+            raise ApplicationError(
+                f"max_new_trades_per_day must be a whole number 0..1000, got {v!r}",
+                field="max_new_trades_per_day",
+            )  # noqa: E501
+        values["max_new_trades_per_day"] = v
+    if "enabled" in data:
+        if not isinstance(data["enabled"], bool):
+            raise ApplicationError("enabled must be true or false", field="enabled")
+        values["enabled"] = data["enabled"]
+    with transaction.atomic():
+        obj = RiskConfig.objects.select_for_update().filter(strategy=strategy).first()
+        before = config_snapshot(obj) if obj else None
+        obj = obj or RiskConfig(strategy=strategy)
+        for k, v in values.items():
+            setattr(obj, k, v)
+        obj.updated_by = user if getattr(user, "is_authenticated", False) else None
+        obj.save()
+        config_audit_record(obj=obj, before=before, user=user, source=source)
+    return obj
+
+
+def risk_config_as_dict(obj: RiskConfig) -> dict:
+    return {
+        "strategy": obj.strategy,
+        "max_risk_per_trade": float(obj.max_risk_per_trade),
+        "max_risk_per_underlying": float(obj.max_risk_per_underlying),
+        "max_new_trades_per_day": obj.max_new_trades_per_day,
+        "enabled": obj.enabled,
+        "stored": obj.pk is not None,
+        "updated_at": obj.updated_at,
+    }

@@ -1,0 +1,13 @@
+"""Celery tasks of the production side: thin interfaces over one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="apps.strategies.tasks.paper_step", ignore_result=True)
+def paper_step() -> list[dict]:
+    """Beat: step every enabled paper book over the synthetic days that became available."""
+    from apps.strategies.paper import paper_books_step
+
+    return paper_books_step()
