@@ -368,9 +368,13 @@ def simulate_kernel(
     return count
 
 
-def allocate_trade_buffers(n: int):
-    """Scratch buffers for :func:`simulate_kernel` sized for ``n`` bars."""
-    m = max(int(n), 1)
+@njit(cache=True)
+def allocate_trade_buffers(n):
+    """Trade buffers for :func:`simulate_kernel` sized for ``n`` bars (Python or compiled).
+
+    Returns (entry_idx, exit_idx, entry_px, exit_px, side, pnl_pct, reason).
+    """
+    m = max(n, 1)
     return (
         np.empty(m, dtype=np.int64),
         np.empty(m, dtype=np.int64),

@@ -63,7 +63,14 @@ from numba import njit
 from ..data import FundingSeries, MarketData
 from ..indicators import ema
 from ..metrics import N_METRICS, bars_per_year, metrics_kernel
-from ..simulate import LEVEL_FRACTION, BacktestResult, cost_fractions, run_kernel, simulate_kernel
+from ..simulate import (
+    LEVEL_FRACTION,
+    BacktestResult,
+    allocate_trade_buffers,
+    cost_fractions,
+    run_kernel,
+    simulate_kernel,
+)
 from .base import Costs, Param, ParameterSpace, Strategy
 from .param_columns import param_columns
 
@@ -218,14 +225,7 @@ def _run_many_kernel(
     exit_ = np.zeros(n, dtype=np.bool_)
     equity = np.empty(n)
     in_pos = np.empty(n, dtype=np.bool_)
-    m = max(n, 1)
-    e_idx = np.empty(m, dtype=np.int64)
-    x_idx = np.empty(m, dtype=np.int64)
-    e_px = np.empty(m)
-    x_px = np.empty(m)
-    t_side = np.empty(m, dtype=np.int8)
-    pnl = np.empty(m)
-    reason = np.empty(m, dtype=np.int8)
+    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = allocate_trade_buffers(n)
     nan1 = np.full(1, np.nan)
     for j in range(cols.shape[0]):
         c = cols[j]

@@ -44,7 +44,14 @@ from ..market_state import (
     window_flow,
 )
 from ..metrics import N_METRICS, bars_per_year, metrics_kernel
-from ..simulate import LEVEL_FRACTION, BacktestResult, cost_fractions, run_kernel, simulate_kernel
+from ..simulate import (
+    LEVEL_FRACTION,
+    BacktestResult,
+    allocate_trade_buffers,
+    cost_fractions,
+    run_kernel,
+    simulate_kernel,
+)
 from .base import Costs, Param, ParameterSpace, Strategy
 
 
@@ -97,14 +104,7 @@ def _run_many_kernel(
     target = np.empty(n)
     equity = np.empty(n)
     in_pos = np.empty(n, dtype=np.bool_)
-    m = max(n, 1)
-    e_idx = np.empty(m, dtype=np.int64)
-    x_idx = np.empty(m, dtype=np.int64)
-    e_px = np.empty(m)
-    x_px = np.empty(m)
-    t_side = np.empty(m, dtype=np.int8)
-    pnl = np.empty(m)
-    reason = np.empty(m, dtype=np.int8)
+    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = allocate_trade_buffers(n)
     for k in range(win_row.shape[0]):
         w = win_row[k]
         classify_kernel(
