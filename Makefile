@@ -14,7 +14,15 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# numba's on-disk cache does not notice edits in another module a cached kernel calls, so any
+# engine change drops the compiled cache (it rebuilds on first use).
+NUMBA_STAMP := $(VENV)/.numba-stamp
+ENGINE_SRC := $(shell find backtestlab/engine -name '*.py')
+$(NUMBA_STAMP): $(STAMP) $(ENGINE_SRC)
+	find backtestlab -name '*.nbi' -delete -o -name '*.nbc' -delete
+	touch $(NUMBA_STAMP)
+
+install: $(STAMP) $(NUMBA_STAMP)
 
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput

@@ -61,6 +61,18 @@ class NonStrictJSONParser(JSONParser):
     strict = False
 
 
+def body_object(request) -> dict:
+    """The request's JSON body, which must be an object: ``[1]``, ``"x"``, ``1`` or ``null``
+    are a 400 (a view calling ``.get()`` on them would be a 500)."""
+    data = request.data
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+            type(data), "a number"
+        )
+        raise ApplicationError(f"the body must be a JSON object like {{...}}, got {kind}")
+    return data
+
+
 class CappedPagination(PageNumberPagination):
     """``page_size`` above 500 is capped to 500; one that is not a whole number >= 1 is a 400
     naming it (DRF alone would silently use the default)."""

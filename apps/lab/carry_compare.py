@@ -1,7 +1,7 @@
 """Funding carry, simple vs composite side by side (seed 001): one question, one function.
 
-:func:`carry_compare_run` runs the ``funding_carry`` strategy twice - ``mode="simple"`` and
-``mode="composite"`` - on the same candles, the same funding series and the same period,
+:func:`carry_compare_run` runs the ``funding_carry`` strategy twice - ``strategy_mode="simple"`` and
+``strategy_mode="composite"`` - on the same candles, the same funding series and the same period,
 with the same parameter overrides and costs, and returns both metric sets and both equity
 curves (downsampled to at most :data:`MAX_POINTS` points, first and last bar included).
 The lab page (``/lab/carry/compare/``) and the API (``POST /api/carry/compare``) call it.
@@ -26,7 +26,7 @@ from backtestlab.errors import ApplicationError
 STRATEGY = "funding_carry"
 MODES = ("simple", "composite")
 MAX_POINTS = 1000
-# The inputs the page offers (the API accepts every parameter but mode).
+# The inputs the page offers (the API accepts every parameter but strategy_mode).
 PAGE_PARAMS = ("min_funding_rate", "exit_funding_rate", "entry_threshold", "exit_threshold")
 
 
@@ -76,13 +76,13 @@ def _params(overrides: Any) -> dict[str, Any]:
             field="params",
         )
     space = get_strategy(STRATEGY).parameter_space()
-    known = [n for n in space.names if n != "mode"]
+    known = [n for n in space.names if n != "strategy_mode"]
     out = {}
     for name, value in overrides.items():
         if name not in known:
             hint = (
-                "mode is set by the comparison (both are run)"
-                if name == "mode"
+                "strategy_mode is set by the comparison (both are run)"
+                if name == "strategy_mode"
                 else did_you_mean("parameter", name, known)
             )
             raise ApplicationError(f"params.{name}: {hint}", field=f"params.{name}")
@@ -139,13 +139,15 @@ def carry_compare_run(
     engine_costs = Costs(**valid_costs)
     results = []
     for mode in MODES:
-        run_params = strategy.parameter_space().validate_params({**overrides, "mode": mode})
+        run_params = strategy.parameter_space().validate_params(
+            {**overrides, "strategy_mode": mode}
+        )
         result = strategy.run(ctx, run_params, engine_costs)
         metrics = compute(result)
         ts, equity = downsample(result.ts, result.equity)
         results.append(
             {
-                "mode": mode,
+                "strategy_mode": mode,
                 "params": run_params,
                 "metrics": {k: _finite(v) for k, v in metrics.as_dict().items()},
                 "equity": {"ts": ts, "equity": equity},
@@ -195,7 +197,7 @@ def chart(result: dict) -> dict:
         "width": CHART_W,
         "height": CHART_H,
         "lines": [
-            {"mode": r["mode"], "points": points(*s)}
+            {"strategy_mode": r["strategy_mode"], "points": points(*s)}
             for r, s in zip(result["results"], series, strict=True)
         ],
         "high": hi,

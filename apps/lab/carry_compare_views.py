@@ -102,7 +102,7 @@ class CarryCompareRequest(serializers.Serializer):
     params = serializers.DictField(
         required=False,
         child=serializers.JSONField(),
-        help_text="funding_carry parameters applied to both runs (all but mode), "
+        help_text="funding_carry parameters applied to both runs (all but strategy_mode), "
         'e.g. {"min_funding_rate": 0.0002, "entry_threshold": 0.45}; others default.',
     )
     costs = serializers.DictField(
@@ -118,7 +118,7 @@ class _Equity(serializers.Serializer):
 
 
 class _ModeResult(serializers.Serializer):
-    mode = serializers.ChoiceField(choices=list(carry_compare.MODES))
+    strategy_mode = serializers.ChoiceField(choices=list(carry_compare.MODES))
     params = serializers.DictField(child=serializers.JSONField())
     metrics = serializers.DictField(
         child=serializers.FloatField(allow_null=True), help_text="null where undefined (NaN)"

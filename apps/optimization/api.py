@@ -98,7 +98,12 @@ class JobCreateSerializer(serializers.Serializer):
         child=serializers.JSONField(),
     )
     objective = serializers.ChoiceField(
-        choices=[m for m, info in METRICS.items() if info.objective], default="sharpe"
+        choices=[m for m, info in METRICS.items() if info.objective],
+        default="sharpe",
+        error_messages={
+            "invalid_choice": '"{input}" is not an objective; choose one of '
+            + ", ".join(m for m, info in METRICS.items() if info.objective)
+        },
     )
     date_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
     date_to = serializers.DateTimeField(required=False, allow_null=True, default=None)

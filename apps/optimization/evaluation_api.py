@@ -1,14 +1,19 @@
 """REST API of the evaluation layer: Monte Carlo / walk-forward jobs, evaluation, approval.
 
-POST /api/jobs/monte_carlo/            {"run": id, "sims", "trades_per_sim", "mode", "seed"}
+POST /api/jobs/monte_carlo/            {"run": id, "sims", "trades_per_sim", "mode", "seed",
+                                        "name"}
 POST /api/jobs/walk_forward/           {"job": sweep id} or {"strategy", "dataset",
                                         "parameter_grid", ...}; + n_splits, train_frac,
-                                        test_frac, window
+                                        test_frac, window, name
 GET  /api/jobs/{id}/evaluation/        results of the job's kind, overfitting, latest approval
 POST /api/jobs/{id}/evaluation/        evaluate the job's run for approval (stored)
 POST /api/runs/{id}/stress/            stress test of a run (not stored)
 GET  /api/strategies/{key}/approval/   latest approval and history of a strategy
 POST /api/strategies/{key}/approval/   {"run": id}: evaluate that run (stored)
+
+The bodies are documented by the *_BODY serializers below (for /api/docs/); the services
+validate them. Bodies must be JSON objects; NaN/Infinity reach validation, which names the
+field.
 
 Thin views: parse, check visibility (outsiders get 404), call one service, serialize.
 """
@@ -16,8 +21,8 @@ Thin views: parse, check visibility (outsiders get 404), call one service, seria
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,12 +31,170 @@ from apps.optimization.api import JobSerializer
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from apps.strategies import approval_services
 from apps.strategies.models import StrategyApproval
-from backtestlab.engine.evaluation import stress
+from backtestlab.api import NonStrictJSONParser, body_object
+from backtestlab.engine.evaluation import monte_carlo as mc
+from backtestlab.engine.evaluation import stress, walk_forward
 from backtestlab.engine.evaluation.psychology import REACHABLE_RANGE
+from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
 
 HISTORY_SIZE = 20
+OBJECTIVES = [name for name, info in METRICS.items() if info.objective]
+# Taken from the sweep when walk-forward starts from {"job": id}; refused alongside it.
+SWEEP_FIELDS = ("strategy", "dataset", "parameter_grid", "objective", "costs", "date_from",
+                "date_to")  # fmt: skip
+
+# Request bodies, as the services accept them (null = the default, like leaving it out).
+_RUN_ID = serializers.IntegerField(
+    min_value=1, max_value=2**63 - 1, help_text="a succeeded run of a job you can see"
+)
+_NAME = serializers.CharField(
+    required=False, allow_blank=True, allow_null=True, default="",
+    help_text="the new job's name (cut to 100 characters); blank: one is made up",
+)  # fmt: skip
+MONTE_CARLO_BODY = inline_serializer(
+    "MonteCarloJobRequest",
+    {
+        "run": _RUN_ID,
+        "sims": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=10_000,
+            min_value=1,
+            max_value=evaluation_jobs.MAX_SIMS,
+            help_text="simulated paths; sims x trades_per_sim at most "
+            f"{evaluation_jobs.MAX_PATH_STEPS:,}",
+        ),  # fmt: skip
+        "trades_per_sim": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=0,
+            max_value=evaluation_jobs.MAX_TRADES_PER_SIM,
+            help_text="trades per path; null or 0: the run's number of trades (shuffle: at "
+            "most that)",
+        ),  # fmt: skip
+        "mode": serializers.ChoiceField(
+            choices=list(mc.MODES),
+            required=False,
+            allow_null=True,
+            default="bootstrap",
+            help_text="bootstrap draws trades with replacement, shuffle reorders them",
+        ),  # fmt: skip
+        "seed": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=0,
+            max_value=2**63 - 1,
+            help_text="null: a random seed (stored on the job, so it can be reproduced)",
+        ),  # fmt: skip
+        "name": _NAME,
+    },
+)
+WALK_FORWARD_BODY = inline_serializer(
+    "WalkForwardJobRequest",
+    {
+        "job": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            min_value=1,
+            max_value=2**63 - 1,
+            help_text="a grid sweep's id: its strategy, grid, objective, costs, dates and first "
+            "dataset are used. Without it, give strategy, dataset and parameter_grid",
+        ),  # fmt: skip
+        "strategy": serializers.CharField(required=False, help_text="a strategy key"),
+        "dataset": serializers.IntegerField(
+            required=False,
+            min_value=1,
+            max_value=2**63 - 1,
+            help_text="a dataset of the strategy's data kind",
+        ),  # fmt: skip
+        "parameter_grid": serializers.DictField(
+            child=serializers.JSONField(),
+            required=False,
+            help_text="parameter name -> list of values, or a range {start, stop, step}",
+        ),  # fmt: skip
+        "objective": serializers.ChoiceField(
+            choices=OBJECTIVES,
+            required=False,
+            allow_null=True,
+            default="sharpe",
+            help_text="the metric each train window is optimised on",
+        ),  # fmt: skip
+        "costs": serializers.DictField(
+            child=serializers.FloatField(),
+            required=False,
+            allow_null=True,
+            help_text="commission_pct, slippage_pct (percent per fill), initial_equity",
+        ),  # fmt: skip
+        "date_from": serializers.CharField(
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            help_text="ISO-8601 date or datetime, e.g. 2023-06-01",
+        ),  # fmt: skip
+        "date_to": serializers.CharField(
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            help_text="ISO-8601 date or datetime, e.g. 2023-12-31",
+        ),  # fmt: skip
+        "n_splits": serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=5,
+            min_value=1,
+            max_value=50,
+            help_text="number of folds (each needs at least 2 bars of test window)",
+        ),  # fmt: skip
+        "train_frac": serializers.FloatField(
+            required=False,
+            allow_null=True,
+            default=0.7,
+            min_value=0,
+            max_value=1,
+            help_text="train share of a fold, strictly between 0 and 1; "
+            "train_frac + test_frac must be 1",
+        ),  # fmt: skip
+        "test_frac": serializers.FloatField(
+            required=False,
+            allow_null=True,
+            default=0.3,
+            min_value=0,
+            max_value=1,
+            help_text="test share of a fold, strictly between 0 and 1",
+        ),  # fmt: skip
+        "window": serializers.ChoiceField(
+            choices=list(walk_forward.WINDOW_MODES),
+            required=False,
+            allow_null=True,
+            default="rolling",
+            help_text="rolling: fixed-length train windows; anchored: train from the start",
+        ),  # fmt: skip
+        "name": _NAME,
+    },
+)
+STRESS_BODY = inline_serializer(
+    "StressTestRequest",
+    {
+        "objective": serializers.ChoiceField(
+            choices=OBJECTIVES,
+            required=False,
+            allow_null=True,
+            allow_blank=True,
+            help_text="the metric compared under stress; null or blank: the run's job's",
+        ),  # fmt: skip
+    },
+)
+APPROVAL_BODY = inline_serializer(
+    "StrategyApprovalRequest",
+    {"run": serializers.IntegerField(
+        min_value=1, max_value=2**63 - 1,
+        help_text="a run of a job of this strategy: its evaluation is stored",
+    )},
+)  # fmt: skip
 
 
 def _job(request, pk: int) -> OptimizationJob:
@@ -76,9 +239,13 @@ def job_evaluation_data(job: OptimizationJob) -> dict:
 
 
 class MonteCarloJobCreateView(APIView):
-    @extend_schema(request=None, responses={201: JobSerializer})
+    # NaN/Infinity reach validation, which names the field (the strict parser cannot).
+    parser_classes = [NonStrictJSONParser]
+
+    @extend_schema(summary="Start a Monte Carlo job over a run's trades",
+                   request=MONTE_CARLO_BODY, responses={201: JobSerializer})  # fmt: skip
     def post(self, request):
-        d = request.data
+        d = body_object(request)
         run = _run(request, d.get("run"))
         job = evaluation_jobs.monte_carlo_job_create(
             user=request.user,
@@ -93,9 +260,12 @@ class MonteCarloJobCreateView(APIView):
 
 
 class WalkForwardJobCreateView(APIView):
-    @extend_schema(request=None, responses={201: JobSerializer})
+    parser_classes = [NonStrictJSONParser]
+
+    @extend_schema(summary="Start a walk-forward job (of a sweep, or of a strategy and grid)",
+                   request=WALK_FORWARD_BODY, responses={201: JobSerializer})  # fmt: skip
     def post(self, request):
-        d = request.data
+        d = body_object(request)
         options = {
             "n_splits": _opt(d, "n_splits", 5),
             "train_frac": _opt(d, "train_frac", 0.7),
@@ -104,9 +274,17 @@ class WalkForwardJobCreateView(APIView):
             "name": _opt(d, "name", ""),
         }
         if d.get("job") is not None:
-            source = _job(request, d["job"]) if isinstance(d["job"], int) else None
-            if source is None:
+            source = d["job"]
+            if isinstance(source, bool) or not isinstance(source, int):
                 raise ApplicationError("job must be a sweep's id (integer)", field="job")
+            for field in SWEEP_FIELDS:
+                if field in d:
+                    raise ApplicationError(
+                        f"{field} comes from the sweep: give either job, or strategy, dataset "
+                        "and parameter_grid",
+                        field=field,
+                    )
+            source = _job(request, source)
             job = evaluation_jobs.walk_forward_job_from_sweep(
                 user=request.user, job=source, **options
             )
@@ -141,14 +319,17 @@ class JobEvaluationView(APIView):
 
 
 class RunStressView(APIView):
-    @extend_schema(request=None, responses={200: dict})
+    parser_classes = [NonStrictJSONParser]
+
+    @extend_schema(summary="Stress-test a run (not stored)", request=STRESS_BODY,
+                   responses={200: dict})  # fmt: skip
     def post(self, request, pk: int):
-        run = _run(request, pk)
-        strategy, ctx, costs, _result = evaluation_jobs.run_backtest(run)
-        objective = request.data.get("objective") or run.job.objective
         from apps.optimization.services import objective_validate
 
-        objective = objective_validate(objective)
+        run = _run(request, pk)
+        objective = body_object(request).get("objective")
+        objective = objective_validate(run.job.objective if objective in (None, "") else objective)
+        strategy, ctx, costs, _result = evaluation_jobs.run_backtest(run)
         res = stress.stress_test(strategy, ctx, run.params, costs, objective=objective)
         cfg = approval_services.approval_config_current()
         cfg = cfg.as_engine() if cfg else approval_services.engine_approval.ApprovalConfig()
@@ -164,6 +345,8 @@ class RunStressView(APIView):
 
 
 class StrategyApprovalView(APIView):
+    parser_classes = [NonStrictJSONParser]
+
     def _strategy(self, key: str) -> str:
         if key not in STRATEGIES:
             raise ApplicationError(f"unknown strategy {key!r}", field="strategy", status=404)
@@ -182,10 +365,11 @@ class StrategyApprovalView(APIView):
             }
         )
 
-    @extend_schema(request=None, responses={201: dict})
+    @extend_schema(summary="Evaluate a run of the strategy for approval (stored)",
+                   request=APPROVAL_BODY, responses={201: dict})  # fmt: skip
     def post(self, request, key: str):
         key = self._strategy(key)
-        run = _run(request, request.data.get("run"))
+        run = _run(request, body_object(request).get("run"))
         if run.job.strategy != key:
             raise ApplicationError(
                 f"run {run.id} belongs to strategy {run.job.strategy}, not {key}", field="run"

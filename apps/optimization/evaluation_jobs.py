@@ -106,6 +106,14 @@ def _int_option(field: str, value: Any, low: int, high: int) -> int:
     return value
 
 
+def _name_option(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ApplicationError(f"name must be a string, got {value!r}", field="name")
+    return value
+
+
 def monte_carlo_job_create(
     *,
     user,
@@ -121,6 +129,7 @@ def monte_carlo_job_create(
     from apps.optimization.services import _quota_check, job_start
 
     _quota_check(user)
+    name = _name_option(name)
     sims = _int_option("sims", sims, 1, MAX_SIMS)
     if mode not in mc.MODES:
         raise ApplicationError(f"mode must be one of {', '.join(mc.MODES)}, got {mode!r}",
@@ -133,7 +142,7 @@ def monte_carlo_job_create(
     returns = [t.pnl_pct for t in run_trades(run)]
     if not returns:
         raise _no_trades(run)
-    if trades_per_sim in (None, 0):
+    if trades_per_sim is None or (trades_per_sim == 0 and not isinstance(trades_per_sim, bool)):
         trades_per_sim = len(returns)
     trades_per_sim = _int_option("trades_per_sim", trades_per_sim, 1, MAX_TRADES_PER_SIM)
     if mode == "shuffle" and trades_per_sim > len(returns):
@@ -208,6 +217,7 @@ def walk_forward_job_create(
     objective = services.objective_validate(objective)
     valid_costs = services.costs_validate(costs)
     n_splits = _int_option("n_splits", n_splits, 1, 50)
+    name = _name_option(name)
     if window not in walk_forward.WINDOW_MODES:
         raise ApplicationError(
             f"window must be one of {', '.join(walk_forward.WINDOW_MODES)}, got {window!r}",
@@ -218,11 +228,21 @@ def walk_forward_job_create(
     for field, value in (("train_frac", train_frac), ("test_frac", test_frac)):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ApplicationError(f"{field} must be a number, got {value!r}", field=field)
+        if not (math.isfinite(value) and 0 < value < 1):
+            raise ApplicationError(
+                f"{field} must be between 0 and 1 (exclusive), got {value!r}", field=field
+            )
+    if abs(train_frac + test_frac - 1) > 1e-9:
+        raise ApplicationError(
+            f"train_frac + test_frac must be 1, got {train_frac:g} + {test_frac:g} = "
+            f"{train_frac + test_frac:g}",
+            field="test_frac",
+        )
     try:
         walk_forward.walk_forward_windows(
             dataset.rows, n_splits=n_splits, train_frac=train_frac, test_frac=test_frac
         )
-    except ValueError as exc:
+    except ValueError as exc:  # what is left: too few bars for the splits
         raise ApplicationError(str(exc), field="n_splits") from None
     with transaction.atomic():
         job = OptimizationJob.objects.create(

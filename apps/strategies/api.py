@@ -27,7 +27,7 @@ from apps.optimization.models import OptimizationRun
 from apps.strategies import services
 from apps.strategies.models import ParameterChange
 from apps.strategies.selectors import strategy_config_current
-from backtestlab.api import NonStrictJSONParser
+from backtestlab.api import NonStrictJSONParser, body_object
 from backtestlab.errors import ApplicationError
 
 HISTORY_SIZE = 50
@@ -86,12 +86,6 @@ KEY_QUERY = [
 ]
 
 
-def _body(request) -> dict:
-    if not isinstance(request.data, dict):
-        raise ApplicationError("the body must be a JSON object")
-    return request.data
-
-
 def _key_query(request) -> dict:
     q = request.query_params
     for name in ("symbol", "timeframe"):
@@ -120,7 +114,7 @@ class RunApplyView(APIView):
             job__in=selectors.jobs_visible_to(request.user),
         )
         answer = services.run_apply_to_production(
-            run=run, user=request.user, source="api", **_apply_kwargs(_body(request))
+            run=run, user=request.user, source="api", **_apply_kwargs(body_object(request))
         )
         return Response(answer)
 
@@ -132,7 +126,7 @@ class JobApplyBestView(APIView):
                    responses={200: dict})  # fmt: skip
     def post(self, request, pk: int):
         job = get_object_or_404(selectors.jobs_visible_to(request.user), id=pk)
-        d = _body(request)
+        d = body_object(request)
         dataset = d.get("dataset")
         if dataset is not None and (isinstance(dataset, bool) or not isinstance(dataset, int)):
             raise ApplicationError("dataset must be a dataset id (integer)", field="dataset")
@@ -194,7 +188,7 @@ class StrategyConfigRestoreView(APIView):
     def post(self, request, key: str):
         key = services.strategy_key_validate(key)
         services._permission_check(request.user)
-        d = _body(request)
+        d = body_object(request)
         for name in ("symbol", "timeframe"):
             if not isinstance(d.get(name), str) or not d.get(name):
                 raise ApplicationError(f"{name} is required (text)", field=name)
@@ -244,7 +238,7 @@ class StrategyRiskView(APIView):
                    request=RISK_BODY, responses={200: dict})  # fmt: skip
     def put(self, request, key: str):
         obj = services.risk_config_update(
-            strategy=key, data=_body(request), user=request.user, source="api"
+            strategy=key, data=body_object(request), user=request.user, source="api"
         )
         return Response(
             {"ok": True, **services.risk_config_as_dict(obj)}, status=status.HTTP_200_OK

@@ -47,7 +47,7 @@ def _hedged_round_trip(entry_open, exit_open, flows, c=0.001, s=0.0005, e0=10_00
 
 def test_golden_simple_mode_settles_funding_and_pays_both_legs_fees():
     data, ctx = _golden()
-    res = CARRY.run(ctx, {"mode": "simple"}, COSTS)
+    res = CARRY.run(ctx, {"strategy_mode": "simple"}, COSTS)
     t = res.trades
     # 0.0004 at 8 h >= 0.0003: signal on bar 7, entry at the open of bar 8 (= close 7 = 107).
     # 0.00005 at 32 h < 0.0001: exit signal on bar 31, exit at the open of bar 32 (= 131).
@@ -71,7 +71,7 @@ def test_golden_simple_mode_settles_funding_and_pays_both_legs_fees():
 def test_golden_composite_persistence_only():
     data, ctx = _golden()
     params = {
-        "mode": "composite",
+        "strategy_mode": "composite",
         "weight_rate_level": 0.0,
         "weight_trend": 0.0,
         "weight_persistence": 1.0,
@@ -92,7 +92,7 @@ def test_golden_composite_persistence_only():
 def test_composite_rate_level_alone_equals_simple_thresholds():
     _, ctx = _golden()
     composite = {
-        "mode": "composite",
+        "strategy_mode": "composite",
         "weight_rate_level": 1.0,
         "weight_trend": 0.0,
         "weight_persistence": 0.0,
@@ -101,7 +101,7 @@ def test_composite_rate_level_alone_equals_simple_thresholds():
         "exit_threshold": 1 / 3,  # rate < 0.0001
     }
     a = CARRY.run(ctx, composite, COSTS)
-    b = CARRY.run(ctx, {"mode": "simple"}, COSTS)
+    b = CARRY.run(ctx, {"strategy_mode": "simple"}, COSTS)
     np.testing.assert_array_equal(a.equity, b.equity)
 
 
@@ -121,17 +121,19 @@ def test_basis_proxy_is_the_price_against_its_seeded_ema():
 def test_costs_and_funding_sign():
     data, ctx = _golden()
     free = Costs(commission_pct=0.0, slippage_pct=0.0)
-    res = CARRY.run(ctx, {"mode": "simple"}, free)
+    res = CARRY.run(ctx, {"strategy_mode": "simple"}, free)
     # Without costs the hedge is exactly flat: equity = E * (1 + sum(rate * price) / entry).
     received = 0.0005 * CLOSE[15] + 0.0002 * CLOSE[23] + 0.00005 * CLOSE[31]
     assert np.isclose(res.equity[-1], 10_000 * (1 + received / 107.0), rtol=1e-12)
-    costly = CARRY.run(ctx, {"mode": "simple"}, Costs(commission_pct=0.2, slippage_pct=0.05))
-    cheap = CARRY.run(ctx, {"mode": "simple"}, Costs(commission_pct=0.1, slippage_pct=0.0))
+    costly = CARRY.run(
+        ctx, {"strategy_mode": "simple"}, Costs(commission_pct=0.2, slippage_pct=0.05)
+    )
+    cheap = CARRY.run(ctx, {"strategy_mode": "simple"}, Costs(commission_pct=0.1, slippage_pct=0.0))
     assert costly.equity[-1] < cheap.equity[-1] < res.equity[-1]
     # Negative funding is paid by the short perpetual.
     neg = FundingSeries("TEST", START + np.arange(6) * 8 * H, -np.array(RATES))
     ctx_neg = CARRY.prepare(data, {"funding": neg})
-    always = {"mode": "simple", "min_funding_rate": -0.01, "exit_funding_rate": -0.01}
+    always = {"strategy_mode": "simple", "min_funding_rate": -0.01, "exit_funding_rate": -0.01}
     paid = CARRY.run(ctx_neg, always, free)
     assert paid.trades.entry_idx[0] == 8 and len(paid.trades) == 1  # held to the end
     assert paid.equity[-1] < 10_000
@@ -150,8 +152,8 @@ def year_ctx(year):
 
 
 # Thresholds inside the synthetic universe's funding range (its rates rarely reach 0.0003).
-ACTIVE_SIMPLE = {"mode": "simple", "min_funding_rate": 0.0002, "exit_funding_rate": 0.0001}
-ACTIVE_COMPOSITE = {"mode": "composite", "entry_threshold": 0.45, "exit_threshold": 0.3,
+ACTIVE_SIMPLE = {"strategy_mode": "simple", "min_funding_rate": 0.0002, "exit_funding_rate": 0.0001}
+ACTIVE_COMPOSITE = {"strategy_mode": "composite", "entry_threshold": 0.45, "exit_threshold": 0.3,
                     "persistence_threshold": 0.00015}  # fmt: skip
 
 
@@ -212,7 +214,8 @@ def test_each_parameter_changes_results_only_in_its_mode(year_ctx, name, a, b, m
 def test_mode_changes_results(year_ctx):
     base = {**ACTIVE_SIMPLE, **ACTIVE_COMPOSITE}
     assert not np.array_equal(
-        _row(year_ctx, {**base, "mode": "simple"}), _row(year_ctx, {**base, "mode": "composite"})
+        _row(year_ctx, {**base, "strategy_mode": "simple"}),
+        _row(year_ctx, {**base, "strategy_mode": "composite"}),
     )
 
 
@@ -229,7 +232,7 @@ def _quiet(data, funding, params):
 
 @pytest.mark.parametrize("mode", ["simple", "composite"])
 def test_degenerate_data_gives_zero_trades(mode):
-    p = {"mode": mode}
+    p = {"strategy_mode": mode}
     cases = [
         (make_data([100.0]), FundingSeries("T", [START + 8 * H], [0.001])),  # one bar
         (make_data(CLOSE[:5]), FundingSeries("T", [START + 8 * H], [0.001])),  # no funding time
@@ -255,7 +258,7 @@ def test_run_many_equals_run_plus_compute_for_random_parameter_sets(year_ctx):
     for _ in range(60):
         params.append(
             {
-                "mode": str(rng.choice(["simple", "composite"])),
+                "strategy_mode": str(rng.choice(["simple", "composite"])),
                 "min_funding_rate": float(rng.uniform(0.0, 0.0003)),
                 "exit_funding_rate": float(rng.uniform(-0.0001, 0.0002)),
                 "entry_threshold": float(rng.uniform(0.2, 0.7)),
@@ -279,8 +282,8 @@ def test_run_many_rejects_bad_values_by_name(year_ctx):
     from backtestlab.engine.strategies import ParameterError
 
     with pytest.raises(ParameterError) as err:
-        CARRY.run_many(year_ctx, [{"mode": "fancy"}], COSTS)
-    assert err.value.field == "mode"
+        CARRY.run_many(year_ctx, [{"strategy_mode": "fancy"}], COSTS)
+    assert err.value.field == "strategy_mode"
     with pytest.raises(ParameterError) as err:
         CARRY.run_many(year_ctx, [{"entry_threshold": 2.0}], COSTS)
     assert err.value.field == "entry_threshold"

@@ -53,7 +53,7 @@ def test_a_funding_carry_job_runs_both_modes_through_a_worker(
         strategy="funding_carry",
         dataset_ids=[btc.id],
         parameter_grid={
-            "mode": ["simple", "composite"],
+            "strategy_mode": ["simple", "composite"],
             "min_funding_rate": [0.00015, 0.0002, 0.0003],
             "entry_threshold": [0.45, 0.5],
         },

@@ -35,7 +35,7 @@ def test_downsampling_keeps_the_ends_and_the_cap():
 def test_the_service_runs_both_modes_on_the_same_data(datasets):
     ds = datasets[0]
     out = carry_compare_run(dataset_id=ds.id, params=ACTIVE, date_from="2023-01-10")
-    assert [r["mode"] for r in out["results"]] == ["simple", "composite"]
+    assert [r["strategy_mode"] for r in out["results"]] == ["simple", "composite"]
     funding = Dataset.objects.get(kind="funding", symbol=ds.symbol)
     assert out["funding_dataset"]["id"] == funding.id
     start = 1673308800  # 2023-01-10
@@ -43,7 +43,7 @@ def test_the_service_runs_both_modes_on_the_same_data(datasets):
     carry = get_strategy("funding_carry")
     ctx = carry.prepare(candles, {"funding": dataset_market_data(funding).slice_time(start, None)})
     for r in out["results"]:
-        res = carry.run(ctx, {**ACTIVE, "mode": r["mode"]}, Costs())
+        res = carry.run(ctx, {**ACTIVE, "strategy_mode": r["strategy_mode"]}, Costs())
         assert r["metrics"]["total_return_pct"] == compute(res).total_return_pct
         assert r["equity"]["equity"][-1] == res.equity[-1]
         assert r["equity"]["ts"][0] == start
@@ -72,7 +72,8 @@ def test_the_api_returns_both_metric_sets_and_curves(client, alice, datasets):
         ({"dataset": "ENV"}, "dataset", "holds environment"),
         ({"dataset": "DS", "params": {"min_funding_rte": 0.1}}, "params.min_funding_rte",
          "did you mean 'min_funding_rate'"),
-        ({"dataset": "DS", "params": {"mode": "simple"}}, "params.mode", "both are run"),
+        ({"dataset": "DS", "params": {"strategy_mode": "simple"}}, "params.strategy_mode",
+         "both are run"),
         ({"dataset": "DS", "params": {"entry_threshold": 3}}, "params.entry_threshold",
          "between 0 and 1"),
         ({"dataset": "DS", "params": [1]}, "params", "must be an object"),

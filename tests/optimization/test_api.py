@@ -146,3 +146,11 @@ def test_the_schema_is_served(alice):
     response = client_for(alice).get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/jobs/{id}/best/" in response.content
+
+
+def test_an_unknown_objective_lists_the_allowed_ones(alice, datasets):
+    response = post_job(client_for(alice), datasets, objective="sharpee")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["field"] == "objective"
+    assert "choose one of" in body["error"] and "total_return_pct" in body["error"]

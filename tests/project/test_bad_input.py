@@ -257,7 +257,7 @@ def _carry(btc, **change):
         ({"dataset": 2**70}, "dataset"),
         ({"params": {"min_funding_rate": "0.1"}}, "params.min_funding_rate"),
         ({"params": {"min_funding_rat": 0.1}}, "params.min_funding_rat"),
-        ({"params": {"mode": "simple"}}, "params.mode"),
+        ({"params": {"strategy_mode": "simple"}}, "params.strategy_mode"),
         ({"params": [1]}, "params"),
         ({"costs": {"commission_pct": -1}}, "costs.commission_pct"),
         ({"date_from": "2030-01-02", "date_to": "2030-01-01"}, "date_from"),
@@ -617,3 +617,118 @@ def test_bad_risk_configs_are_a_400_and_write_nothing(operator, raw, field):
         "/api/strategies/options_selector/risk", raw, content_type="application/json"
     )
     assert_refused(response, field, before)
+
+
+# --- evaluation: Monte Carlo, walk-forward, stress, approval ------------------------------------
+
+
+def _evaluation_paths(run) -> list[str]:
+    return [
+        "/api/jobs/monte_carlo/",
+        "/api/jobs/walk_forward/",
+        f"/api/runs/{run.id}/stress/",
+        f"/api/strategies/{run.job.strategy}/approval/",
+    ]
+
+
+@pytest.mark.parametrize("raw", ["[1]", '"x"', "1", "null", "true", "[]"])
+def test_an_evaluation_body_that_is_not_a_json_object_is_a_400(api, finished_run, raw):
+    before = model_counts()
+    for path in _evaluation_paths(finished_run):
+        body = assert_refused(post_raw(api, path, raw), None, before)
+        assert body["error"].startswith("the body must be a JSON object"), (path, body)
+        assert "field" not in body, (path, body)
+
+
+MONTE_CARLO_CASES = [
+    ('{"sims": NaN}', "sims"),
+    ('{"sims": Infinity}', "sims"),
+    ('{"sims": 1e309}', "sims"),
+    ('{"trades_per_sim": NaN}', "trades_per_sim"),
+    ('{"seed": -Infinity}', "seed"),
+    ('{"mode": NaN}', "mode"),
+    ('{"name": 5}', "name"),
+    ('{"name": ["a"]}', "name"),
+    ('{"trades_per_sim": false}', "trades_per_sim"),
+]
+
+
+@pytest.mark.parametrize("extra, field", MONTE_CARLO_CASES)
+def test_a_bad_monte_carlo_body_is_a_400_naming_the_field(api, finished_run, extra, field):
+    before = model_counts()
+    raw = f'{{"run": {finished_run.id}, {extra[1:]}'
+    assert_refused(post_raw(api, "/api/jobs/monte_carlo/", raw), field, before)
+    assert_refused(post_raw(api, "/api/jobs/monte_carlo/", '{"run": NaN}'), "run", before)
+
+
+WALK_FORWARD_CASES = [
+    ('{"train_frac": 1e309}', "train_frac"),
+    ('{"train_frac": NaN}', "train_frac"),
+    ('{"test_frac": Infinity}', "test_frac"),
+    ('{"test_frac": -Infinity}', "test_frac"),
+    ('{"train_frac": 0.9, "test_frac": 0.9}', "test_frac"),
+    ('{"train_frac": 0, "test_frac": 1}', "train_frac"),
+    ('{"train_frac": 0.5}', "test_frac"),  # 0.5 + the default 0.3
+    ('{"n_splits": NaN}', "n_splits"),
+    ('{"n_splits": 1e309}', "n_splits"),
+    ('{"window": NaN}', "window"),
+    ('{"name": 5}', "name"),
+    ('{"strategy": "sma_cross"}', "strategy"),  # comes from the sweep
+    ('{"costs": null}', "costs"),
+]
+
+
+@pytest.mark.parametrize("extra, field", WALK_FORWARD_CASES)
+def test_a_bad_walk_forward_body_is_a_400_naming_the_field(api, finished_run, extra, field):
+    before = model_counts()
+    raw = f'{{"job": {finished_run.job_id}, {extra[1:]}'
+    assert_refused(post_raw(api, "/api/jobs/walk_forward/", raw), field, before)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"train_frac": "NaN"}, "train_frac"),
+        ({"train_frac": 0.9, "test_frac": 0.9}, "test_frac"),
+        ({"costs": {"commission_pct": "NaN"}}, "costs"),
+        ({"n_splits": True}, "n_splits"),
+    ],
+)
+def test_a_bad_walk_forward_of_a_strategy_is_a_400_naming_the_field(api, btc, change, field):
+    before = model_counts()
+    body = {
+        "strategy": "sma_cross",
+        "dataset": btc["candles"].id,
+        "parameter_grid": {"fast": [5], "slow": [50]},
+    }
+    raw = json.dumps({**body, **change}).replace('"NaN"', "NaN")
+    assert_refused(post_raw(api, "/api/jobs/walk_forward/", raw), field, before)
+
+
+@pytest.mark.parametrize("raw", ['{"objective": NaN}', '{"objective": 0}', '{"objective": []}'])
+def test_a_bad_stress_objective_is_a_400_naming_it(api, finished_run, raw):
+    before = model_counts()
+    response = post_raw(api, f"/api/runs/{finished_run.id}/stress/", raw)
+    assert_refused(response, "objective", before)
+
+
+@pytest.mark.parametrize("raw", ['{"run": NaN}', '{"run": 1e309}', '{"run": true}', "{}"])
+def test_a_bad_approval_run_is_a_400_naming_it(api, finished_run, raw):
+    before = model_counts()
+    path = f"/api/strategies/{finished_run.job.strategy}/approval/"
+    assert_refused(post_raw(api, path, raw), "run", before)
+
+
+def test_the_evaluation_bodies_are_documented(client):
+    schema = client.get("/api/schema/?format=json").json()
+    operations = {
+        "/api/jobs/monte_carlo/": ("run", "sims", "trades_per_sim", "mode", "seed"),
+        "/api/jobs/walk_forward/": ("job", "strategy", "n_splits", "train_frac", "test_frac"),
+        "/api/runs/{id}/stress/": ("objective",),
+        "/api/strategies/{key}/approval/": ("run",),
+    }
+    components = schema["components"]["schemas"]
+    for path, fields in operations.items():
+        content = schema["paths"][path]["post"]["requestBody"]["content"]
+        ref = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+        assert set(fields) <= set(components[ref]["properties"]), (path, components[ref])

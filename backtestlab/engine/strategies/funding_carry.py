@@ -1,7 +1,7 @@
 """Funding-rate carry: long spot + short perpetual, driven by 8-hourly funding (seed 001).
 
 The position is delta-neutral, so its equity moves only with the funding it collects and the
-costs it pays.  Two decision modes, chosen by the ``mode`` parameter:
+costs it pays.  Two decision modes, chosen by the ``strategy_mode`` parameter:
 
 * ``simple`` - enter when the funding rate is ``>= min_funding_rate``, exit when it falls
   ``< exit_funding_rate``.
@@ -242,7 +242,7 @@ def _run_many_kernel(
 
 
 def _weights_set(params: Mapping[str, Any]) -> str | None:
-    if params["mode"] == "composite" and not any(
+    if params["strategy_mode"] == "composite" and not any(
         params[w] > 0
         for w in ("weight_rate_level", "weight_trend", "weight_persistence", "weight_basis")
     ):
@@ -262,11 +262,11 @@ class FundingCarry(Strategy):
     )
     data_kind = "candles"
     companion_kinds = ("funding",)
-    group_by = ("mode",)
+    group_by = ("strategy_mode",)
 
     _space = ParameterSpace(
         [
-            Param("mode", "choice", "simple", choices=MODES, label="Mode",
+            Param("strategy_mode", "choice", "simple", choices=MODES, label="Mode",
                   help="simple: rate thresholds; composite: weighted signal score"),
             Param("min_funding_rate", "float", 0.0003, **_RATE, label="Min funding rate",
                   help="simple: enter when the rate per 8 h is at least this (0.0003 = 0.03 %)"),
@@ -310,7 +310,7 @@ class FundingCarry(Strategy):
         entry = np.empty(n, dtype=np.int8)
         exit_ = np.empty(n, dtype=np.bool_)
         carry_signals(
-            MODES.index(p["mode"]), ctx.rate, ctx.rate_ema(p["trend_ema_span"]), ctx.basis,
+            MODES.index(p["strategy_mode"]), ctx.rate, ctx.rate_ema(p["trend_ema_span"]), ctx.basis,
             ctx.bar, p["min_funding_rate"], p["exit_funding_rate"], p["entry_threshold"],
             p["exit_threshold"], p["weight_rate_level"], p["weight_trend"],
             p["weight_persistence"], p["weight_basis"], p["persistence_threshold"],

@@ -183,7 +183,7 @@ def _carry_options_cases() -> dict:
             synthetic.resample(minutes, "1h"),
             {"funding": synthetic.synthetic_funding("BTC", days=365)},
             {
-                "mode": ["simple", "composite"],
+                "strategy_mode": ["simple", "composite"],
                 "min_funding_rate": [0.0001, 0.00015, 0.0002, 0.00025, 0.0003],
                 "exit_funding_rate": [0.0, 0.00005, 0.0001],
                 "entry_threshold": [0.4, 0.45, 0.5, 0.55],
