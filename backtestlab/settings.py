@@ -7,6 +7,7 @@ PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -126,6 +127,15 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
 DATASET_DIR = Path(env_str("DATASET_DIR", str(VAR_DIR / "datasets"))).resolve()
+try:
+    DATASET_DIR.mkdir(parents=True, exist_ok=True)
+except OSError as exc:
+    raise ImproperlyConfigured(
+        f"DATASET_DIR {str(DATASET_DIR)!r} cannot be created ({exc.strerror}); "
+        "send a writable folder (shared storage when workers run on several machines)"
+    ) from None
+if not os.access(DATASET_DIR, os.W_OK):
+    raise ImproperlyConfigured(f"DATASET_DIR {str(DATASET_DIR)!r} is not writable by this user")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1024)
 
 # --- REST API ---------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def test_a_missing_secret_key_is_named_when_debug_is_off():
         ("BACKTESTLAB_FAILURE_TOLERANCE", "nan", "must be a finite number"),
         ("DATABASE_URL", "nonsense://x", "DATABASE_URL"),
         ("CELERY_BROKER_URL", "kafka://x", "CELERY_BROKER_URL has an unsupported scheme"),
+        ("DATASET_DIR", "/proc/nonexistent/datasets", "DATASET_DIR '/proc/nonexistent/datasets'"),
     ],
 )
 def test_a_bad_variable_is_named_at_start(name, value, message):
