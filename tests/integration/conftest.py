@@ -8,6 +8,7 @@ Tests use ``transactional_db``: the worker processes only see committed rows.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -22,6 +23,21 @@ from apps.optimization.models import FINISHED_STATUSES, JobChunk, OptimizationJo
 from apps.optimization.processes import WorkerProcess
 
 HERE = Path(__file__).resolve().parent
+SCREENSHOTS = HERE.parents[1] / "test-output" / "browser"  # gitignored
+
+# Debian's chromium, driven by playwright without a browser download. Without the
+# background-networking flags chromium keeps dialling out, and this machine refuses that.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # The 2,000-run sma_cross grid: 10 fast × 10 slow × 4 stops × 5 reward/risk ratios.
 GRID_2000 = {
@@ -186,3 +202,35 @@ def wait_for_job(failure_report):
         )
 
     return wait
+
+
+@pytest.fixture
+def page(monkeypatch):
+    """A headless chromium page (30 s default timeout: a first call may build a universe)."""
+    from playwright.sync_api import sync_playwright
+
+    if not shutil.which(CHROMIUM):
+        message = f"the browser test needs Debian's chromium at {CHROMIUM} (make chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls
+    # there: tests do their ORM work in fixtures set up before this one.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(30_000)
+        yield context.new_page()
+        context.close()
+        browser.close()
+
+
+def log_in(page, live_server, username: str, password: str) -> None:
+    """Log in through the login page, as a person would; lands on the job list."""
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("#login-btn")
+    page.wait_for_url(f"{live_server.url}/lab/")

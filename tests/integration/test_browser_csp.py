@@ -11,7 +11,7 @@ import pytest
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from tests.factories import make_job
-from tests.integration.test_browser_launch import page  # noqa: F401  (the chromium fixture)
+from tests.integration.conftest import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +30,7 @@ def job(sam):
     return make_job(sam, [candles], grid={"fast": [5, 10], "slow": [50]})
 
 
-def test_no_page_violates_the_content_security_policy(live_server, sam, job, page):  # noqa: F811
+def test_no_page_violates_the_content_security_policy(live_server, sam, job, page):
     violations: list[str] = []
     page.on(
         "console",
@@ -40,11 +40,7 @@ def test_no_page_violates_the_content_security_policy(live_server, sam, job, pag
             else None
         ),
     )
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", "sam")
-    page.fill("input[name=password]", "sam-pw-12345")
-    page.click("button[type=submit], input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/lab/")
+    log_in(page, live_server, "sam", "sam-pw-12345")
 
     for path in (
         "/lab/",

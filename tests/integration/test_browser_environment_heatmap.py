@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
+
+from tests.integration.conftest import SCREENSHOTS, log_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 DONE = "Heatmap complete. Cell value = % of decision steps (occupancy)."
 
 
@@ -32,40 +19,18 @@ def olga(django_user_model):
     return django_user_model.objects.create_user("olga", password="olga-pw-123")
 
 
-@pytest.fixture
-def page(monkeypatch):
-    if not shutil.which(CHROMIUM):
-        message = f"the browser test needs Debian's chromium at {CHROMIUM} (make chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    # Playwright's sync API runs an event loop in this thread; Django refuses ORM calls there.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(30_000)  # the first run builds 10 years of synthetic data
-        yield context.new_page()
-        context.close()
-        browser.close()
-
-
 def test_an_operator_runs_the_environment_heatmap_and_reads_a_table_of_percent_cells(
     live_server, olga, page
 ):
-    OUTPUT.mkdir(parents=True, exist_ok=True)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "olga")
-    page.fill("#id_password", "olga-pw-123")
-    page.click("#login-btn")
-    page.wait_for_url(f"{live_server.url}/lab/")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    log_in(page, live_server, "olga", "olga-pw-123")
     expect(page.locator("#synthetic-tools-btn")).to_be_visible()
-    page.screenshot(path=str(OUTPUT / "job_list_links.png"))
+    page.screenshot(path=str(SCREENSHOTS / "job_list_links.png"))
 
     page.click("#nav-synthetic")
     page.wait_for_url(f"{live_server.url}/lab/synthetic/")
     expect(page.locator("#env-heatmap-table")).to_contain_text("press Run Environment Heatmap")
-    page.screenshot(path=str(OUTPUT / "synthetic_tools_before_run.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "synthetic_tools_before_run.png"), full_page=True)
 
     # Picking a metric proposes a grid for its range (from the server's catalogue).
     page.select_option("#env-x-metric-select", "iv_rank_6m")
@@ -90,7 +55,9 @@ def test_an_operator_runs_the_environment_heatmap_and_reads_a_table_of_percent_c
     assert abs(sum(float(c[:-1]) for c in cells) - 100) < 5
     expect(page.locator("#env-heatmap-coverage")).to_contain_text("of 730 decision steps")
     expect(page.locator("#env-heatmap-legend")).to_contain_text("darker blue")
-    page.locator("#env-heatmap-section").screenshot(path=str(OUTPUT / "environment_heatmap.png"))
+    page.locator("#env-heatmap-section").screenshot(
+        path=str(SCREENSHOTS / "environment_heatmap.png")
+    )
 
     # A bad step: the error in red, naming the field, and the box marked.
     page.fill("#env-y-step-input", "0")
@@ -112,4 +79,4 @@ def test_an_operator_runs_the_environment_heatmap_and_reads_a_table_of_percent_c
     page.click("#sel-heatmap-run-btn")
     expect(page.locator("#sel-heatmap-status")).to_contain_text("Heatmap complete.")
     assert page.locator("#sel-heatmap-table tbody td").count() == 8 * 13
-    page.screenshot(path=str(OUTPUT / "synthetic_tools.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "synthetic_tools.png"), full_page=True)

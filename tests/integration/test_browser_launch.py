@@ -2,56 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
 from django.db import connections
 from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import sync_playwright
 
-from tests.integration.conftest import GRID_2000
+from tests.integration.conftest import GRID_2000, SCREENSHOTS, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "test-output" / "browser" / "launch_job.png"
+SCREENSHOT = SCREENSHOTS / "launch_job.png"
 
 
 @pytest.fixture
 def olivia(django_user_model):
     return django_user_model.objects.create_user("olivia", password="olivia-pw-123")
-
-
-@pytest.fixture
-def page(monkeypatch):
-    if not shutil.which(CHROMIUM):
-        message = f"the browser test needs Debian's chromium at {CHROMIUM} (make chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    # Playwright's sync API runs an event loop in this thread, and Django refuses ORM calls
-    # there. The test does its ORM work in fixtures set up before this one; only the failure
-    # report queries while the browser is open (and closes its connection again).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(15_000)
-        yield context.new_page()
-        context.close()
-        browser.close()
 
 
 def test_an_operator_launches_a_job_and_sees_its_best_parameters(
@@ -61,11 +25,7 @@ def test_an_operator_launches_a_job_and_sees_its_best_parameters(
     start_worker("browser", concurrency=2)
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
 
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "olivia")
-    page.fill("#id_password", "olivia-pw-123")
-    page.click("#login-btn")
-    page.wait_for_url(f"{live_server.url}/lab/")
+    log_in(page, live_server, "olivia", "olivia-pw-123")
 
     page.goto(f"{live_server.url}/lab/jobs/new/")
     page.fill("#id_name", "Browser: BTC 1h sweep")

@@ -3,31 +3,16 @@ a run's equity curve, and two jobs compared. Each step saves a screenshot."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from tests.factories import SMALL_GRID, make_job, run_all_chunks
+from tests.integration.conftest import SCREENSHOTS, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-OUT = Path(__file__).resolve().parents[2] / "test-output" / "browser"
 SMC_GRID = {
     "pattern_type": ["imbalance", "order_block"],
     "rr_target": [1.5, 2.0, 2.5, 3.0],
@@ -54,31 +39,9 @@ def finished_jobs(transactional_db, olivia):
     return smc, sma
 
 
-@pytest.fixture
-def page(monkeypatch):
-    if not shutil.which(CHROMIUM):
-        message = f"the browser test needs Debian's chromium at {CHROMIUM} (make chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    OUT.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(20_000)
-        yield context.new_page()
-        context.close()
-        browser.close()
-
-
 def test_an_operator_reads_heatmap_equity_and_a_comparison(live_server, finished_jobs, page):
     smc, sma = finished_jobs
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("#id_username", "olivia")
-    page.fill("#id_password", "olivia-pw-123")
-    page.click("#login-btn")
-    page.wait_for_url(f"{live_server.url}/lab/")
+    log_in(page, live_server, "olivia", "olivia-pw-123")
 
     # A finished job: the seed's heatmap, best cell marked, beside the best table.
     page.goto(f"{live_server.url}/lab/jobs/{smc.id}/")
@@ -89,16 +52,19 @@ def test_an_operator_reads_heatmap_equity_and_a_comparison(live_server, finished
     assert "*" in page.inner_text("#heatmap-best")
     page.wait_for_selector("#sensitivity-rr_target")
     assert page.locator("#best-table tbody tr").count() > 0
-    page.screenshot(path=str(OUT / "results_job.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "results_job.png"), full_page=True)
 
     # Switch the heatmap's axes: columns become the pattern.
     page.select_option("#heatmap-x", "pattern_type")
     page.wait_for_selector('#heatmap-table[data-x="pattern_type"]')
+    # Let htmx finish swapping and settling before the next choice, or the select it
+    # replaces can swallow that choice.
+    expect(page.locator(".htmx-request, .htmx-settling")).to_have_count(0)
     assert page.inner_text("#heatmap-title").startswith("Win rate by rr_target vs pattern_type")
     page.select_option("#heatmap-metric", "total_return_pct")
     page.wait_for_selector('#heatmap-table[data-metric="total_return_pct"]')
     assert page.locator("#heatmap-best").count() == 1
-    page.locator("#heatmap").screenshot(path=str(OUT / "results_heatmap_axes.png"))
+    page.locator("#heatmap").screenshot(path=str(SCREENSHOTS / "results_heatmap_axes.png"))
 
     # A run's equity curve, drawdown and trades.
     page.click("#best-table tbody tr:first-child a.run-link")
@@ -106,7 +72,7 @@ def test_an_operator_reads_heatmap_equity_and_a_comparison(live_server, finished
     page.wait_for_selector('#equity-chart[data-ready="true"] canvas')
     page.wait_for_selector('#drawdown-chart[data-ready="true"] canvas')
     assert page.locator("#run-metrics tbody tr").count() == 16
-    page.screenshot(path=str(OUT / "results_run_equity.png"), full_page=False)
+    page.screenshot(path=str(SCREENSHOTS / "results_run_equity.png"), full_page=False)
 
     # Compare the two jobs from the job list.
     page.goto(f"{live_server.url}/lab/")
@@ -117,4 +83,4 @@ def test_an_operator_reads_heatmap_equity_and_a_comparison(live_server, finished
     page.wait_for_selector('#compare-chart[data-ready="true"] canvas')
     header = page.inner_text("#compare-table thead")
     assert "Browser: SMC zones" in header and "Browser: SMA cross" in header
-    page.screenshot(path=str(OUT / "results_compare.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "results_compare.png"), full_page=True)
