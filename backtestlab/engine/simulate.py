@@ -528,6 +528,13 @@ def run_kernel(
         hedged,
         int(delay),
     )
+    return result_from_buffers(data, equity, in_pos, bufs, count, initial_equity)
+
+
+def result_from_buffers(
+    data, equity: np.ndarray, in_pos: np.ndarray, bufs: tuple, count: int, initial_equity: float
+) -> BacktestResult:
+    """Wrap a kernel's outputs (the first ``count`` trades of ``bufs``) as a BacktestResult."""
     e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
     trades = Trades(
         entry_idx=e_idx,
@@ -545,6 +552,6 @@ def run_kernel(
         equity=equity,
         trades=trades,
         bars_per_year=bars_per_year(data.timeframe),
-        initial_equity=initial_equity,
+        initial_equity=float(initial_equity),
         in_position=in_pos,
     )

@@ -46,11 +46,10 @@ from ..indicators import atr
 from ..metrics import N_METRICS, bars_per_year, metrics_kernel
 from ..simulate import (
     LEVEL_PRICE,
-    REASONS,
     BacktestResult,
-    Trades,
     allocate_trade_buffers,
     cost_fractions,
+    result_from_buffers,
     simulate_kernel,
 )
 from ..smc_zones import (
@@ -366,26 +365,7 @@ class Smc(Strategy):
             comm, slip, float(costs.initial_equity), equity, in_pos, *bufs,
             costs.signal_delay_bars,
         )  # fmt: skip
-        e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
-        trades = Trades(
-            entry_idx=e_idx,
-            exit_idx=x_idx,
-            entry_ts=data.ts[e_idx],
-            exit_ts=data.ts[x_idx],
-            entry_price=e_px,
-            exit_price=x_px,
-            side=t_side,
-            pnl_pct=pnl,
-            reason=np.array(REASONS)[reason],
-        )
-        return BacktestResult(
-            ts=data.ts,
-            equity=equity,
-            trades=trades,
-            bars_per_year=bars_per_year(data.timeframe),
-            initial_equity=float(costs.initial_equity),
-            in_position=in_pos,
-        )
+        return result_from_buffers(data, equity, in_pos, bufs, count, float(costs.initial_equity))
 
     def run_many(self, ctx: SmcContext, param_list: Sequence[dict], costs: Costs) -> np.ndarray:
         """Metrics for many parameter sets in one compiled loop (equal to ``run`` + compute)."""
