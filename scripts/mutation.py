@@ -293,7 +293,7 @@ def main(argv=None) -> int:
             or scores.get(t.name, {}).get("score", 0) < args.min
         ]
         if not selected:
-            print("mutation: every target's module and tests are as when last scored; nothing to run")
+            print("mutation: every target is as when it was last scored; nothing to run")
             return 0
     print("mutation: " + ", ".join(t.name for t in selected), flush=True)
 
@@ -302,8 +302,10 @@ def main(argv=None) -> int:
         outcomes = list(pool.map(lambda t: run_target(t, python, True), selected))
 
     failed = False
-    print(f"\n{'target':20} {'module':45} {'mutants':>7} {'equiv':>5} {'killed':>6} "
-          f"{'surv':>5} {'score':>7} {'time':>6}")
+    print(
+        f"\n{'target':20} {'module':45} {'mutants':>7} {'equiv':>5} {'killed':>6} "
+        f"{'surv':>5} {'score':>7} {'time':>6}"
+    )
     for o in outcomes:
         t = o.target
         if o.error:
@@ -314,7 +316,8 @@ def main(argv=None) -> int:
         failed |= not ok
         print(
             f"{t.name:20} {t.module:45} {o.mutants:7d} {o.equivalent:5d} {o.killed:6d} "
-            f"{len(o.survived):5d} {o.score:6.1f}% {o.seconds:5.0f}s{'' if ok else '  < ' + str(args.min)}"
+            f"{len(o.survived):5d} {o.score:6.1f}% {o.seconds:5.0f}s"
+            + ("" if ok else f"  below {args.min:g} %")
         )
         scores[t.name] = {
             "module": t.module,
@@ -327,8 +330,10 @@ def main(argv=None) -> int:
         }
     for o in outcomes:
         if o.survived and args.show:
-            print(f"\n--- {o.target.name}: {len(o.survived)} surviving mutants "
-                  f"(all in var/mutation/{o.target.name}/survivors.txt); first {args.show}:")
+            print(
+                f"\n--- {o.target.name}: {len(o.survived)} surviving mutants "
+                f"(all in var/mutation/{o.target.name}/survivors.txt); first {args.show}:"
+            )
             for s in o.survived[: args.show]:
                 print(s)
     args.scores.write_text(json.dumps(dict(sorted(scores.items())), indent=2) + "\n")
