@@ -529,3 +529,54 @@ def test_integer_entries_carry_their_own_side():
     res = simulate(bars(*rows), signal_at(3, 0, side=-1), side=1, costs=costs())
     assert res.trades.side[0] == -1
 
+
+# --- wipe-out: an account cannot go below zero and come back -------------------------------
+
+DOUBLING = [FLAT, (100, 101, 99, 100), (100, 260, 100, 250), (250, 250, 90, 100), (100,) * 4]
+
+
+def test_a_short_is_closed_out_where_its_loss_takes_the_whole_equity():
+    # qty 10 from 100: the equity 1000 - 10 * (p - 100) is gone at p = 200, inside bar 2.
+    # Without the close-out it would be marked at -500 and recover to 1000 at bar 3's low.
+    res = simulate(bars(*DOUBLING), flags(5, 0), flags(5, 3), side=-1, costs=costs())
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 200, -100)
+    assert near(res.equity, [1000, 1000, 0, 0, 0])
+    assert compute(res).max_drawdown_pct == -100.0
+
+
+def test_a_short_gapping_beyond_its_wipe_out_price_is_closed_at_the_open_with_nothing_left():
+    rows = [FLAT, (100, 101, 99, 100), (250, 260, 240, 250), (100,) * 4]
+    res = simulate(bars(*rows), flags(4, 0), side=-1, costs=costs(slip_pct=1.0))
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.pnl_pct[0]) == (2, "stop", -100.0)
+    assert near(t.exit_price[0], 250 * 1.01)
+    assert near(res.equity[2:], [0, 0])
+
+
+@pytest.mark.parametrize(("stop_pct", "price"), [(50.0, 150.0), (150.0, 200.0)])
+def test_the_lower_of_a_shorts_stop_and_its_wipe_out_price_is_hit_first(stop_pct, price):
+    res = simulate(bars(*DOUBLING), flags(5, 0), side=-1, stop_pct=stop_pct, costs=costs())
+    assert (res.trades.reason[0], res.trades.exit_price[0]) == ("stop", price)
+
+
+def test_a_long_paying_flows_is_closed_out_where_its_equity_is_gone():
+    # qty 10 from 100 pays 60 per unit at the close of bar 1: 1000 - 600 = 400 left, so the
+    # equity 400 + 10 * (p - 100) is gone at p = 60, inside bar 2 (low 55).
+    rows = [FLAT, (100, 101, 99, 100), (70, 75, 55, 90), (90,) * 4]
+    flow = np.array([0.0, -60.0, 0.0, 0.0])
+    res = kernel(bars(*rows), signal_at(4, 0), flow=flow)
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 60, -100)
+    assert near(res.equity, [1000, 400, 0, 0])
+
+
+def test_a_flow_that_exhausts_the_equity_at_a_close_marks_zero_and_closes_at_the_next_open():
+    # qty 10 from 100 pays 120 per unit at the close of bar 1: 1000 - 1200 < 0 is marked 0,
+    # and the position is closed out at the open of bar 2 with nothing left.
+    rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), (100,) * 4]
+    flow = np.array([0.0, -120.0, 0.0, 0.0])
+    res = kernel(bars(*rows), signal_at(4, 0), flow=flow)
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 100, -100)
+    assert near(res.equity, [1000, 0, 0, 0])
