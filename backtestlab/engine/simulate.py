@@ -349,7 +349,7 @@ def simulate_kernel(
         elif side != 0:
             # Hedged: the legs' price moves cancel; the spread of the two fills remains.
             eq = base + side * qty * ((hedge_fill if hedged else c) - entry_fill)
-            if eq < 0.0:  # a flow after the bar's close-out check; closed at the next open
+            if eq < 0.0:  # a flow after the close-out check (unhedged: closed at the next open)
                 eq = 0.0
             si = i - delay
             if si >= 0:
