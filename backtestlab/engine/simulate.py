@@ -33,8 +33,12 @@ product of ``1 + pnl_pct / 100`` over all trades equals ``final / initial`` equi
 Stops and targets come per signal bar, either as fractional distances from the entry FILL
 (mode ``LEVEL_FRACTION``: long stop ``fill * (1 - d)``, target ``fill * (1 + d)``) or as
 absolute prices (mode ``LEVEL_PRICE``); NaN means "no level".  A level array of length 1 is
-broadcast to every bar.  If equity ever reaches 0 (possible only for shorts) no further
-entries are taken.
+broadcast to every bar.  An unhedged position whose equity would fall to 0 inside a bar is
+closed out at the price where that happens (``entry_fill - side * base / qty``: twice the
+entry fill for an all-in short, 0 for a long without cash flows), or at the open if the bar
+opens beyond it, as a ``"stop"`` exit worth 0; the lower (short) / higher (long) of that
+price and the stop is hit first.  So an account is never marked below 0 and cannot recover
+from it.  Once equity is 0 no further entries are taken.
 
 Limit entries (optional ``entry_limit``, one price per signal bar; NaN = market order): an
 entry signal on the close of bar ``i`` with a limit ``L`` is a limit order valid during bar
@@ -293,18 +297,25 @@ def simulate_kernel(
             px = 0.0
             # The high/low that would hit a target may precede a limit fill inside the bar.
             tgt = np.nan if limit_fill else target
+            stp = stop
+            if not hedged:
+                # The equity is all gone at this price (a short at twice its entry fill): the
+                # position is closed out there like a stop, so it cannot come back from below 0.
+                wipe = entry_fill - side * base / qty
+                if not side * (wipe - stop) <= 0.0:
+                    stp = wipe
             # NaN levels compare False, so "no stop"/"no target" needs no extra branch.
             if side == 1:
-                if lo <= stop:
+                if lo <= stp:
                     reason = REASON_STOP
-                    px = o if o <= stop else stop
+                    px = o if o <= stp else stp
                 elif h >= tgt:
                     reason = REASON_TARGET
                     px = o if o >= tgt else tgt
             else:
-                if h >= stop:
+                if h >= stp:
                     reason = REASON_STOP
-                    px = o if o >= stop else stop
+                    px = o if o >= stp else stp
                 elif lo <= tgt:
                     reason = REASON_TARGET
                     px = o if o <= tgt else tgt
@@ -338,6 +349,8 @@ def simulate_kernel(
         elif side != 0:
             # Hedged: the legs' price moves cancel; the spread of the two fills remains.
             eq = base + side * qty * ((hedge_fill if hedged else c) - entry_fill)
+            if eq < 0.0:  # a flow after the close-out check (unhedged: closed at the next open)
+                eq = 0.0
             si = i - delay
             if si >= 0:
                 if exit_flag[si]:

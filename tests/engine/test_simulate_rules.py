@@ -1,0 +1,582 @@
+"""The simulator's fill and cost rules on hand-built bars, every expected value by hand.
+
+Rules (module docstring of ``backtestlab.engine.simulate``): a signal on the close of bar i is
+filled at the open of bar i + 1; slippage worsens every fill (buy ``p * (1 + s)``, sell
+``p * (1 - s)``); commission ``c`` is paid on traded value at entry and exit, with notional
+``E / (1 + c)``; stops and targets are live from the entry bar, fill at the level or at the
+open when the open is already through it, and the stop wins when both are inside one bar;
+equity is marked at each close before exit costs; an open position is closed at the last
+close.  Equity starts at 1000 everywhere below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from backtestlab.engine.data import MarketData
+from backtestlab.engine.metrics import compute
+from backtestlab.engine.simulate import (
+    LEVEL_FRACTION,
+    allocate_trade_buffers,
+    cost_fractions,
+    run_kernel,
+    simulate,
+)
+from backtestlab.engine.strategies import Costs
+
+START = 1672531200
+NAN = np.nan
+FLAT = (100.0, 100.0, 100.0, 100.0)  # open, high, low, close
+
+
+def bars(*rows) -> MarketData:
+    """Hourly bars from (open, high, low, close) rows."""
+    o, h, lo, c = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+    n = len(c)
+    return MarketData(
+        symbol="TEST",
+        timeframe="1h",
+        ts=START + np.arange(n, dtype=np.int64) * 3600,
+        open=o,
+        high=h,
+        low=lo,
+        close=c,
+        volume=np.ones(n),
+    )
+
+
+def mirror(*rows):
+    """The same bars reflected about 100 (p -> 200 - p): a rise becomes a fall."""
+    return [(200 - o, 200 - lo, 200 - h, 200 - c) for o, h, lo, c in rows]
+
+
+def costs(comm_pct: float = 0.0, slip_pct: float = 0.0, delay: int = 0) -> Costs:
+    return Costs(
+        commission_pct=comm_pct,
+        slippage_pct=slip_pct,
+        initial_equity=1000.0,
+        signal_delay_bars=delay,
+    )
+
+
+def signal_at(n: int, *idx: int, side: int = 1) -> np.ndarray:
+    s = np.zeros(n, dtype=np.int8)
+    s[list(idx)] = side
+    return s
+
+
+def flags(n: int, *idx: int) -> np.ndarray:
+    f = np.zeros(n, dtype=bool)
+    f[list(idx)] = True
+    return f
+
+
+def near(a, b) -> bool:
+    return bool(np.allclose(a, b, rtol=1e-12, atol=0.0))
+
+
+# --- market entries and exits -------------------------------------------------------------
+
+RISING = [
+    (100.0, 101.0, 99.0, 100.0),  # 0: signal
+    (104.0, 106.0, 103.0, 105.0),  # 1: filled at this open
+    (105.0, 108.0, 104.0, 107.0),
+    (107.0, 111.0, 106.0, 110.0),  # 3: last bar, closed at its close
+]
+
+
+def test_a_long_is_filled_at_the_next_open_plus_slippage_and_closed_at_the_last_close():
+    res = simulate(bars(*RISING), flags(4, 0), costs=costs(slip_pct=1.0))
+    t = res.trades
+    assert len(t) == 1 and t.side[0] == 1 and t.reason[0] == "end"
+    assert (t.entry_idx[0], t.exit_idx[0]) == (1, 3)
+    assert (t.entry_ts[0], t.exit_ts[0]) == (START + 3600, START + 3 * 3600)
+    assert near(t.entry_price[0], 105.04)  # 104 * 1.01: a buy pays more
+    assert near(t.exit_price[0], 108.9)  # 110 * 0.99: a sell gets less
+    # qty = 1000 / 105.04; marked at 105 and 107, then realised at 108.9
+    assert near(res.equity, [1000, 1000 * 105 / 105.04, 1000 * 107 / 105.04, 1000 * 108.9 / 105.04])
+    assert near(t.pnl_pct[0], (108.9 / 105.04 - 1) * 100)  # +3.6748 %
+    assert list(res.in_position) == [False, True, True, True]
+
+
+def test_a_short_is_filled_at_the_next_open_minus_slippage_and_bought_back_at_the_last_close():
+    res = simulate(bars(*RISING), flags(4, 0), side=-1, costs=costs(slip_pct=1.0))
+    t = res.trades
+    assert t.side[0] == -1 and t.reason[0] == "end"
+    assert near(t.entry_price[0], 102.96)  # 104 * 0.99: a short sale gets less
+    assert near(t.exit_price[0], 111.1)  # 110 * 1.01: buying back pays more
+    qty = 1000 / 102.96
+    assert near(res.equity[1], 1000 - qty * (105 - 102.96))
+    assert near(res.equity[3], 1000 - qty * (111.1 - 102.96))  # 920.940
+    assert near(t.pnl_pct[0], (res.equity[3] / 1000 - 1) * 100)
+
+
+COMMISSION_BARS = [
+    FLAT,  # 0: entry signal
+    (100.0, 101.0, 99.0, 100.0),  # 1: filled at 100
+    (100.0, 106.0, 99.0, 105.0),  # 2: exit signal
+    (110.0, 111.0, 109.0, 110.0),  # 3: exit filled at the open, 110
+    (110.0, 113.0, 109.0, 112.0),  # 4: flat
+]
+
+
+def test_commission_is_paid_on_the_traded_value_of_both_legs_of_a_long():
+    res = simulate(bars(*COMMISSION_BARS), flags(5, 0), flags(5, 2), costs=costs(comm_pct=1.0))
+    t = res.trades
+    # notional 1000 / 1.01 = 990.099 (entry commission 9.901), qty 9.90099
+    # exit: 990.099 + 9.90099 * (110 - 100) - 0.01 * 9.90099 * 110 = 1078.218
+    final = 1000 / 1.01 * 1.1 * 0.99
+    assert near(final, 1078.2178217821782)
+    assert near(res.equity, [1000, 1000 / 1.01, 1000 / 1.01 * 1.05, final, final])
+    assert near(t.pnl_pct[0], 7.821782178217822)
+    assert t.reason[0] == "signal" and t.exit_idx[0] == 3 and t.exit_price[0] == 110.0
+    # flat again at the open of bar 3: the exit bar holds no position
+    assert list(res.in_position) == [False, True, True, False, False]
+
+
+def test_commission_is_paid_on_the_traded_value_of_both_legs_of_a_short():
+    res = simulate(
+        bars(*COMMISSION_BARS), flags(5, 0), flags(5, 2), side=-1, costs=costs(comm_pct=1.0)
+    )
+    # 990.099 - 9.90099 * (110 - 100) - 0.01 * 9.90099 * 110 = 1000 / 1.01 * (1 - 0.1 - 0.011)
+    final = 1000 / 1.01 * 0.889
+    assert near(final, 880.1980198019802)
+    assert near(res.equity, [1000, 1000 / 1.01, 1000 / 1.01 * 0.95, final, final])
+
+
+def test_a_round_trip_with_commission_and_slippage_follows_the_documented_formula():
+    res = simulate(
+        bars(*COMMISSION_BARS), flags(5, 0), flags(5, 2), costs=costs(comm_pct=0.5, slip_pct=0.2)
+    )
+    t = res.trades
+    assert near(t.entry_price[0], 100.2) and near(t.exit_price[0], 110 * 0.998)
+    # E / (1 + c) * exit / entry * (1 - c)
+    assert near(res.equity[-1], 1000 / 1.005 * (110 * 0.998) / 100.2 * 0.995)
+    assert near(compute(res).total_return_pct, (res.equity[-1] / 1000 - 1) * 100)
+
+
+def test_the_product_of_trade_returns_is_the_growth_of_equity():
+    rng = np.random.default_rng(3)
+    c = 100 * np.cumprod(1 + rng.normal(0, 0.02, 40))
+    o = np.r_[100.0, c[:-1]]
+    data = bars(*zip(o, np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99, c, strict=True))
+    entries = np.zeros(40, np.int8)
+    entries[[2, 9, 15, 22, 30]] = [1, -1, 1, -1, 1]
+    res = simulate(data, entries, flags(40, 6, 19), stop_pct=3.0, costs=costs(0.1, 0.05))
+    assert len(res.trades) >= 4
+    growth = np.prod(1 + res.trades.pnl_pct / 100)
+    assert np.isclose(growth, res.equity[-1] / 1000, rtol=1e-12)
+
+
+def test_long_and_short_mirror_each_other_without_costs():
+    # Same prices, no costs: qty = 1000 / fill for both, so the short's gain is the long's loss.
+    rng = np.random.default_rng(8)
+    c = 100 * np.cumprod(1 + rng.normal(0, 0.01, 30))
+    o = np.r_[100.0, c[:-1]]
+    data = bars(*zip(o, np.maximum(o, c), np.minimum(o, c), c, strict=True))
+    long_ = simulate(data, flags(30, 0), costs=costs())
+    short = simulate(data, flags(30, 0), side=-1, costs=costs())
+    assert np.allclose(short.equity - 1000, -(long_.equity - 1000), rtol=0, atol=1e-9)
+    assert np.isclose(short.trades.pnl_pct[0], -long_.trades.pnl_pct[0], rtol=1e-12)
+
+
+# --- stops and targets --------------------------------------------------------------------
+
+# Long entered at 100 (open of bar 1, no costs) with a 2 % stop (98) and a 3 % target (103).
+# Each case gives bars 1 and 2; bar 3 (101 flat) ends the run.
+STOP_TARGET_CASES = {
+    "stop inside a bar": ((100, 101, 99, 100), (99, 100, 97, 98.5), 2, "stop", 98.0),
+    "stop touched exactly": ((100, 101, 99, 100), (99, 100, 98, 98.5), 2, "stop", 98.0),
+    "gap through the stop": ((100, 101, 99, 100), (96, 97, 95, 96), 2, "stop", 96.0),
+    "target inside a bar": ((100, 101, 99, 100), (101, 104, 100.5, 102), 2, "target", 103.0),
+    "target touched exactly": ((100, 101, 99, 100), (101, 103, 100.5, 102), 2, "target", 103.0),
+    "gap through the target": ((100, 101, 99, 100), (105, 106, 104, 105), 2, "target", 105.0),
+    "both in one bar: stop first": ((100, 101, 99, 100), (100, 104, 97, 101), 2, "stop", 98.0),
+    "stop on the entry bar": ((100, 100.5, 97, 99), (99, 100, 99, 99), 1, "stop", 98.0),
+    "target on the entry bar": ((100, 104, 99.5, 103), (103, 103, 103, 103), 1, "target", 103.0),
+    "neither": ((100, 101, 99, 100), (100, 102.9, 98.1, 101), 3, "end", 101.0),
+}
+LAST = (101.0, 101.0, 101.0, 101.0)
+
+
+@pytest.mark.parametrize("case", STOP_TARGET_CASES, ids=list(STOP_TARGET_CASES))
+def test_long_stop_and_target_fills(case):
+    bar1, bar2, exit_idx, reason, price = STOP_TARGET_CASES[case]
+    res = simulate(
+        bars(FLAT, bar1, bar2, LAST), flags(4, 0), stop_pct=2.0, target_pct=3.0, costs=costs()
+    )
+    t = res.trades
+    assert len(t) == 1
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (exit_idx, reason, price)
+    assert near(t.pnl_pct[0], price - 100)  # percent of a 100 entry
+    assert near(res.equity[exit_idx:], 1000 * price / 100)
+    assert res.in_position[exit_idx]  # held during the bar it was stopped in
+
+
+@pytest.mark.parametrize("case", STOP_TARGET_CASES, ids=list(STOP_TARGET_CASES))
+def test_short_stop_and_target_fills_mirror_the_long_ones(case):
+    # Reflected bars: the short's stop is 102 (2 % above 100), its target 97 (3 % below).
+    bar1, bar2, exit_idx, reason, price = STOP_TARGET_CASES[case]
+    rows = mirror(FLAT, bar1, bar2, LAST)
+    res = simulate(bars(*rows), flags(4, 0), side=-1, stop_pct=2.0, target_pct=3.0, costs=costs())
+    t = res.trades
+    assert len(t) == 1 and t.side[0] == -1
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (exit_idx, reason, 200 - price)
+    assert near(t.pnl_pct[0], price - 100)
+
+
+def test_a_stop_is_a_distance_from_the_entry_fill_and_its_fill_pays_slippage_and_commission():
+    rows = [FLAT, (100, 101, 99, 100), (99, 100, 97, 98.5), LAST]
+    res = simulate(bars(*rows), flags(4, 0), stop_pct=2.0, costs=costs(0.1, 0.1))
+    t = res.trades
+    entry = 100 * 1.001  # 100.1
+    stop = entry * 0.98  # 98.098, 2 % below the FILL, not below the open
+    assert near(t.entry_price[0], entry)
+    assert t.reason[0] == "stop" and near(t.exit_price[0], stop * 0.999)
+    assert near(res.equity[2], 1000 / 1.001 * (stop * 0.999) / entry * 0.999)
+
+
+def test_a_gap_fill_pays_slippage_from_the_open():
+    rows = [FLAT, (100, 101, 99, 100), (96, 97, 95, 96), LAST]
+    res = simulate(bars(*rows), flags(4, 0), stop_pct=2.0, costs=costs(slip_pct=0.5))
+    assert near(res.trades.exit_price[0], 96 * 0.995)
+
+
+def test_price_levels_come_from_the_signal_bar():
+    rows = [FLAT, (100, 101, 99, 100), (99, 100, 98, 98.5), (98.5, 99, 96.5, 97), LAST]
+    stop = np.array([97.0, 99.0, 99.0, 99.0, 99.0])  # the entry signal is on bar 0: stop 97
+    target = np.array([NAN, 100.5, 100.5, 100.5, 100.5])  # bar 0 has no target
+    res = simulate(bars(*rows), flags(5, 0), stop_price=stop, target_price=target, costs=costs())
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (3, "stop", 97.0)
+
+
+def test_per_bar_stop_distances_come_from_the_signal_bar():
+    rows = [FLAT, (100, 101, 99, 100), (99, 100, 97, 98.5), LAST]
+    res = simulate(
+        bars(*rows), flags(4, 0), stop_pct=np.array([2.0, 10.0, 10.0, 10.0]), costs=costs()
+    )
+    assert res.trades.reason[0] == "stop" and res.trades.exit_price[0] == 98.0
+
+
+def test_nan_levels_mean_no_stop_and_no_target():
+    rows = [FLAT, (100, 150, 50, 100), (100, 150, 50, 100), LAST]
+    nan = np.full(4, NAN)
+    res = simulate(bars(*rows), flags(4, 0), stop_price=nan, target_price=nan, costs=costs())
+    assert res.trades.reason[0] == "end" and res.trades.exit_price[0] == 101.0
+
+
+def test_a_position_stopped_out_can_be_re_entered_on_the_same_close():
+    rows = [FLAT, (100, 101, 99, 100), (99, 100, 97, 98.5), (98.5, 99, 98, 98.5), LAST]
+    res = simulate(bars(*rows), flags(5, 0, 2), stop_pct=2.0, costs=costs())
+    t = res.trades
+    assert list(t.reason) == ["stop", "end"]
+    assert (t.entry_idx[1], t.entry_price[1]) == (3, 98.5)
+    assert near(res.equity[-1], 980 * 101 / 98.5)
+
+
+# --- signals ------------------------------------------------------------------------------
+
+
+def test_an_entry_signal_on_the_last_close_is_ignored():
+    res = simulate(bars(FLAT, FLAT, FLAT), flags(3, 2), costs=costs(1.0, 1.0))
+    assert len(res.trades) == 0 and near(res.equity, [1000, 1000, 1000])
+    assert not res.in_position.any()
+
+
+def test_a_second_entry_signal_on_the_same_side_adds_nothing():
+    rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), (102, 103, 101, 103)]
+    res = simulate(bars(*rows), flags(4, 0, 1, 2), costs=costs())
+    t = res.trades
+    assert len(t) == 1 and t.entry_idx[0] == 1
+    assert near(res.equity, [1000, 1010, 1020, 1030])
+
+
+def test_an_exit_signal_while_flat_is_ignored():
+    rows = [FLAT, FLAT, (100, 101, 99, 101), (101, 102, 100, 102)]
+    res = simulate(bars(*rows), flags(4, 1), flags(4, 0), costs=costs())
+    t = res.trades
+    assert len(t) == 1 and (t.entry_idx[0], t.reason[0]) == (2, "end")
+
+
+def test_an_opposite_signal_closes_and_reverses_at_the_same_open():
+    rows = [FLAT, (100, 101, 99, 105), (105, 111, 104, 110), (110, 111, 104, 105), (105,) * 4]
+    res = simulate(bars(*rows), signal_at(5, 0) + signal_at(5, 2, side=-1), costs=costs(1.0))
+    t = res.trades
+    assert list(t.side) == [1, -1] and list(t.reason) == ["signal", "end"]
+    assert (t.exit_idx[0], t.entry_idx[1]) == (3, 3)
+    long_cash = 1000 / 1.01 * 1.1 * 0.99  # long 100 -> 110: 1078.218
+    base = long_cash / 1.01  # the short is sized from the cash after the long
+    qty = base / 110
+    assert near(res.equity[3], base - qty * (105 - 110))
+    assert near(res.equity[4], base + qty * (110 - 105) - 0.01 * qty * 105)
+    assert near(t.pnl_pct, [(long_cash / 1000 - 1) * 100, (res.equity[4] / long_cash - 1) * 100])
+
+
+def test_a_delayed_signal_reaches_the_market_that_many_bars_late():
+    rows = [FLAT, FLAT, (100, 101, 99, 102), (102, 103, 101, 104), (106, 107, 105, 106), LAST]
+    stop = np.array([2.0, 50.0, 50.0, 50.0, 50.0, 50.0])
+    res = simulate(bars(*rows), flags(6, 0), flags(6, 2), stop_pct=stop, costs=costs(delay=1))
+    t = res.trades
+    # entry signal of bar 0 read at the close of bar 1: filled at the open of bar 2;
+    # exit signal of bar 2 read at the close of bar 3: filled at the open of bar 4 (106)
+    assert (t.entry_idx[0], t.exit_idx[0], t.reason[0], t.exit_price[0]) == (2, 4, "signal", 106)
+    assert near(res.equity, [1000, 1000, 1020, 1040, 1060, 1060])
+
+
+def test_a_delayed_stop_distance_is_the_one_of_the_delayed_signal_bar():
+    rows = [FLAT, FLAT, (100, 101, 97, 99), LAST]
+    stop = np.array([2.0, 50.0, 50.0, 50.0])
+    res = simulate(bars(*rows), flags(4, 0), stop_pct=stop, costs=costs(delay=1))
+    assert res.trades.reason[0] == "stop" and res.trades.exit_price[0] == 98.0
+
+
+def test_a_wiped_out_account_takes_no_further_entries():
+    # A short from 100 with qty 10 is bought back at 250: 1000 - 10 * 150 < 0, floored at 0.
+    rows = [FLAT, (100, 101, 99, 150), (250, 260, 240, 250), (250,) * 4, (100,) * 4]
+    res = simulate(bars(*rows), signal_at(5, 0, 2, side=-1), flags(5, 1), costs=costs())
+    t = res.trades
+    assert len(t) == 1 and t.pnl_pct[0] == -100.0
+    assert near(res.equity, [1000, 500, 0, 0, 0])
+    assert compute(res).cagr_pct == -100.0
+
+
+# --- limit entries ------------------------------------------------------------------------
+
+
+def limit_run(bar1, *, limit=99.0, side=1, bar2=LAST, **kw):
+    rows = [FLAT, bar1, bar2, LAST]
+    lim = np.array([limit, NAN, NAN, NAN])
+    return simulate(bars(*rows), signal_at(4, 0, side=side), entry_limit=lim, **kw)
+
+
+def test_a_long_limit_fills_at_the_limit_when_the_bar_trades_down_to_it():
+    res = limit_run((100, 100.5, 98, 99.5), costs=costs(slip_pct=1.0))
+    t = res.trades
+    assert t.entry_idx[0] == 1 and near(t.entry_price[0], 99 * 1.01)  # slippage still applies
+
+
+def test_a_long_limit_fills_at_a_lower_open():
+    res = limit_run((98.5, 99, 98, 98.8), costs=costs())
+    assert res.trades.entry_price[0] == 98.5
+
+
+def test_an_unfilled_limit_is_cancelled_after_one_bar():
+    res = limit_run((100, 101, 99.5, 100), bar2=(100, 100, 90, 95), costs=costs())
+    assert len(res.trades) == 0 and near(res.equity, 1000)
+
+
+def test_a_short_limit_fills_at_the_limit_or_at_a_higher_open():
+    res = limit_run((100, 101.5, 99.5, 101), limit=101.0, side=-1, costs=costs())
+    assert res.trades.entry_price[0] == 101.0 and res.trades.side[0] == -1
+    res = limit_run((101.5, 102, 101, 101.5), limit=101.0, side=-1, costs=costs())
+    assert res.trades.entry_price[0] == 101.5
+    res = limit_run((100, 100.8, 99, 100), limit=101.0, side=-1, costs=costs())
+    assert len(res.trades) == 0
+
+
+def test_a_target_is_not_trusted_on_the_bar_a_limit_filled_at_its_level():
+    # filled at 99: target 99 * 1.02 = 100.98; the bar's high 101.5 may have come first
+    res = limit_run(
+        (100, 101.5, 98, 99.5),
+        bar2=(99.5, 101.2, 99, 101),
+        target_pct=2.0,
+        stop_pct=2.0,
+        costs=costs(),
+    )
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (2, "target", 100.98)
+
+
+def test_a_stop_is_checked_on_the_bar_a_limit_filled_at_its_level():
+    # filled at 99: stop 99 * 0.98 = 97.02, the bar's low 96 goes through it
+    res = limit_run((100, 100.5, 96, 97), stop_pct=2.0, costs=costs())
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (1, "stop", 97.02)
+
+
+def test_a_limit_filled_at_the_open_checks_its_target_like_a_market_entry():
+    # open 98.5 <= 99: filled at the open, target 98.5 * 1.02 = 100.47 < high 101
+    res = limit_run((98.5, 101, 98, 100), target_pct=2.0, costs=costs())
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (1, "target", 100.47)
+
+
+def test_a_short_limit_does_not_trust_its_target_on_the_fill_bar():
+    res = limit_run(
+        (100, 101.5, 98, 100.5), limit=101.0, side=-1, target_pct=2.0, costs=costs()
+    )  # filled at 101, target 98.98 (low 98 may have come first)
+    assert res.trades.reason[0] == "end"
+
+
+def test_a_limit_signal_never_reverses_an_open_position_but_a_market_one_does():
+    rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), (100, 101, 99, 100), LAST]
+    entries = signal_at(5, 0) + signal_at(5, 2, side=-1)
+    lim = np.array([NAN, NAN, 100.5, NAN, NAN])
+    res = simulate(bars(*rows), entries, entry_limit=lim, costs=costs())
+    assert list(res.trades.side) == [1] and res.trades.reason[0] == "end"
+    lim[2] = NAN
+    res = simulate(bars(*rows), entries, entry_limit=lim, costs=costs())
+    assert list(res.trades.side) == [1, -1]
+
+
+# --- cash flows (funding) and hedged positions --------------------------------------------
+
+
+def kernel(data, entry_side, *, exit_flag=None, comm=0.0, slip=0.0, stop=NAN, **kw):
+    n = len(data)
+    return run_kernel(
+        data,
+        np.asarray(entry_side, np.int8),
+        np.zeros(n, bool) if exit_flag is None else exit_flag,
+        np.array([stop]),
+        LEVEL_FRACTION,
+        np.array([NAN]),
+        LEVEL_FRACTION,
+        comm,
+        slip,
+        1000.0,
+        **kw,
+    )
+
+
+def test_a_cash_flow_is_credited_per_unit_at_each_close_while_the_position_is_open():
+    rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), (102, 103, 101, 103)]
+    flow = np.array([0.7, 0.5, 0.5, 0.5])  # the 0.7 arrives while flat: ignored
+    res = kernel(bars(*rows), signal_at(4, 0), flow=flow)
+    # qty 10: +5 at the close of bars 1, 2 and 3 (the last one before the end exit)
+    assert near(res.equity, [1000, 1000 + 5 + 10, 1000 + 10 + 20, 1000 + 15 + 30])
+    assert near(res.trades.pnl_pct[0], 4.5)
+
+
+def test_a_short_pays_a_positive_flow_and_a_stopped_position_receives_none_that_bar():
+    rows = [FLAT, (100, 101, 99, 100), (100, 103, 99, 100), LAST]
+    flow = np.array([0.0, 0.5, 0.5, 0.5])
+    res = kernel(bars(*rows), signal_at(4, 0, side=-1), flow=flow, stop=0.02)
+    # qty 10, side -1: -5 at the close of bar 1; stopped at 102 in bar 2 before its flow
+    assert near(res.equity, [1000, 995, 975, 975])
+    assert res.trades.reason[0] == "stop"
+
+
+def test_a_hedged_position_is_sized_so_both_commissions_and_one_notional_use_the_equity():
+    rows = [FLAT, (100, 101, 99, 130), (130, 131, 99, 90), (120, 121, 119, 120)]
+    res = kernel(bars(*rows), signal_at(4, 0, side=-1), comm=0.01, slip=0.01, hedged=True)
+    entry, hedge = 99.0, 101.0  # short sells at 100 * 0.99, the long hedge buys at 100 * 1.01
+    qty = 1000 / (entry + 0.01 * (entry + hedge))  # 1000 / 101 = 9.90099
+    base = 1000 - 0.01 * qty * (entry + hedge)  # 980.198
+    mark = base - qty * (hedge - entry)  # the two fills' spread: 960.396, whatever the price
+    assert near(res.equity[1:3], [mark, mark])
+    exit_, hedge_exit = 120 * 1.01, 120 * 0.99  # buy the short back, sell the hedge
+    final = base - qty * (exit_ - entry) + qty * (hedge_exit - hedge) - 0.01 * qty * (240)
+    assert near(res.equity[3], final)  # 912.871
+    assert near(res.trades.exit_price[0], exit_)
+
+
+def test_a_hedged_position_closed_by_a_signal_buys_back_its_hedge_at_the_open():
+    rows = [FLAT, (100, 101, 99, 105), (105, 106, 104, 105), (110, 111, 109, 110)]
+    res = kernel(bars(*rows), signal_at(4, 0), exit_flag=flags(4, 1), hedged=True, flow=np.ones(4))
+    # no costs: qty 10, legs cancel; +10 per close from the flow at bar 1 only
+    assert near(res.equity, [1000, 1010, 1010, 1010])
+    assert res.trades.reason[0] == "signal" and res.trades.exit_idx[0] == 2
+
+
+# --- the wrapper --------------------------------------------------------------------------
+
+
+def test_costs_in_percent_become_fractions():
+    assert cost_fractions(Costs(commission_pct=0.1, slippage_pct=0.05)) == (0.001, 0.0005)
+
+
+def test_trade_buffers_have_a_slot_per_bar_and_at_least_one():
+    assert all(len(b) == 7 for b in allocate_trade_buffers(7))
+    assert all(len(b) == 1 for b in allocate_trade_buffers(0))
+
+
+def test_an_empty_dataset_gives_no_trades():
+    res = simulate(bars(FLAT).slice_time(0, 1), np.zeros(0, bool), costs=costs())
+    assert len(res.trades) == 0 and len(res.equity) == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"entries": np.zeros(4, bool)}, r"entries must have shape \(5,\)"),
+        ({"exits": np.zeros(4, bool)}, r"exits must have shape \(5,\)"),
+        ({"side": 0}, "side must be 1"),
+        ({"stop_pct": 1.0, "stop_price": np.ones(5)}, "either stop_pct or stop_price"),
+        ({"target_pct": np.ones(3)}, r"target levels must be a scalar or have one value"),
+        ({"stop_price": np.ones((5, 1))}, r"stop levels must be a scalar"),
+        ({"entry_limit": np.ones(4)}, r"entry_limit must have shape \(5,\)"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_message(kwargs, message):
+    args = {"entries": np.zeros(5, bool), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        simulate(bars(*[FLAT] * 5), costs=costs(), **args)
+
+
+def test_a_scalar_price_level_applies_to_every_signal_bar():
+    rows = [FLAT, (100, 101, 99, 100), (99, 100, 97, 98.5), LAST]
+    res = simulate(bars(*rows), flags(4, 0), stop_price=97.5, costs=costs())
+    assert (res.trades.reason[0], res.trades.exit_price[0]) == ("stop", 97.5)
+    res = simulate(bars(*rows), flags(4, 0), target_price=100.5, costs=costs())
+    assert (res.trades.reason[0], res.trades.exit_price[0]) == ("target", 100.5)
+
+
+def test_integer_entries_carry_their_own_side():
+    rows = [FLAT, (100, 101, 99, 101), LAST]
+    res = simulate(bars(*rows), signal_at(3, 0, side=-1), side=1, costs=costs())
+    assert res.trades.side[0] == -1
+
+
+# --- wipe-out: an account cannot go below zero and come back -------------------------------
+
+DOUBLING = [FLAT, (100, 101, 99, 100), (100, 260, 100, 250), (250, 250, 90, 100), (100,) * 4]
+
+
+def test_a_short_is_closed_out_where_its_loss_takes_the_whole_equity():
+    # qty 10 from 100: the equity 1000 - 10 * (p - 100) is gone at p = 200, inside bar 2.
+    # Without the close-out it would be marked at -500 and recover to 1000 at bar 3's low.
+    res = simulate(bars(*DOUBLING), flags(5, 0), flags(5, 3), side=-1, costs=costs())
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 200, -100)
+    assert near(res.equity, [1000, 1000, 0, 0, 0])
+    assert compute(res).max_drawdown_pct == -100.0
+
+
+def test_a_short_gapping_beyond_its_wipe_out_price_is_closed_at_the_open_with_nothing_left():
+    rows = [FLAT, (100, 101, 99, 100), (250, 260, 240, 250), (100,) * 4]
+    res = simulate(bars(*rows), flags(4, 0), side=-1, costs=costs(slip_pct=1.0))
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.pnl_pct[0]) == (2, "stop", -100.0)
+    assert near(t.exit_price[0], 250 * 1.01)
+    assert near(res.equity[2:], [0, 0])
+
+
+@pytest.mark.parametrize(("stop_pct", "price"), [(50.0, 150.0), (150.0, 200.0)])
+def test_the_lower_of_a_shorts_stop_and_its_wipe_out_price_is_hit_first(stop_pct, price):
+    res = simulate(bars(*DOUBLING), flags(5, 0), side=-1, stop_pct=stop_pct, costs=costs())
+    assert (res.trades.reason[0], res.trades.exit_price[0]) == ("stop", price)
+
+
+def test_a_long_paying_flows_is_closed_out_where_its_equity_is_gone():
+    # qty 10 from 100 pays 60 per unit at the close of bar 1: 1000 - 600 = 400 left, so the
+    # equity 400 + 10 * (p - 100) is gone at p = 60, inside bar 2 (low 55).
+    rows = [FLAT, (100, 101, 99, 100), (70, 75, 55, 90), (90,) * 4]
+    flow = np.array([0.0, -60.0, 0.0, 0.0])
+    res = kernel(bars(*rows), signal_at(4, 0), flow=flow)
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 60, -100)
+    assert near(res.equity, [1000, 400, 0, 0])
+
+
+def test_a_flow_that_exhausts_the_equity_at_a_close_marks_zero_and_closes_at_the_next_open():
+    # qty 10 from 100 pays 120 per unit at the close of bar 1: 1000 - 1200 < 0 is marked 0,
+    # and the position is closed out at the open of bar 2 with nothing left.
+    rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), (100,) * 4]
+    flow = np.array([0.0, -120.0, 0.0, 0.0])
+    res = kernel(bars(*rows), signal_at(4, 0), flow=flow)
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 100, -100)
+    assert near(res.equity, [1000, 0, 0, 0])
