@@ -126,9 +126,9 @@ def monte_carlo_job_create(
     start: bool = True,
 ) -> OptimizationJob:
     """A Monte Carlo job over the trades of ``run`` (the caller checked the user may see it)."""
-    from apps.optimization.services import _quota_check, job_start
+    from apps.optimization.services import job_quota_check, job_start
 
-    _quota_check(user)
+    job_quota_check(user=user, lock=False)
     name = _name_option(name)
     sims = _int_option("sims", sims, 1, MAX_SIMS)
     if mode not in mc.MODES:
@@ -158,6 +158,7 @@ def monte_carlo_job_create(
         )
     source = run.job
     with transaction.atomic():
+        job_quota_check(user=user)
         job = OptimizationJob.objects.create(
             name=(name or f"Monte Carlo of run {run.id}")[:100],
             kind=OptimizationJob.Kind.MONTE_CARLO,
@@ -207,7 +208,7 @@ def walk_forward_job_create(
     """A walk-forward job: optimise the grid on each train window, test on the next window."""
     from apps.optimization import services
 
-    services._quota_check(user)
+    services.job_quota_check(user=user, lock=False)
     try:
         strategy_obj = get_strategy(strategy)
     except Exception as exc:
@@ -245,6 +246,7 @@ def walk_forward_job_create(
     except ValueError as exc:  # what is left: too few bars for the splits
         raise ApplicationError(str(exc), field="n_splits") from None
     with transaction.atomic():
+        services.job_quota_check(user=user)
         job = OptimizationJob.objects.create(
             name=(name or f"Walk-forward {strategy} on {dataset.name}")[:100],
             kind=OptimizationJob.Kind.WALK_FORWARD,

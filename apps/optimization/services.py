@@ -15,9 +15,11 @@ import logging
 import math
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -207,10 +209,26 @@ def date_validate(field: str, value: Any) -> dt.datetime | None:
 # --- creation ----------------------------------------------------------------------------------
 
 
-def _quota_check(user) -> None:
-    """Per-user limits on every surface: creation rate and jobs active at once (HTTP 429)."""
+def job_quota_check(*, user, lock: bool = True) -> None:
+    """Per-user limits on every surface: creation rate and jobs active at once (HTTP 429).
+
+    Counting and then inserting races: two requests could both count 4 jobs of 5 and both
+    insert. So the transaction that inserts a job calls this (``lock``) just before its insert:
+    it first locks the user's row (PostgreSQL: SELECT ... FOR UPDATE), so concurrent creations
+    by one user queue there and each counts what the previous one committed. SQLite needs no
+    row lock: its transactions begin IMMEDIATE (settings), which serializes writers already.
+    Surfaces call it once more beforehand with ``lock=False``, outside any transaction, to
+    refuse an over-quota request before its (sometimes costly) validation.
+    """
     if not getattr(user, "is_authenticated", False):
         return
+    if lock:
+        list(
+            get_user_model()
+            .objects.select_for_update()
+            .filter(pk=user.pk)
+            .values_list("pk", flat=True)
+        )
     jobs = OptimizationJob.objects.filter(created_by=user)
     per_minute = _conf("JOBS_PER_MINUTE")
     recent = jobs.filter(created_at__gte=timezone.now() - dt.timedelta(minutes=1)).count()
@@ -245,7 +263,7 @@ def job_create(
     start: bool = True,
 ) -> OptimizationJob:
     """Validate everything, store the job and (``start``) its chunks; enqueue after commit."""
-    _quota_check(user)
+    job_quota_check(user=user, lock=False)
     if not isinstance(name, str) or not name.strip():
         raise ApplicationError("name must be a non-empty text", field="name")
     if len(name) > 100:
@@ -280,6 +298,7 @@ def job_create(
                 field="date_from",
             )
     with transaction.atomic():
+        job_quota_check(user=user)
         job = OptimizationJob.objects.create(
             name=name.strip(),
             description=description,
@@ -349,9 +368,11 @@ def chunks_enqueue(chunk_ids: Sequence[int]) -> None:
 def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) -> OptimizationJob:
     """A new job with the same configuration (duplicate: not started; re-run: started)."""
     if start:
-        _quota_check(user)
+        job_quota_check(user=user, lock=False)
     suffix = " (re-run)" if rerun else " (copy)"
     with transaction.atomic():
+        if start:
+            job_quota_check(user=user)
         copy = OptimizationJob.objects.create(
             name=(job.name[: 100 - len(suffix)] + suffix),
             description=job.description,
@@ -476,11 +497,26 @@ class _ClaimLost(Exception):
     """The chunk was re-queued, cancelled or finished by someone else while we computed."""
 
 
-def chunk_execute(*, chunk_id: int, worker: str = "") -> str:
-    """Run one chunk; safe to call any number of times, from any number of workers at once.
+@dataclass(frozen=True)
+class ChunkClaim:
+    """A worker's claim on a chunk: only the holder of ``token`` may commit the chunk."""
 
-    Returns what happened: "done", "skipped" (not claimable), "lost" (claim lost meanwhile).
-    """
+    chunk: JobChunk  # with its job and dataset loaded
+    token: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ChunkWork:
+    """What a claimed chunk computed: the runs of a sweep (or a partial evaluation result)."""
+
+    runs: list[OptimizationRun]
+    n_units: int
+    n_failed: int
+    result: dict | None = None
+
+
+def chunk_claim(*, chunk_id: int, worker: str = "") -> ChunkClaim | None:
+    """Claim a PENDING chunk of an active job (a conditional UPDATE); None if not claimable."""
     token = uuid.uuid4()
     now = timezone.now()
     claimed = JobChunk.objects.filter(
@@ -493,48 +529,80 @@ def chunk_execute(*, chunk_id: int, worker: str = "") -> str:
         attempts=F("attempts") + 1,
     )
     if not claimed:
-        return "skipped"
+        return None
     chunk = JobChunk.objects.select_related("job", "dataset").get(id=chunk_id)
-    job = chunk.job
-    OptimizationJob.objects.filter(id=job.id, status=JobStatus.PENDING).update(
+    OptimizationJob.objects.filter(id=chunk.job_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
-    chunk_result = None
+    return ChunkClaim(chunk=chunk, token=token)
+
+
+def chunk_work(*, claim: ChunkClaim) -> ChunkWork:
+    """Run a claimed chunk's backtests (or simulations, folds), outside any transaction."""
+    chunk = claim.chunk
+    job = chunk.job
     if job.kind == OptimizationJob.Kind.GRID:
         param_list = sweep.params_range(job.grid, chunk.start, chunk.stop)
         runs = _build_runs(job, chunk, param_list)
         n_failed = sum(1 for r in runs if r.status == OptimizationRun.Status.FAILED)
-        n_units = len(runs)
-    else:  # Monte Carlo / walk-forward: a partial result on the chunk instead of runs
-        from apps.optimization import evaluation_jobs
+        return ChunkWork(runs=runs, n_units=len(runs), n_failed=n_failed)
+    # Monte Carlo / walk-forward: a partial result on the chunk instead of runs
+    from apps.optimization import evaluation_jobs
 
-        runs = []
-        n_units, n_failed, chunk_result = evaluation_jobs.chunk_compute(job=job, chunk=chunk)
+    n_units, n_failed, result = evaluation_jobs.chunk_compute(job=job, chunk=chunk)
+    return ChunkWork(runs=[], n_units=n_units, n_failed=n_failed, result=result)
+
+
+def chunk_commit(*, claim: ChunkClaim, work: ChunkWork) -> int | None:
+    """In one transaction: mark the chunk done, store its runs, advance the job's counters.
+
+    Only while the claim still holds (the chunk RUNNING with our token, the job RUNNING):
+    a cancel, the reaper or another worker may have taken the chunk meanwhile, and then
+    nothing is stored. Returns the job's chunks remaining, or None when the claim was lost.
+    """
+    chunk = claim.chunk
     try:
         with transaction.atomic():
             done = JobChunk.objects.filter(
-                id=chunk.id, status=JobChunk.Status.RUNNING, claim_token=token
-            ).update(status=JobChunk.Status.DONE, finished_at=timezone.now(), result=chunk_result)
+                id=chunk.id, status=JobChunk.Status.RUNNING, claim_token=claim.token
+            ).update(status=JobChunk.Status.DONE, finished_at=timezone.now(), result=work.result)
             if not done:
                 raise _ClaimLost
-            advanced = OptimizationJob.objects.filter(id=job.id, status=JobStatus.RUNNING).update(
-                completed_runs=F("completed_runs") + (n_units - n_failed),
-                failed_runs=F("failed_runs") + n_failed,
+            advanced = OptimizationJob.objects.filter(
+                id=chunk.job_id, status=JobStatus.RUNNING
+            ).update(
+                completed_runs=F("completed_runs") + (work.n_units - work.n_failed),
+                failed_runs=F("failed_runs") + work.n_failed,
                 chunks_remaining=F("chunks_remaining") - 1,
                 heartbeat_at=timezone.now(),
             )
             if not advanced:
                 raise _ClaimLost
-            OptimizationRun.objects.bulk_create(runs, batch_size=2000)
-            remaining = (
-                OptimizationJob.objects.filter(id=job.id)
+            OptimizationRun.objects.bulk_create(work.runs, batch_size=2000)
+            return (
+                OptimizationJob.objects.filter(id=chunk.job_id)
                 .values_list("chunks_remaining", flat=True)
                 .get()
             )
     except _ClaimLost:
+        return None
+
+
+def chunk_execute(*, chunk_id: int, worker: str = "") -> str:
+    """Run one chunk; safe to call any number of times, from any number of workers at once.
+
+    Claim, compute outside any transaction, commit; the worker that commits the last chunk
+    finalizes the job. Returns what happened: "done", "skipped" (not claimable), "lost"
+    (claim lost meanwhile).
+    """
+    claim = chunk_claim(chunk_id=chunk_id, worker=worker)
+    if claim is None:
+        return "skipped"
+    remaining = chunk_commit(claim=claim, work=chunk_work(claim=claim))
+    if remaining is None:
         return "lost"
     if remaining == 0:
-        job_finalize(job_id=job.id)
+        job_finalize(job_id=claim.chunk.job_id)
     return "done"
 
 
@@ -689,8 +757,13 @@ def chunk_release(*, chunk_id: int, worker: str) -> bool:
 
 __all__ = [
     "FINISHED_STATUSES",
+    "ChunkClaim",
+    "ChunkWork",
+    "chunk_claim",
+    "chunk_commit",
     "chunk_execute",
     "chunk_release",
+    "chunk_work",
     "chunks_reap",
     "chunks_recover_worker",
     "costs_validate",
@@ -699,6 +772,7 @@ __all__ = [
     "job_copy",
     "job_create",
     "job_finalize",
+    "job_quota_check",
     "job_start",
     "objective_validate",
 ]

@@ -1,5 +1,11 @@
 """Per-user limits: jobs per minute and jobs active at once answer 429 and write nothing."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -68,3 +74,29 @@ def test_an_oversized_body_gets_413_and_writes_nothing(alice, datasets, settings
     page = client.post("/lab/jobs/new/", {"name": "y" * 20_000})
     assert page.status_code == 413
     assert OptimizationJob.objects.count() == 0
+
+
+def test_concurrent_creations_on_the_embedded_sqlite_never_exceed_the_quota(tmp_path):
+    """6 creations at once, limit 2: SQLite's IMMEDIATE transactions serialize them, and the
+    check inside the creating transaction counts what the previous one committed."""
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
+    env.update(
+        DEBUG="1",
+        BACKTESTLAB_VAR_DIR=str(tmp_path),
+        BACKTESTLAB_MAX_ACTIVE_JOBS_PER_USER="2",
+        DJANGO_SETTINGS_MODULE="backtestlab.settings",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "tests.optimization.sqlite_quota_race", "6"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    created = [o for o in result["outcomes"] if isinstance(o, int)]
+    refused = [o for o in result["outcomes"] if not isinstance(o, int)]
+    assert len(created) == 2 and len(refused) == 4, result
+    for status, message in refused:
+        assert status == 429 and message.startswith("you have 2 jobs pending or running (limit 2)")
+    assert sorted(result["jobs"]) == sorted(created)
+    assert result["chunks"] == 2 and result["dataset_links"] == 2

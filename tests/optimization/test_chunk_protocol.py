@@ -1,0 +1,534 @@
+"""The chunk protocol, step by step: claim, work, commit, finalize, release, reap, recover.
+
+Each step is driven on its own (``chunk_claim`` / ``chunk_work`` / ``chunk_commit`` are the
+natural boundaries of ``chunk_execute``), so a cancel, a reaper or a second worker can be put
+between any two of them, and the stored state is checked field by field. The broker is the
+only stand-in: ``run_chunk.delay`` records the ids it would have sent.
+"""
+
+import datetime as dt
+import uuid
+
+import pytest
+from django.utils import timezone
+
+from apps.optimization import services
+from apps.optimization.models import (
+    JobChunk,
+    JobStatus,
+    JobTemplate,
+    OptimizationJob,
+    OptimizationRun,
+    TemplateFiring,
+)
+from apps.optimization.schedules import template_fire
+from apps.optimization.tasks import run_chunk
+from apps.strategies.models import ParameterChange
+from backtestlab.engine.strategies import get_strategy
+from tests.factories import SMALL_GRID, make_job
+from tests.strategies.conftest import approve, grant
+
+pytestmark = pytest.mark.django_db
+
+STALE = 900  # settings.BACKTESTLAB["STALE_CHUNK_SECONDS"]
+REQUEUE = 300  # settings.BACKTESTLAB["REQUEUE_PENDING_SECONDS"]
+NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(autouse=True)
+def repair_settings(settings):
+    settings.BACKTESTLAB = {
+        **settings.BACKTESTLAB,
+        "STALE_CHUNK_SECONDS": STALE,
+        "REQUEUE_PENDING_SECONDS": REQUEUE,
+        "FAILURE_TOLERANCE": 0.0,
+    }
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """The chunk ids sent to the broker, in order (nothing is sent)."""
+    sent: list[int] = []
+    monkeypatch.setattr(run_chunk, "delay", sent.append)
+    return sent
+
+
+@pytest.fixture
+def job(alice, datasets, small_chunks):
+    """SMALL_GRID (12 runs) on BTC in chunks of 5: grid indexes [0:5) [5:10) [10:12)."""
+    return make_job(alice, datasets[:1])
+
+
+@pytest.fixture
+def cursed_fast(monkeypatch):
+    """sma_cross backtests raise for the given fast values (each a FAILED run)."""
+
+    def curse(*values):
+        strategy = get_strategy("sma_cross")
+        original = type(strategy).run_many
+
+        def run_many(self, ctx, param_list, costs):
+            if any(p["fast"] in values for p in param_list):
+                raise ValueError(f"fast in {values} is cursed")
+            return original(self, ctx, param_list, costs)
+
+        monkeypatch.setattr(type(strategy), "run_many", run_many)
+
+    return curse
+
+
+def chunks_of(job) -> list[JobChunk]:
+    return list(JobChunk.objects.filter(job_id=job.id).order_by("index"))
+
+
+def fresh(job) -> OptimizationJob:
+    return OptimizationJob.objects.get(id=job.id)
+
+
+def counters(job) -> tuple[int, int, int]:
+    job = fresh(job)
+    return job.completed_runs, job.failed_runs, job.chunks_remaining
+
+
+def commit_all_without_finalizing(job) -> None:
+    """Every chunk committed, none finalizing: the state a finisher that died leaves."""
+    for chunk in chunks_of(job):
+        claim = services.chunk_claim(chunk_id=chunk.id, worker="w1")
+        services.chunk_commit(claim=claim, work=services.chunk_work(claim=claim))
+
+
+def running_chunk(chunk: JobChunk, *, worker: str, claimed_at: dt.datetime) -> JobChunk:
+    JobChunk.objects.filter(id=chunk.id).update(
+        status=JobChunk.Status.RUNNING,
+        worker=worker,
+        claimed_at=claimed_at,
+        claim_token=uuid.uuid4(),
+        enqueued_at=claimed_at,
+    )
+    return JobChunk.objects.get(id=chunk.id)
+
+
+# --- claim ----------------------------------------------------------------------------------
+
+
+def test_a_claim_marks_the_chunk_running_for_this_worker_and_starts_the_job(job):
+    chunk = chunks_of(job)[0]
+    before = timezone.now()
+    claim = services.chunk_claim(chunk_id=chunk.id, worker="w1@host")
+    after = timezone.now()
+
+    stored = JobChunk.objects.get(id=chunk.id)
+    assert claim.chunk.id == chunk.id and claim.chunk.job.id == job.id
+    assert stored.status == JobChunk.Status.RUNNING
+    assert stored.claim_token == claim.token and stored.worker == "w1@host"
+    assert stored.attempts == 1 and before <= stored.claimed_at <= after
+    assert stored.finished_at is None
+    started = fresh(job)
+    assert started.status == JobStatus.RUNNING
+    assert started.started_at == started.heartbeat_at == stored.claimed_at
+    # the other chunks are untouched
+    assert [c.status for c in chunks_of(job)[1:]] == ["pending", "pending"]
+    assert [c.attempts for c in chunks_of(job)[1:]] == [0, 0]
+
+
+def test_a_second_claim_keeps_the_start_of_a_job_already_running(job):
+    first, second, _ = chunks_of(job)
+    services.chunk_claim(chunk_id=first.id)
+    started_at = fresh(job).started_at
+    claim = services.chunk_claim(chunk_id=second.id)
+    assert fresh(job).started_at == started_at
+    assert JobChunk.objects.get(id=second.id).claimed_at > started_at
+    assert claim.token != JobChunk.objects.get(id=first.id).claim_token
+
+
+def test_a_long_worker_name_is_cut_to_the_column(job):
+    chunk = chunks_of(job)[0]
+    services.chunk_claim(chunk_id=chunk.id, worker="w" * 250)
+    assert JobChunk.objects.get(id=chunk.id).worker == "w" * 200
+
+
+@pytest.mark.parametrize(
+    "chunk_status", [JobChunk.Status.RUNNING, JobChunk.Status.DONE, JobChunk.Status.CANCELLED]
+)
+def test_only_a_pending_chunk_can_be_claimed(job, chunk_status):
+    chunk = chunks_of(job)[0]
+    JobChunk.objects.filter(id=chunk.id).update(status=chunk_status, worker="other")
+    assert services.chunk_claim(chunk_id=chunk.id, worker="w1") is None
+    assert services.chunk_execute(chunk_id=chunk.id, worker="w1") == "skipped"
+    stored = JobChunk.objects.get(id=chunk.id)
+    assert (stored.status, stored.worker, stored.attempts) == (chunk_status, "other", 0)
+    assert fresh(job).status == JobStatus.PENDING
+
+
+@pytest.mark.parametrize("job_status", [JobStatus.CANCELLED, JobStatus.SUCCEEDED, JobStatus.FAILED])
+def test_a_pending_chunk_of_a_finished_job_cannot_be_claimed(job, job_status):
+    chunk = chunks_of(job)[0]
+    OptimizationJob.objects.filter(id=job.id).update(status=job_status)
+    assert services.chunk_claim(chunk_id=chunk.id, worker="w1") is None
+    stored = JobChunk.objects.get(id=chunk.id)
+    assert (stored.status, stored.attempts, stored.claim_token) == ("pending", 0, None)
+    assert fresh(job).status == job_status and fresh(job).started_at is None
+
+
+def test_an_unknown_chunk_is_skipped(job):
+    assert services.chunk_execute(chunk_id=10**9) == "skipped"
+
+
+# --- work and commit ---------------------------------------------------------------------------
+
+
+def test_a_commit_stores_the_runs_marks_the_chunk_done_and_advances_the_counters(job, cursed_fast):
+    cursed_fast(10)  # grid indexes 4..7 have fast=10: the first chunk [0:5) has one of them
+    first = chunks_of(job)[0]
+    claim = services.chunk_claim(chunk_id=first.id, worker="w1")
+    work = services.chunk_work(claim=claim)
+    assert (work.n_units, work.n_failed, work.result) == (5, 1, None)
+    assert OptimizationRun.objects.count() == 0  # computing stores nothing
+    before = timezone.now()
+
+    assert services.chunk_commit(claim=claim, work=work) == 2
+
+    stored = JobChunk.objects.get(id=first.id)
+    assert stored.status == JobChunk.Status.DONE and stored.finished_at >= before
+    runs = list(OptimizationRun.objects.filter(job=job).order_by("grid_index"))
+    assert [r.grid_index for r in runs] == [0, 1, 2, 3, 4]
+    assert [r.status for r in runs] == ["succeeded"] * 4 + ["failed"]
+    assert runs[4].params["fast"] == 10 and "cursed" in runs[4].error
+    assert counters(job) == (4, 1, 2)
+    assert fresh(job).heartbeat_at >= before
+    assert fresh(job).status == JobStatus.RUNNING and fresh(job).finished_at is None
+
+
+def test_the_last_commit_answers_no_chunk_remaining(job):
+    remaining = []
+    for chunk in chunks_of(job):
+        claim = services.chunk_claim(chunk_id=chunk.id)
+        remaining.append(services.chunk_commit(claim=claim, work=services.chunk_work(claim=claim)))
+    assert remaining == [2, 1, 0]
+    assert counters(job) == (12, 0, 0)
+    assert fresh(job).status == JobStatus.RUNNING  # committing is not finalizing
+
+
+def test_a_claim_lost_to_a_requeue_and_a_second_worker_stores_nothing(job, enqueued):
+    chunk = chunks_of(job)[0]
+    first = services.chunk_claim(chunk_id=chunk.id, worker="w1")
+    work = services.chunk_work(claim=first)
+    # w1 looks dead to the reaper; w2 gets the chunk again
+    later = timezone.now() + dt.timedelta(seconds=STALE + 1)
+    assert services.chunks_reap(now=later)["reset"] == 1
+    second = services.chunk_claim(chunk_id=chunk.id, worker="w2")
+
+    assert services.chunk_commit(claim=first, work=work) is None
+    assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
+    stored = JobChunk.objects.get(id=chunk.id)
+    assert (stored.status, stored.claim_token, stored.worker, stored.attempts) == (
+        "running", second.token, "w2", 2
+    )  # fmt: skip
+
+    assert services.chunk_commit(claim=second, work=services.chunk_work(claim=second)) == 2
+    assert OptimizationRun.objects.count() == 5 and counters(job) == (5, 0, 2)
+
+
+def test_a_cancel_between_claim_and_commit_is_respected(job):
+    first, second, third = chunks_of(job)
+    assert services.chunk_execute(chunk_id=first.id) == "done"
+    claim = services.chunk_claim(chunk_id=second.id, worker="w1")
+    work = services.chunk_work(claim=claim)
+    services.job_cancel(job=job)
+
+    assert services.chunk_commit(claim=claim, work=work) is None
+
+    assert sorted(OptimizationRun.objects.values_list("grid_index", flat=True)) == [0, 1, 2, 3, 4]
+    assert counters(job) == (5, 0, 2)
+    assert [c.status for c in chunks_of(job)] == ["done", "cancelled", "cancelled"]
+    cancelled = fresh(job)
+    assert cancelled.status == JobStatus.CANCELLED and cancelled.best_params is None
+    assert services.chunk_execute(chunk_id=third.id) == "skipped"
+
+
+def test_a_cancel_during_the_backtests_makes_execute_answer_lost(job, monkeypatch):
+    chunk = chunks_of(job)[0]
+    build_runs = services._build_runs
+
+    def cancelled_meanwhile(job_, chunk_, params):
+        runs = build_runs(job_, chunk_, params)
+        services.job_cancel(job=fresh(job))
+        return runs
+
+    monkeypatch.setattr(services, "_build_runs", cancelled_meanwhile)
+    assert services.chunk_execute(chunk_id=chunk.id, worker="w1") == "lost"
+    assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
+    assert fresh(job).status == JobStatus.CANCELLED
+
+
+def test_a_commit_for_a_job_no_longer_running_rolls_back_the_chunk(job):
+    """The chunk row is updated first; a job that stopped running undoes that update too."""
+    chunk = chunks_of(job)[0]
+    claim = services.chunk_claim(chunk_id=chunk.id, worker="w1")
+    work = services.chunk_work(claim=claim)
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.FAILED)
+
+    assert services.chunk_commit(claim=claim, work=work) is None
+
+    stored = JobChunk.objects.get(id=chunk.id)
+    assert (stored.status, stored.claim_token, stored.finished_at) == (
+        "running", claim.token, None
+    )  # fmt: skip
+    assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
+
+
+def test_execute_finalizes_only_with_the_last_chunk(job):
+    first, second, third = chunks_of(job)
+    assert services.chunk_execute(chunk_id=first.id) == "done"
+    assert services.chunk_execute(chunk_id=second.id) == "done"
+    waiting = fresh(job)
+    assert waiting.status == JobStatus.RUNNING and waiting.chunks_remaining == 1
+    assert waiting.best_params is None and waiting.finished_at is None
+    assert services.chunk_execute(chunk_id=third.id) == "done"
+    done = fresh(job)
+    assert done.status == JobStatus.SUCCEEDED and done.best_run_id is not None
+    assert done.finished_at is not None
+
+
+# --- release, reap, recover ------------------------------------------------------------------
+
+
+def test_a_released_chunk_is_pending_again_and_its_old_claim_cannot_commit(job):
+    chunk = chunks_of(job)[0]
+    old = services.chunk_claim(chunk_id=chunk.id, worker="w1")
+    work = services.chunk_work(claim=old)
+    before = timezone.now()
+
+    assert services.chunk_release(chunk_id=chunk.id, worker="w1") is True
+
+    stored = JobChunk.objects.get(id=chunk.id)
+    assert (stored.status, stored.claim_token, stored.worker) == ("pending", None, "")
+    assert stored.enqueued_at >= before and stored.attempts == 1
+    assert services.chunk_commit(claim=old, work=work) is None
+    assert OptimizationRun.objects.count() == 0
+    assert services.chunk_release(chunk_id=chunk.id, worker="w1") is False  # nothing held now
+    assert services.chunk_execute(chunk_id=chunk.id, worker="w1") == "done"
+    assert JobChunk.objects.get(id=chunk.id).attempts == 2
+    assert OptimizationRun.objects.count() == 5
+
+
+def test_the_reaper_resets_only_chunks_claimed_before_the_stale_limit(job, enqueued):
+    a, b, c = chunks_of(job)
+    limit = NOW - dt.timedelta(seconds=STALE)
+    running_chunk(a, worker="dead", claimed_at=limit - dt.timedelta(seconds=1))
+    running_chunk(b, worker="slow", claimed_at=limit)  # exactly at the limit: not yet stale
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
+    JobChunk.objects.filter(id=c.id).update(enqueued_at=NOW)
+
+    assert services.chunks_reap(now=NOW) == {"reset": 1, "requeued": 0, "finalized": 0}
+
+    reset = JobChunk.objects.get(id=a.id)
+    assert (reset.status, reset.claim_token, reset.worker) == ("pending", None, "")
+    assert reset.enqueued_at == NOW
+    kept = JobChunk.objects.get(id=b.id)
+    assert (kept.status, kept.worker, kept.claimed_at) == ("running", "slow", limit)
+    assert kept.claim_token is not None
+    assert enqueued == [a.id]
+
+
+def test_the_reaper_requeues_pending_chunks_of_a_job_that_stopped_progressing(job, enqueued):
+    a, b, c = chunks_of(job)
+    limit = NOW - dt.timedelta(seconds=REQUEUE)
+    JobChunk.objects.filter(id=a.id).update(enqueued_at=limit - dt.timedelta(seconds=1))
+    JobChunk.objects.filter(id=b.id).update(enqueued_at=limit)  # exactly at the limit: kept
+    JobChunk.objects.filter(id=c.id).update(enqueued_at=limit - dt.timedelta(hours=1))
+    # a pending job has no heartbeat: nothing shows progress
+
+    assert services.chunks_reap(now=NOW) == {"reset": 0, "requeued": 2, "finalized": 0}
+
+    assert [ch.enqueued_at for ch in chunks_of(job)] == [NOW, limit, NOW]
+    assert [ch.status for ch in chunks_of(job)] == ["pending"] * 3
+    assert enqueued == [a.id, c.id]
+
+
+@pytest.mark.parametrize(
+    "heartbeat_age, requeued",
+    [(REQUEUE + 1, True), (REQUEUE, False), (REQUEUE - 1, False)],
+)
+def test_a_recent_heartbeat_keeps_pending_chunks_where_they_are(
+    job, enqueued, heartbeat_age, requeued
+):
+    a = chunks_of(job)[0]
+    old = NOW - dt.timedelta(seconds=REQUEUE + 60)
+    JobChunk.objects.filter(job=job).update(enqueued_at=NOW)
+    JobChunk.objects.filter(id=a.id).update(enqueued_at=old)
+    OptimizationJob.objects.filter(id=job.id).update(
+        status=JobStatus.RUNNING, heartbeat_at=NOW - dt.timedelta(seconds=heartbeat_age)
+    )
+    assert services.chunks_reap(now=NOW)["requeued"] == int(requeued)
+    assert enqueued == ([a.id] if requeued else [])
+    assert JobChunk.objects.get(id=a.id).enqueued_at == (NOW if requeued else old)
+
+
+@pytest.mark.parametrize("job_status", [JobStatus.CANCELLED, JobStatus.FAILED])
+def test_the_reaper_leaves_pending_chunks_of_a_finished_job(job, enqueued, job_status):
+    old = NOW - dt.timedelta(hours=2)
+    JobChunk.objects.filter(job=job).update(enqueued_at=old)
+    OptimizationJob.objects.filter(id=job.id).update(status=job_status)
+    assert services.chunks_reap(now=NOW) == {"reset": 0, "requeued": 0, "finalized": 0}
+    assert enqueued == []
+    assert {ch.enqueued_at for ch in chunks_of(job)} == {old}
+
+
+def test_the_reaper_sends_a_chunk_both_stale_and_pending_once(job, enqueued):
+    a, b, _ = chunks_of(job)
+    old = NOW - dt.timedelta(hours=2)
+    JobChunk.objects.filter(job=job).update(enqueued_at=NOW)
+    running_chunk(a, worker="dead", claimed_at=old)
+    JobChunk.objects.filter(id=b.id).update(enqueued_at=old)
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=old)
+    assert services.chunks_reap(now=NOW) == {"reset": 1, "requeued": 1, "finalized": 0}
+    assert enqueued == [a.id, b.id]
+
+
+def test_the_reaper_finalizes_every_running_job_without_chunks_left(
+    alice, datasets, small_chunks, enqueued
+):
+    jobs = [make_job(alice, datasets[:1], name=f"job {i}") for i in range(2)]
+    for job in jobs:
+        commit_all_without_finalizing(job)
+    unfinished = make_job(alice, datasets[:1], name="still running")
+    services.chunk_execute(chunk_id=chunks_of(unfinished)[0].id)
+
+    assert services.chunks_reap() == {"reset": 0, "requeued": 0, "finalized": 2}
+
+    assert [fresh(j).status for j in jobs] == [JobStatus.SUCCEEDED] * 2
+    assert fresh(unfinished).status == JobStatus.RUNNING
+    assert services.chunks_reap()["finalized"] == 0
+    assert enqueued == []
+
+
+def test_a_restarted_worker_gets_back_only_its_own_running_chunks(job, enqueued):
+    a, b, c = chunks_of(job)
+    running_chunk(a, worker="w9@host", claimed_at=NOW)
+    running_chunk(b, worker="w8@host", claimed_at=NOW)
+    JobChunk.objects.filter(id=c.id).update(status=JobChunk.Status.DONE, worker="w9@host")
+    before = timezone.now()
+
+    assert services.chunks_recover_worker(worker="w9@host") == 1
+
+    recovered = JobChunk.objects.get(id=a.id)
+    assert (recovered.status, recovered.claim_token, recovered.worker) == ("pending", None, "")
+    assert recovered.enqueued_at >= before
+    other = JobChunk.objects.get(id=b.id)
+    assert (other.status, other.worker) == ("running", "w8@host")
+    assert JobChunk.objects.get(id=c.id).status == JobChunk.Status.DONE
+    assert enqueued == [a.id]
+    assert services.chunks_recover_worker(worker="w9@host") == 0
+    assert enqueued == [a.id]
+
+
+# --- finalize --------------------------------------------------------------------------------
+
+
+def test_finalize_refuses_a_job_with_chunks_left_or_not_running(job):
+    assert services.job_finalize(job_id=job.id) is False  # pending, 3 chunks left
+    services.chunk_execute(chunk_id=chunks_of(job)[0].id)
+    assert services.job_finalize(job_id=job.id) is False  # running, 2 chunks left
+    OptimizationJob.objects.filter(id=job.id).update(chunks_remaining=0, status=JobStatus.PENDING)
+    assert services.job_finalize(job_id=job.id) is False  # no chunk left, but not running
+    refused = fresh(job)
+    assert refused.status == JobStatus.PENDING
+    assert refused.best_run_id is None and refused.finished_at is None and refused.error == ""
+
+
+def test_finalize_happens_once_with_its_side_effects(alice, datasets, small_chunks):
+    approve("PILOT")
+    template = JobTemplate.objects.create(
+        name="weekly", strategy="sma_cross", parameter_grid=SMALL_GRID, owner=grant(alice),
+        auto_apply="dry_run", min_improvement_pct=-1e9,
+    )  # fmt: skip
+    template.datasets.set(datasets[:1])
+    job = template_fire(template_id=template.id, now=NOW).job
+    commit_all_without_finalizing(job)
+
+    assert services.job_finalize(job_id=job.id) is True
+    first = fresh(job)
+    assert services.job_finalize(job_id=job.id) is False
+    assert services.chunks_reap()["finalized"] == 0
+
+    again = fresh(job)
+    assert again.status == JobStatus.SUCCEEDED
+    assert (again.finished_at, again.best_run_id, again.best_params, again.evaluation) == (
+        first.finished_at, first.best_run_id, first.best_params, first.evaluation
+    )  # fmt: skip
+    assert again.evaluation["overfitting"]["best_run"] == again.best_run_id
+    firing = TemplateFiring.objects.get(job=job)
+    assert firing.apply_status == "done" and len(firing.apply_result["changes"]) == 1
+    proposal = ParameterChange.objects.get()  # the auto-tuner's dry run: one proposal, not two
+    assert proposal.dry_run and proposal.job_id == job.id
+
+
+def test_best_params_name_the_top_run_overall_and_on_each_dataset(alice, datasets):
+    job = make_job(alice, datasets, objective="total_return_pct")
+    commit_all_without_finalizing(job)
+    assert services.job_finalize(job_id=job.id) is True
+
+    scored = OptimizationRun.objects.filter(job=job, total_return_pct__isnull=False)
+    tops = [
+        scored.filter(dataset=ds).order_by("-total_return_pct", "id").first() for ds in datasets
+    ]
+    overall = max(tops, key=lambda r: (r.total_return_pct, -r.id))
+
+    def summary(run):
+        return {
+            "run_id": run.id,
+            "dataset_id": run.dataset_id,
+            "dataset": run.dataset.name,
+            "symbol": run.dataset.symbol,
+            "timeframe": "1h",
+            "params": run.params,
+            "value": run.total_return_pct,
+        }
+
+    done = fresh(job)
+    assert done.best_run_id == overall.id
+    assert done.best_params == {
+        "objective": "total_return_pct",
+        "overall": summary(overall),
+        "per_dataset": [summary(r) for r in tops],
+    }
+    assert [s["symbol"] for s in done.best_params["per_dataset"]] == ["BTC", "ETH"]
+    assert done.error == "" and done.status == JobStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize("tolerance, status", [(0.5, "succeeded"), (0.49, "failed")])
+def test_a_job_fails_only_when_the_failed_share_exceeds_the_tolerance(
+    alice, datasets, settings, cursed_fast, tolerance, status
+):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "FAILURE_TOLERANCE": tolerance}
+    cursed_fast(5)
+    grid = {"fast": [5, 10], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}  # 4 of 8 fail
+    job = make_job(alice, datasets[:1], grid=grid)
+    commit_all_without_finalizing(job)
+    assert services.job_finalize(job_id=job.id) is True
+    done = fresh(job)
+    assert (done.completed_runs, done.failed_runs, done.status) == (4, 4, status)
+    assert done.best_run.params["fast"] == 10  # the best of the runs that succeeded
+    if status == "failed":
+        assert done.error == (
+            "4 of 8 runs failed (tolerance 49%); first error: ValueError: fast in (5,) is cursed"
+        )
+    else:
+        assert done.error == ""
+
+
+def test_a_job_whose_every_run_failed_fails_whatever_the_tolerance(
+    alice, datasets, settings, cursed_fast
+):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "FAILURE_TOLERANCE": 1.0}
+    cursed_fast(5, 10, 20)
+    job = make_job(alice, datasets[:1])
+    commit_all_without_finalizing(job)
+    assert services.job_finalize(job_id=job.id) is True
+    done = fresh(job)
+    assert done.status == JobStatus.FAILED and (done.completed_runs, done.failed_runs) == (0, 12)
+    assert done.error.startswith("12 of 12 runs failed (tolerance 100%); first error: ValueError")
+    assert done.best_run is None and done.best_params is None
+    assert done.evaluation is None  # no best run: no overfitting figures
+    assert done.finished_at is not None
