@@ -31,9 +31,15 @@ DEFAULT_CRONTAB = {"minute": "0", "hour": "2", "day_of_week": "0", "day_of_month
 
 
 def template_schedule_ensure(template: JobTemplate) -> PeriodicTask:
-    """The template's PeriodicTask, created with the default weekly crontab when missing."""
+    """The template's PeriodicTask, created with the default weekly crontab when missing. A
+    task picked in admin is made to fire this template (its args may name another one)."""
     if template.periodic_task_id:
-        return template.periodic_task
+        task = template.periodic_task
+        args = json.dumps([template.id])
+        if task.args != args:
+            task.args = args
+            task.save()  # save(), not update(): beat notices changed tasks through it
+        return task
     crontab, _ = CrontabSchedule.objects.get_or_create(**DEFAULT_CRONTAB, timezone="UTC")
     task, _ = PeriodicTask.objects.get_or_create(
         name=f"job template {template.id}: {template.name}"[:200],

@@ -154,6 +154,16 @@ def _datasets_validate(dataset_ids: Any, strategy) -> list[Dataset]:
     return datasets
 
 
+def datasets_validate(strategy_key: str, dataset_ids: Any) -> list[Dataset]:
+    """The datasets a job of ``strategy_key`` may run on (ids that exist, of the strategy's data
+    kind and timeframes, with its companion series), or a 400 naming the first wrong one."""
+    try:
+        strategy = get_strategy(strategy_key)
+    except ParameterError as exc:
+        raise ApplicationError(exc.message, field="strategy") from None
+    return _datasets_validate(dataset_ids, strategy)
+
+
 def grid_validate(strategy_key: str, grid: Any, *, n_datasets: int = 1) -> dict[str, list]:
     """Check a grid against the strategy's parameter space and the combination cap.
 

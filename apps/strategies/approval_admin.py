@@ -18,7 +18,9 @@ class ApprovalConfigAdmin(AuditedConfigAdmin):
 
 @admin.register(StrategyApproval)
 class StrategyApprovalAdmin(admin.ModelAdmin):
-    """Read-only: each row is a decision of the past (the history of a strategy)."""
+    """Read-only: each row is a decision of the past (the history of a strategy). Not even
+    deleted: the latest decision gates apply to production, so deleting one would change the
+    stage in force without a trace."""
 
     list_display = ("strategy", "stage", "reason", "job", "run", "trigger", "created_by",
                     "created_at")  # fmt: skip
@@ -29,4 +31,7 @@ class StrategyApprovalAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

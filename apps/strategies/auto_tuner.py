@@ -4,20 +4,25 @@ For each slice (dataset × group) of the chosen sweep (``job``, or the latest su
 of each strategy), the best run goes through :func:`run_apply_to_production` with every gate
 (permission, stage, improvement ≥ ``min_improvement_pct``, version). In dry-run each passing
 slice is recorded as a proposal (a ParameterChange flagged ``dry_run``) and nothing changes.
+Acting for a ``user`` (``--user``, a template's owner), only the jobs that user may see are
+considered, as on the pages and the API; ``user=None`` is the system (shell access).
 """
 
 from __future__ import annotations
 
 from apps.optimization import results
 from apps.optimization.models import JobStatus, OptimizationJob
+from apps.optimization.selectors import jobs_visible_to
 from apps.strategies import services
 from backtestlab.errors import ApplicationError
 
 
-def _jobs(strategy: str | None) -> list[OptimizationJob]:
+def _jobs(strategy: str | None, user) -> list[OptimizationJob]:
     jobs = OptimizationJob.objects.filter(
         kind=OptimizationJob.Kind.GRID, status=JobStatus.SUCCEEDED
     ).order_by("-finished_at", "-id")
+    if user is not None:
+        jobs = jobs.filter(id__in=jobs_visible_to(user).values("id"))
     if strategy:
         jobs = jobs.filter(strategy=strategy)
     latest: dict[str, OptimizationJob] = {}
@@ -38,8 +43,11 @@ def apply_best_params(
     source: str = "command",
 ) -> dict:
     """Apply (or propose) the best parameters; returns ``{"dry_run", "changes", "refused"}``."""
+    visible = job is None or user is None or jobs_visible_to(user).filter(id=job.id).exists()
+    if not visible:
+        raise ApplicationError(f"job {job.id} does not exist for {user}", field="job", status=404)
     changes, refused = [], []
-    for j in [job] if job is not None else _jobs(strategy):
+    for j in [job] if job is not None else _jobs(strategy, user):
         for s in results.job_slices(j):
             if symbol and s.dataset.symbol != symbol:
                 continue

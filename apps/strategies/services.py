@@ -443,6 +443,63 @@ def strategy_config_restore(
             "restored_version": version, "params": config.params, "change": change.id}  # fmt: skip
 
 
+def strategy_params_validate(strategy: str, params: Any) -> dict:
+    """A full, coerced parameter set of ``strategy`` (defaults filled in), or a 400 naming the
+    offending parameter: unknown names, wrong types, out-of-bounds values, broken constraints."""
+    if strategy not in STRATEGIES:
+        raise ApplicationError(f"unknown strategy {strategy!r}", field="strategy")
+    space = get_strategy(strategy).parameter_space()
+    if not isinstance(params, dict):
+        raise ApplicationError(
+            'params must be an object of parameter values, e.g. {"fast": 10}', field="params"
+        )
+    try:
+        validated = space.validate_params(params)
+    except ParameterError as exc:
+        raise ApplicationError(str(exc), field="params") from None
+    broken = space.check_constraints(validated)
+    if broken:
+        raise ApplicationError(broken, field="params")
+    return validated
+
+
+def strategy_config_add(
+    *,
+    strategy: str,
+    symbol: str,
+    timeframe: str,
+    pattern: str = "",
+    params: Any,
+    user,
+    note: str = "",
+    expected_version: int | None = None,
+    source: str = "admin",
+) -> StrategyConfig:
+    """Write hand-chosen parameters as the next production version (Django admin's add form).
+    The same gates as a restore: the permission and the version; the parameters must be a
+    valid set for the strategy. Audited as a ParameterChange of kind ``manual``."""
+    _permission_check(user)
+    note = _reason_check(note)
+    params = strategy_params_validate(strategy, params)
+    for name, value in (("symbol", symbol), ("timeframe", timeframe)):
+        if not isinstance(value, str) or not value.strip():
+            raise ApplicationError(f"{name} is required (text)", field=name)
+    target = {"strategy": strategy, "symbol": symbol, "timeframe": timeframe,
+              "pattern": pattern or ""}  # fmt: skip
+    current = strategy_config_current(**target)
+    base = _version_check(current.version if current else 0, expected_version)
+    actor = user if getattr(user, "is_authenticated", False) else None
+    with transaction.atomic():
+        config = _write_version(target=target, base_version=base, params=params, user=actor,
+                                note=note)  # fmt: skip
+        ParameterChange.objects.create(
+            **target, kind=ParameterChange.Kind.MANUAL, from_version=base, to_version=base + 1,
+            old_params=current.params if current else None, new_params=params, config=config,
+            reason=note, source=source, user=actor,
+        )  # fmt: skip
+    return config
+
+
 def strategy_key_validate(key: str) -> str:
     if key not in STRATEGIES:
         raise ApplicationError(f"unknown strategy {key!r}", field="strategy", status=404)
