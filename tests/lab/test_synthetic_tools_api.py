@@ -188,10 +188,16 @@ def test_non_finite_numbers_in_the_json_body_are_a_400_naming_the_field(api, lit
     assert "finite" in message
 
 
-def test_the_defaults_apply_when_horizon_and_interval_are_left_out(api):
+def test_the_seeds_minimal_request_gets_the_defaults_and_a_y_by_x_grid(api):
+    """The seed's light test: no horizon or interval, 5 x columns by 4 y rows."""
     body = {k: v for k, v in HEATMAP.items() if k not in ("horizon_days", "decision_interval_days")}
-    answer = api("/api/environment_heatmap", body).json()
+    response = api("/api/environment_heatmap", {**body, "y_points": 4})
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["ok"] is True
     assert (answer["horizon_days"], answer["decision_interval_days"]) == (365, 1)
+    assert answer["x_labels"] == [5, 10, 15, 20, 25] and answer["y_labels"] == [15, 20, 25, 30]
+    assert len(answer["grid"]) == 4 and all(len(row) == 5 for row in answer["grid"])
 
 
 def test_a_step_too_small_to_separate_the_labels_is_a_400(api):
