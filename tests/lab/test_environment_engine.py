@@ -171,7 +171,7 @@ def test_an_axis_that_cannot_form_a_grid_is_rejected_naming_the_field(axis, fiel
 dyadic = st.integers(-400, 400).map(lambda k: k / 4)  # exact in binary: floor is exact too
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     xs=st.lists(dyadic, min_size=1, max_size=60),
     ys=st.lists(dyadic, min_size=1, max_size=60),
@@ -201,7 +201,7 @@ def test_counts_equal_a_brute_force_loop_with_floor(
         assert abs(sum(map(sum, result.grid)) - 100.0) <= 0.05 * x_points * y_points + 1e-9
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(
     values=st.lists(
         st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False), min_size=1, max_size=50
