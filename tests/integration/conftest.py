@@ -21,9 +21,12 @@ from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from apps.optimization.models import FINISHED_STATUSES, JobChunk, OptimizationJob
 from apps.optimization.processes import WorkerProcess
+from tests.env import SESSION_DIR
 
 HERE = Path(__file__).resolve().parent
-SCREENSHOTS = HERE.parents[1] / "test-output" / "browser"  # gitignored
+# The browser tests' screenshots go with the session's folder (tests/env.py) unless
+# BACKTESTLAB_SCREENSHOTS names a folder to keep them in (test-output/ is gitignored).
+SCREENSHOTS = Path(os.environ.get("BACKTESTLAB_SCREENSHOTS") or SESSION_DIR / "screenshots")
 
 # Debian's chromium, driven by playwright without a browser download. Without the
 # background-networking flags chromium keeps dialling out, and this machine refuses that.
