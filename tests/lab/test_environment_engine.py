@@ -199,6 +199,8 @@ def test_counts_equal_a_brute_force_loop_with_floor(
     if result.in_grid_steps:
         # Each cell is rounded to 0.1: the sum is 100 within half a tenth per cell.
         assert abs(sum(map(sum, result.grid)) - 100.0) <= 0.05 * x_points * y_points + 1e-9
+    else:  # nothing inside: every cell 0 % (not NaN from 0 / 0)
+        assert result.grid == [[0.0] * x_points for _ in range(y_points)]
 
 
 @settings(max_examples=200)
