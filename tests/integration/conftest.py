@@ -210,7 +210,7 @@ def wait_for_job(failure_report):
 @pytest.fixture
 def page(monkeypatch):
     """A headless chromium page (30 s default timeout: a first call may build a universe)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     if not shutil.which(CHROMIUM):
         message = f"the browser test needs Debian's chromium at {CHROMIUM} (make chromium)"
@@ -225,6 +225,7 @@ def page(monkeypatch):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # expect() has its own default (5 s)
         yield context.new_page()
         context.close()
         browser.close()
