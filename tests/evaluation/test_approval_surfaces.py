@@ -96,6 +96,7 @@ def test_api_creates_monte_carlo_and_walk_forward_jobs(alice, charlie, sweep):
     run = sweep.best_run
     assert api(charlie).post("/api/jobs/monte_carlo/", {"run": run.id},
                              format="json").status_code == 404  # fmt: skip
+    assert not OptimizationJob.objects.filter(kind="monte_carlo").exists()
     r = api(alice).post("/api/jobs/monte_carlo/", {"run": run.id, "sims": 1200, "seed": 3},
                         format="json")  # fmt: skip
     assert r.status_code == 201 and r.json()["kind"] == "monte_carlo"
@@ -162,6 +163,7 @@ def test_api_strategy_approval_history(alice, bob, charlie, sweep):
     assert len(api(bob).get(url).json()["history"]) == 2  # colleague sees the team's
     assert api(charlie).get(url).json()["history"] == []
     assert api(charlie).post(url, {"run": sweep.best_run_id}, format="json").status_code == 404
+    assert StrategyApproval.objects.count() == 2  # the outsider's post wrote nothing
     assert api(alice).get("/api/strategies/nope/approval/").status_code == 404
     r = api(alice).post("/api/strategies/smc_zones/approval/", {"run": sweep.best_run_id},
                         format="json")  # fmt: skip
@@ -181,6 +183,7 @@ def test_job_page_shows_overfitting_and_the_approval_card(client, alice, charlie
     assert "reachable 35.0–71.25" in html
     client.force_login(charlie)
     assert client.post(f"/lab/jobs/{sweep.id}/evaluate/").status_code == 404
+    assert StrategyApproval.objects.count() == 1  # alice's only
 
 
 def test_job_page_no_trades_shows_a_clear_error(client, alice, no_trade_job):

@@ -67,6 +67,8 @@ def test_an_outsider_gets_404_everywhere(client, alice, charlie, datasets):
     assert client.get(f"/lab/jobs/{job.id}/").status_code == 404
     assert client.get(f"/lab/jobs/{job.id}/progress/").status_code == 404
     assert client.post(f"/lab/jobs/{job.id}/cancel/").status_code == 404
+    job.refresh_from_db()
+    assert job.status == "pending"  # the outsider's cancel did nothing
     assert job.name not in client.get("/lab/").content.decode()
 
 

@@ -58,6 +58,8 @@ def test_an_outsider_gets_404_and_a_colleague_sees_the_job(alice, bob, charlie, 
     job = make_job(alice, datasets)
     assert client_for(charlie).get(f"/api/jobs/{job.id}/").status_code == 404
     assert client_for(charlie).post(f"/api/jobs/{job.id}/cancel/").status_code == 404
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING  # the outsider's cancel did nothing
     assert client_for(charlie).get("/api/jobs/").json()["count"] == 0
     seen = client_for(bob).get(f"/api/jobs/{job.id}/")
     assert seen.status_code == 200

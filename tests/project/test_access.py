@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import Token
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
-from apps.optimization.models import OptimizationRun
+from apps.optimization.models import OptimizationJob, OptimizationRun
 from tests.factories import make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
@@ -269,8 +269,11 @@ def test_an_htmx_post_without_the_csrf_token_is_refused(alice, objects):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     path = f"/lab/jobs/{objects['job']}/cancel/"
-    assert client.post(path, HTTP_HX_REQUEST="true").status_code == 403
-    assert client.post(f"/api/jobs/{objects['job']}/rerun/").status_code == 403  # session auth
+    refused = client.post(path, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 403 and b"CSRF" in refused.content
+    refused = client.post(f"/api/jobs/{objects['job']}/rerun/")  # session auth
+    assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+    assert OptimizationJob.objects.count() == 1  # no re-run was created
 
     client.get("/lab/")  # the page sets the CSRF cookie; base.html puts it in hx-headers
     token = client.cookies["csrftoken"].value
@@ -278,6 +281,8 @@ def test_an_htmx_post_without_the_csrf_token_is_refused(alice, objects):
     assert response.status_code == 409  # accepted: the job is finished, so it cannot be cancelled
     response = client.post(f"/api/jobs/{objects['job']}/rerun/", HTTP_X_CSRFTOKEN=token)
     assert response.status_code == 201
+    rerun = OptimizationJob.objects.get(rerun_of=objects["job"])
+    assert response.json()["id"] == rerun.id
 
 
 def test_the_base_template_sends_the_token_with_every_htmx_request(client, alice, objects):
