@@ -1,9 +1,25 @@
-"""Personas: alice (owner), bob (her colleague), charlie (outsider), stella (staff)."""
+"""Personas: alice (owner), bob (her colleague), charlie (outsider), stella (staff).
+
+Hypothesis runs the same examples on every run, locally and in CI (``derandomize``: the seed
+is a hash of each test), so a property test passes or fails with the code, never with the
+draw, and a CI failure replays as it is on a laptop; it keeps no example database. To hunt
+for new counterexamples, opt in: ``pytest --hypothesis-profile=explore`` (random draws; a
+failure prints the blob that replays it with ``@reproduce_failure``).
+"""
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
+
+hypothesis_settings.register_profile(
+    "repeatable", derandomize=True, database=None, deadline=None, print_blob=True
+)
+hypothesis_settings.register_profile(
+    "explore", derandomize=False, database=None, deadline=None, print_blob=True
+)
+hypothesis_settings.load_profile("repeatable")  # --hypothesis-profile=explore overrides it
 
 
 @pytest.fixture

@@ -47,3 +47,28 @@ def sweep_throughput(repeats: int = 3) -> dict:
         "seconds": best,
         "backtests_per_second": len(params) / best,
     }
+
+
+def market_state_year_seconds(repeats: int = 3) -> dict:
+    """Time one ``market_state`` backtest on a year of 1-minute BTC candles (525,600 bars).
+
+    ``first_seconds`` is prepare (volume profile of the lookback, candle order flow) plus one
+    run; ``again_seconds`` is a second parameter set on the same context. Data generation and
+    numba compilation (a warm-up on 200 flat bars) are excluded; best of ``repeats``. The seed
+    asks for under a second each.
+    """
+    strategy = get_strategy("market_state")
+    costs = Costs()
+    data = synthetic_candles("BTC", days=365, seed=42)
+    warm = synthetic_candles("BTC", days=1, seed=42)
+    strategy.run(strategy.prepare(warm), {}, costs)  # compile
+    first = again = float("inf")
+    for _ in range(max(1, int(repeats))):
+        t0 = time.perf_counter()
+        ctx = strategy.prepare(data)
+        strategy.run(ctx, {}, costs)
+        first = min(first, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        strategy.run(ctx, {"poc_distance_threshold": 0.5}, costs)
+        again = min(again, time.perf_counter() - t0)
+    return {"bars": len(data), "first_seconds": first, "again_seconds": again}

@@ -31,7 +31,7 @@ grids = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150)
 @given(raw=grids, cuts=st.lists(st.integers(0, 300), max_size=6))
 def test_expansion_is_product_order_and_chunks_concatenate_to_the_whole(raw, cuts):
     grid = SPACE.validate_grid(raw, max_combinations=10**6)
@@ -54,7 +54,7 @@ bad_values = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, derandomize=True)
+@settings(max_examples=150)
 @given(
     name=st.sampled_from(["fast", "slow", "sl_pct", "rr"]),
     bad=bad_values,

@@ -218,7 +218,7 @@ _value_lists = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60)
 @given(raw=_value_lists, data=st.data())
 def test_grid_expansion_properties(raw, data):
     keys = data.draw(st.lists(st.sampled_from(list(raw)), unique=True, min_size=0, max_size=4))

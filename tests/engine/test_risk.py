@@ -86,7 +86,7 @@ trades = st.lists(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(trades, st.integers(0, 3), st.floats(0.001, 0.02), st.floats(0.005, 0.05))
 def test_a_vetoed_trade_never_changes_the_counters_and_no_limit_is_exceeded(
     seq, cap, per_trade, per_underlying

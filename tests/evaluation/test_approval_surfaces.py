@@ -5,6 +5,7 @@ import io
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from apps.optimization.models import JobStatus, OptimizationJob
@@ -74,6 +75,7 @@ def test_api_evaluation_owner_and_outsider(alice, charlie, sweep):
     url = f"/api/jobs/{sweep.id}/evaluation/"
     assert api(charlie).get(url).status_code == 404
     assert api(charlie).post(url).status_code == 404
+    assert StrategyApproval.objects.count() == 0  # the outsider's post evaluated nothing
     r = api(alice).post(url)
     assert r.status_code == 201 and r.json()["approval"]["stage"] == "RESEARCH"
     body = api(alice).get(url).json()
@@ -94,6 +96,7 @@ def test_api_creates_monte_carlo_and_walk_forward_jobs(alice, charlie, sweep):
     run = sweep.best_run
     assert api(charlie).post("/api/jobs/monte_carlo/", {"run": run.id},
                              format="json").status_code == 404  # fmt: skip
+    assert not OptimizationJob.objects.filter(kind="monte_carlo").exists()
     r = api(alice).post("/api/jobs/monte_carlo/", {"run": run.id, "sims": 1200, "seed": 3},
                         format="json")  # fmt: skip
     assert r.status_code == 201 and r.json()["kind"] == "monte_carlo"
@@ -114,8 +117,40 @@ def test_api_stress_of_a_run(alice, charlie, sweep):
     url = f"/api/runs/{sweep.best_run_id}/stress/"
     assert api(charlie).post(url).status_code == 404
     body = api(alice).post(url, {"objective": "total_return_pct"}, format="json").json()
-    assert body["objective"] == "total_return_pct" and len(body["scenarios"]) == 5
-    assert isinstance(body["stress_test_ok"], bool)
+    assert body["objective"] == "total_return_pct" and body["run"] == sweep.best_run_id
+    values = {s["name"]: s["value"] for s in body["scenarios"]}
+    assert list(values) == ["base", "fees_x2", "slippage_x2", "delay_1", "all"]
+    base = values["base"]  # the run itself, as stored
+    assert base == pytest.approx(sweep.best_run.total_return_pct, rel=1e-9) and base > 0
+    assert values["fees_x2"] < base and values["slippage_x2"] < base
+    # The verdict follows the active ApprovalConfig: each scenario keeps >= stress_min_fraction
+    # of the base, all three together >= stress_min_fraction_combined.
+    singles = min(values["fees_x2"], values["slippage_x2"], values["delay_1"]) / base
+    combined = values["all"] / base
+    defaults = ApprovalConfig()  # the seed's 0.5 and 0.25
+    expected = singles >= defaults.stress_min_fraction and (
+        combined >= defaults.stress_min_fraction_combined
+    )
+    assert body["stress_test_ok"] is expected
+    ApprovalConfig.objects.create(
+        name="just above", stress_min_fraction=singles + 1e-6, stress_min_fraction_combined=0
+    )
+    assert (
+        api(alice)
+        .post(url, {"objective": "total_return_pct"}, format="json")
+        .json()["stress_test_ok"]
+        is False
+    )
+    ApprovalConfig.objects.create(
+        name="just below", stress_min_fraction=singles - 1e-6,
+        stress_min_fraction_combined=combined - 1e-6,
+    )  # fmt: skip
+    assert (
+        api(alice)
+        .post(url, {"objective": "total_return_pct"}, format="json")
+        .json()["stress_test_ok"]
+        is True
+    )
 
 
 def test_api_strategy_approval_history(alice, bob, charlie, sweep):
@@ -128,10 +163,15 @@ def test_api_strategy_approval_history(alice, bob, charlie, sweep):
     assert len(api(bob).get(url).json()["history"]) == 2  # colleague sees the team's
     assert api(charlie).get(url).json()["history"] == []
     assert api(charlie).post(url, {"run": sweep.best_run_id}, format="json").status_code == 404
+    assert StrategyApproval.objects.count() == 2  # the outsider's post wrote nothing
     assert api(alice).get("/api/strategies/nope/approval/").status_code == 404
     r = api(alice).post("/api/strategies/smc_zones/approval/", {"run": sweep.best_run_id},
                         format="json")  # fmt: skip
-    assert r.status_code == 400
+    assert r.status_code == 400 and r.json() == {
+        "ok": False, "field": "run",
+        "error": f"run {sweep.best_run_id} belongs to strategy sma_cross, not smc_zones",
+    }  # fmt: skip
+    assert StrategyApproval.objects.count() == 2
 
 
 def test_job_page_shows_overfitting_and_the_approval_card(client, alice, charlie, sweep):
@@ -143,6 +183,7 @@ def test_job_page_shows_overfitting_and_the_approval_card(client, alice, charlie
     assert "reachable 35.0–71.25" in html
     client.force_login(charlie)
     assert client.post(f"/lab/jobs/{sweep.id}/evaluate/").status_code == 404
+    assert StrategyApproval.objects.count() == 1  # alice's only
 
 
 def test_job_page_no_trades_shows_a_clear_error(client, alice, no_trade_job):
@@ -185,16 +226,26 @@ def test_admin_lists_configs_and_approvals(client, staff, sweep, django_user_mod
     admin = django_user_model.objects.create_superuser("root", password="pw-123456789")
     client.force_login(admin)
     approval_services.job_evaluate(job=sweep, trigger="admin")
-    assert client.get("/admin/strategies/approvalconfig/add/").status_code == 200
+    add = client.get("/admin/strategies/approvalconfig/add/")
+    assert add.status_code == 200
+    assert 'name="min_trades" value="200"' in add.content.decode()  # the seed's defaults
     r = client.post("/admin/strategies/approvalconfig/add/", {
         **{f.name: f.default for f in ApprovalConfig._meta.fields
            if f.name not in ("id", "updated_at")},
         "name": "desk", "is_active": "on", "require_bull_bear_chop": "on",
     })  # fmt: skip
-    assert r.status_code == 302 and ApprovalConfig.objects.filter(name="desk").exists()
-    assert client.get("/admin/strategies/strategyapproval/").status_code == 200
-    a = StrategyApproval.objects.first()
-    assert client.get(f"/admin/strategies/strategyapproval/{a.id}/change/").status_code == 200
+    assert r.status_code == 302 and r["Location"] == "/admin/strategies/approvalconfig/"
+    desk = ApprovalConfig.objects.get(name="desk")
+    assert desk.is_active and desk.require_bull_bear_chop and desk.min_trades == 200
+    a = StrategyApproval.objects.get()
+    listing = client.get("/admin/strategies/strategyapproval/")
+    assert listing.status_code == 200
+    row = listing.content.decode().split(f'value="{a.id}"', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="field-stage">Research</td>' in row
+    assert f'<td class="field-reason">{escape(a.reason)}</td>' in row
+    assert '<td class="field-trigger">Admin</td>' in row
+    change = client.get(f"/admin/strategies/strategyapproval/{a.id}/change/")
+    assert change.status_code == 200 and escape(a.reason) in change.content.decode()
 
 
 def test_strategy_summary_command_prints_the_seeds_form(sweep, no_trade_job):

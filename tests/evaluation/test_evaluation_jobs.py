@@ -2,9 +2,14 @@
 
 import pytest
 
+from apps.market.selectors import dataset_market_data
 from apps.optimization import evaluation_jobs, services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob
+from backtestlab.engine import sweep as sweep_lib
 from backtestlab.engine.evaluation import monte_carlo as mc
+from backtestlab.engine.evaluation import overfitting, walk_forward
+from backtestlab.engine.metrics import bars_per_year
+from backtestlab.engine.strategies import Costs, get_strategy
 from backtestlab.errors import ApplicationError
 from tests.factories import make_job, run_all_chunks
 
@@ -68,9 +73,20 @@ def test_a_walk_forward_job_runs_one_chunk_per_fold(alice, sweep):
     assert job.status == JobStatus.SUCCEEDED, job.error
     folds = job.evaluation["folds"]
     assert [f["index"] for f in folds] == [0, 1, 2]
-    assert all(f["params"] is not None for f in folds)
+    # one chunk per fold gives what the engine's walk-forward gives in one go
+    strategy = get_strategy("sma_cross")
+    grid = sweep.grid
+    engine = walk_forward.walk_forward(
+        strategy, dataset_market_data(sweep.datasets.get()),
+        sweep_lib.params_range(grid, 0, sweep_lib.grid_size(grid)), Costs(**sweep.costs),
+        objective="sharpe", n_splits=3,
+    )  # fmt: skip
+    assert [f["params"] for f in folds] == [f.params for f in engine.folds]
+    assert [f["grid_index"] for f in folds] == [f.grid_index for f in engine.folds]
+    assert [f["oos_value"] for f in folds] == pytest.approx([f.oos_value for f in engine.folds])
     summary = job.evaluation["summary"]
-    assert summary["folds"] == 3 and "wfe" in summary
+    assert summary["folds"] == 3
+    assert summary["wfe"] == pytest.approx(engine.summary["wfe"], nan_ok=True)
     assert all(c.result for c in JobChunk.objects.filter(job=job))
 
 
@@ -92,6 +108,22 @@ def test_a_finished_sweep_gets_its_overfitting_figures(sweep):
     assert figures["n_trials"] == 8 and figures["best_run"] == sweep.best_run_id
     assert 0 <= figures["pbo"]["pbo"] <= 1
     assert figures["deflated_sharpe"]["n_trials"] == 8
+    # CSCV over the per-bar returns of the 8 runs (grid order), the best run's column chosen
+    runs = list(sweep.runs.order_by("grid_index"))
+    strategy = get_strategy("sma_cross")
+    ctx = strategy.prepare(dataset_market_data(sweep.datasets.get()))
+    matrix, per = overfitting.returns_matrix(
+        strategy, ctx, [r.params for r in runs], Costs(**sweep.costs)
+    )
+    assert (per, figures["n_configs"], figures["n_periods"]) == (1.0, 8, matrix.shape[0])
+    pbo = overfitting.probability_of_backtest_overfitting(matrix, n_blocks=16)
+    assert figures["pbo"]["pbo"] == pytest.approx(pbo.pbo)
+    best = [r.id for r in runs].index(sweep.best_run_id)
+    dsr = overfitting.deflated_sharpe_ratio(
+        matrix[:, best], overfitting.per_period_sharpes(matrix),
+        periods_per_year=bars_per_year("1h"),
+    )  # fmt: skip
+    assert figures["deflated_sharpe"]["dsr"] == pytest.approx(dsr.dsr)
 
 
 def test_overfitting_is_computed_lazily_for_older_sweeps(sweep):

@@ -21,9 +21,12 @@ from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from apps.optimization.models import FINISHED_STATUSES, JobChunk, OptimizationJob
 from apps.optimization.processes import WorkerProcess
+from tests.env import SESSION_DIR
 
 HERE = Path(__file__).resolve().parent
-SCREENSHOTS = HERE.parents[1] / "test-output" / "browser"  # gitignored
+# The browser tests' screenshots go with the session's folder (tests/env.py) unless
+# BACKTESTLAB_SCREENSHOTS names a folder to keep them in (test-output/ is gitignored).
+SCREENSHOTS = Path(os.environ.get("BACKTESTLAB_SCREENSHOTS") or SESSION_DIR / "screenshots")
 
 # Debian's chromium, driven by playwright without a browser download. Without the
 # background-networking flags chromium keeps dialling out, and this machine refuses that.
@@ -207,7 +210,7 @@ def wait_for_job(failure_report):
 @pytest.fixture
 def page(monkeypatch):
     """A headless chromium page (30 s default timeout: a first call may build a universe)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     if not shutil.which(CHROMIUM):
         message = f"the browser test needs Debian's chromium at {CHROMIUM} (make chromium)"
@@ -222,6 +225,7 @@ def page(monkeypatch):
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         context.set_default_timeout(30_000)
+        expect.set_options(timeout=30_000)  # expect() has its own default (5 s)
         yield context.new_page()
         context.close()
         browser.close()

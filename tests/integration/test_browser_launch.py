@@ -49,6 +49,10 @@ def test_an_operator_launches_a_job_and_sees_its_best_parameters(
         pytest.fail(f"the job page never reached 100 %\n{report}", pytrace=False)
 
     assert page.inner_text("#job-status-badge").strip() == "Succeeded"
-    assert page.locator("#best-table tbody tr").count() > 0
+    assert page.locator("#best-table tbody tr").count() == 10  # the top 10 of 800 runs
+    ranks = page.locator("#best-table tbody tr td:first-child").all_inner_texts()
+    assert ranks == [str(i) for i in range(1, 11)]
+    sharpes = [float(v) for v in page.locator("#best-table td.objective").all_inner_texts()]
+    assert sharpes == sorted(sharpes, reverse=True)  # best first by the objective
     assert "800 / 800 runs" in page.inner_text("#job-progress")
     page.screenshot(path=str(SCREENSHOT), full_page=True)

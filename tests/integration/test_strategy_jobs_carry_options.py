@@ -89,7 +89,16 @@ def test_an_options_selector_job_runs_on_both_environments(
     _assert_succeeded(job, failure_report(job.id), 16)
     runs = OptimizationRun.objects.filter(job=job)
     assert runs.filter(n_trades__gt=0).count() >= 8
-    assert len(job.best_params["per_dataset"]) == 2
+    # per environment: its run with the highest total return (ties: lowest id)
+    expected = [
+        runs.filter(dataset=e, total_return_pct__isnull=False)
+        .order_by("-total_return_pct", "id")
+        .first()
+        .id
+        for e in envs
+    ]
+    assert [b["run_id"] for b in job.best_params["per_dataset"]] == expected
+    assert [b["symbol"] for b in job.best_params["per_dataset"]] == ["BTC", "ETH"]
     for run in runs.order_by("grid_index")[::3]:
         direct = _direct("options_selector", run)
         assert _same(run.total_return_pct, direct.total_return_pct)

@@ -52,8 +52,11 @@ def assert_complete(job: OptimizationJob, report: str) -> None:
     )
     assert duplicates == 0
     assert not JobChunk.objects.filter(job=job).exclude(status=JobChunk.Status.DONE).exists()
-    assert job.best_params and job.best_params["overall"]["params"], job.best_params
-    assert job.best_run_id is not None
+    # the best run: the highest sharpe (the job's objective), ties to the lowest id
+    top = runs.filter(sharpe__isnull=False).order_by("-sharpe", "id").first()
+    assert job.best_run_id == top.id, job.best_params
+    assert job.best_params["overall"]["run_id"] == top.id
+    assert job.best_params["overall"]["params"] == top.params
     # jsonb reorders the grid's keys; indexes must still decode in the declared order.
     for grid_index, params in runs.values_list("grid_index", "params")[:: TOTAL // 50]:
         assert params == sweep.params_at(job.grid, grid_index)

@@ -12,7 +12,7 @@ from backtestlab.engine.environment import Axis
 dyadic = st.integers(-400, 400).map(lambda k: k / 4)
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
+@settings(max_examples=200)
 @given(
     start=dyadic,
     step=st.sampled_from([0.25, 0.5, 1.0, 2.0, 5.0]),

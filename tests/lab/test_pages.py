@@ -1,6 +1,9 @@
 """Backtesting Lab pages: who sees what, the launch form, the polling fragments."""
 
+import re
+
 import pytest
+from django.template.defaultfilters import floatformat
 
 from apps.optimization.models import OptimizationJob
 from tests.factories import make_job, run_all_chunks
@@ -10,8 +13,10 @@ pytestmark = pytest.mark.django_db
 
 def test_pages_require_login(client):
     response = client.get("/lab/")
-    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
-    assert client.get("/lab/jobs/new/").status_code == 302
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/?next=/lab/"
+    response = client.get("/lab/jobs/new/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/lab/jobs/new/"
 
 
 def test_the_owner_sees_her_job_in_the_list_with_a_polling_progress_bar(client, alice, datasets):
@@ -38,9 +43,15 @@ def test_the_job_page_shows_the_best_parameter_table(client, alice, datasets):
     run_all_chunks(job)
     client.force_login(alice)
     html = client.get(f"/lab/jobs/{job.id}/").content.decode()
-    assert 'id="best-table"' in html
-    assert html.count("<tr>") >= 10  # header + top 10 rows
     assert "Succeeded" in html
+    # One table per dataset: its top 10 runs by the objective, best first.
+    for table_id, dataset in (('id="best-table"', datasets[0]), ('id="best-table-2"', datasets[1])):
+        table = html.split(table_id, 1)[1].split("</table>", 1)[0]
+        shown = [int(i) for i in re.findall(r'class="run-link">(\d+)</a>', table)]
+        top = job.runs.filter(dataset=dataset).order_by("-total_return_pct", "id")[:10]
+        assert shown == [r.id for r in top]
+        values = re.findall(r'<td class="objective">([^<]*)</td>', table)
+        assert values == [floatformat(r.total_return_pct, 4) for r in top]
 
 
 def test_a_running_job_without_runs_says_so(client, alice, datasets):
@@ -56,13 +67,16 @@ def test_an_outsider_gets_404_everywhere(client, alice, charlie, datasets):
     assert client.get(f"/lab/jobs/{job.id}/").status_code == 404
     assert client.get(f"/lab/jobs/{job.id}/progress/").status_code == 404
     assert client.post(f"/lab/jobs/{job.id}/cancel/").status_code == 404
+    job.refresh_from_db()
+    assert job.status == "pending"  # the outsider's cancel did nothing
     assert job.name not in client.get("/lab/").content.decode()
 
 
 def test_a_colleague_can_see_and_cancel(client, alice, bob, datasets):
     job = make_job(alice, datasets)
     client.force_login(bob)
-    assert client.get(f"/lab/jobs/{job.id}/").status_code == 200
+    page = client.get(f"/lab/jobs/{job.id}/")
+    assert page.status_code == 200 and job.name in page.content.decode()
     response = client.post(f"/lab/jobs/{job.id}/cancel/", HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "Cancelled" in response.content.decode()
     job.refresh_from_db()
@@ -74,8 +88,10 @@ def test_the_launch_form_offers_the_strategys_parameters(client, alice, datasets
     html = client.get("/lab/jobs/new/").content.decode()
     for name in ("fast", "slow", "sl_pct", "rr"):
         assert f'name="p_{name}"' in html
-    fragment = client.get("/lab/jobs/new/?strategy=sma_cross", HTTP_HX_REQUEST="true")
-    assert 'id="launch-params"' in fragment.content.decode()
+    fragment = client.get("/lab/jobs/new/?strategy=smc_zones", HTTP_HX_REQUEST="true")
+    html = fragment.content.decode()
+    assert 'id="launch-params"' in html and "<html" not in html
+    assert 'name="p_pattern_type"' in html and 'name="p_fast"' not in html  # smc_zones' own
 
 
 def launch(client, ds, **fields):

@@ -3,8 +3,11 @@
 Owner (alice) and colleague (bob) see them; an outsider (charlie) gets 404 everywhere.
 """
 
+import re
+
 import pytest
 from django.http import StreamingHttpResponse
+from django.template.defaultfilters import floatformat
 
 from apps.optimization.models import JobStatus
 from apps.strategies.models import StrategyConfig
@@ -39,13 +42,27 @@ def urls(job, run_id):
 
 
 def test_the_owner_and_a_colleague_see_every_results_page(client, alice, bob, finished_job):
-    run = finished_job.runs.first()
+    job = finished_job
+    run = job.runs.first()
+    heatmap, sensitivity, run_page, export = urls(job, run.id)
     for user in (alice, bob):
         client.force_login(user)
-        for url in urls(finished_job, run.id):
-            assert client.get(url).status_code == 200, url
-        response = client.get(f"/lab/jobs/{finished_job.id}/heatmap/", HTTP_HX_REQUEST="true")
+        pages = {url: client.get(url) for url in (heatmap, sensitivity, run_page, export)}
+        assert {url: r.status_code for url, r in pages.items()} == dict.fromkeys(pages, 200)
+        html = pages[heatmap].content.decode()
+        assert "<html" in html and "Total return by fast vs slow" in html  # the objective
+        assert 'id="heatmap-table" data-x="slow" data-y="fast"' in html
+        html = pages[sensitivity].content.decode()
+        assert f'(<a href="/lab/jobs/{job.id}/runs/{job.best_run_id}/">' in html  # around it
+        assert f"<h1>Run {run.id} <small>of job #{job.id}" in pages[run_page].content.decode()
+        lines = b"".join(pages[export].streaming_content).decode().splitlines()
+        assert sorted(int(line.split(",")[0]) for line in lines[1:]) == sorted(
+            job.runs.values_list("id", flat=True)
+        )
+        response = client.get(heatmap, HTTP_HX_REQUEST="true")
         assert response.status_code == 200
+        partial = response.content.decode()
+        assert "<html" not in partial and 'id="heatmap-table"' in partial
 
 
 def test_an_outsider_gets_404_on_every_results_page(client, charlie, finished_job):
@@ -59,7 +76,10 @@ def test_an_outsider_gets_404_on_every_results_page(client, charlie, finished_jo
 
 
 def test_results_pages_require_login(client, finished_job):
-    assert client.get(f"/lab/jobs/{finished_job.id}/heatmap/").status_code == 302
+    for url in urls(finished_job, finished_job.runs.first().id):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert response["Location"] == f"/accounts/login/?next={url}"
 
 
 def test_the_seeds_heatmap_win_rate_by_rr_target_vs_sl_buffer_with_the_best_marked(
@@ -167,7 +187,19 @@ def test_the_best_table_shows_production_parameters_and_the_improvement(
     client.force_login(alice)
     html = client.get(f"/lab/jobs/{finished_job.id}/").content.decode()
     assert "v2" in html and "<code>fast=5</code>" in html
-    assert 'class="improvement"><span class="' in html and " %</span>" in html
+    # Production's value on this data is the sweep's own run with those parameters (rr = 2).
+    same = finished_job.runs.get(params={"fast": 5, "slow": 60, "sl_pct": 1.0, "rr": 2.0})
+    base = same.total_return_pct
+    table = html.split('id="best-table"', 1)[1].split("</table>", 1)[0]
+    shown = re.findall(r'<td class="improvement"><span class="(up|down)">([^<]*)</span>', table)
+    top = finished_job.runs.order_by("-total_return_pct", "id")[:10]
+    expected = []
+    for r in top:
+        gain = 100 * (r.total_return_pct - base) / abs(base)
+        sign = "+" if gain >= 0 else ""
+        expected.append(("up" if gain >= 0 else "down", f"{sign}{floatformat(gain, 1)} %"))
+    assert shown == expected
+    assert ("up", "+0.0 %") in shown  # the production point itself is in the sweep
     assert "apply-button" not in html  # alice lacks strategies.apply_parameters (tests/strategies)
 
 
@@ -186,7 +218,9 @@ def test_the_run_page_has_equity_drawdown_trades_and_metrics(client, alice, fini
     for marker in ('id="equity-chart"', 'id="drawdown-chart"', 'id="run-curve"',
                    'id="trade-list"', 'id="run-metrics"', "uPlot.iife.min.js"):  # fmt: skip
         assert marker in html
-    assert html.count("<tr><td>") >= run.n_trades
+    trades = html.split('id="trade-list"', 1)[1].split("</tbody>", 1)[0]
+    numbers = [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", trades)]
+    assert run.n_trades > 0 and numbers == list(range(1, run.n_trades + 1))
 
 
 def test_a_run_of_another_job_is_404(client, alice, finished_job, datasets):
@@ -206,7 +240,10 @@ def test_compare_two_jobs_from_the_job_list(client, alice, bob, finished_job, da
     html = client.get(f"/lab/compare/?ids={finished_job.id}&ids={second.id}").content.decode()
     assert 'id="compare-table"' in html and 'id="compare-chart"' in html
     assert "second" in html and 'id="compare-curves"' in html
-    assert client.get(f"/lab/compare/?ids={finished_job.id},{second.id}").status_code == 200
+    comma = client.get(f"/lab/compare/?ids={finished_job.id},{second.id}")
+    assert comma.status_code == 200  # the admin action's form of the same list
+    for job in (finished_job, second):
+        assert f'href="/lab/jobs/{job.id}/"' in comma.content.decode()
 
 
 def test_compare_needs_two_to_four_jobs(client, alice, finished_job):

@@ -109,11 +109,20 @@ def test_every_suggested_grid_is_accepted_by_its_tool(api):
     for m in catalogue["metrics"]:
         g = m["suggested"]
         body = {**HEATMAP, "x_metric": m["key"], "x_start": g["start"], "x_step": g["step"]}
-        assert api("/api/environment_heatmap", {**body, "x_points": g["points"]}).status_code == 200
+        response = api("/api/environment_heatmap", {**body, "x_points": g["points"]})
+        assert response.status_code == 200, response.json()
+        answer = response.json()
+        assert answer["ok"] is True and answer["x_metric"] == m["key"]
+        assert len(answer["x_labels"]) == g["points"] and answer["x_labels"][0] == g["start"]
+        assert all(len(row) == g["points"] for row in answer["grid"])
     for t in catalogue["thresholds"]:
         g = t["suggested"]
         response = api("/api/selector_scan", {**SCAN, "param": t["param"], **g})
         assert response.status_code == 200, response.json()
+        answer = response.json()
+        assert answer["ok"] is True and answer["thresholds"][t["param"]] is None  # the swept one
+        assert len(answer["values"]) == len(answer["allowed_pct"]) == g["points"]
+        assert answer["values"][0] == g["start"]
 
 
 def test_a_selector_scan_over_min_vrp_never_increases(api):
@@ -188,10 +197,16 @@ def test_non_finite_numbers_in_the_json_body_are_a_400_naming_the_field(api, lit
     assert "finite" in message
 
 
-def test_the_defaults_apply_when_horizon_and_interval_are_left_out(api):
+def test_the_seeds_minimal_request_gets_the_defaults_and_a_y_by_x_grid(api):
+    """The seed's light test: no horizon or interval, 5 x columns by 4 y rows."""
     body = {k: v for k, v in HEATMAP.items() if k not in ("horizon_days", "decision_interval_days")}
-    answer = api("/api/environment_heatmap", body).json()
+    response = api("/api/environment_heatmap", {**body, "y_points": 4})
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["ok"] is True
     assert (answer["horizon_days"], answer["decision_interval_days"]) == (365, 1)
+    assert answer["x_labels"] == [5, 10, 15, 20, 25] and answer["y_labels"] == [15, 20, 25, 30]
+    assert len(answer["grid"]) == 4 and all(len(row) == 5 for row in answer["grid"])
 
 
 def test_a_step_too_small_to_separate_the_labels_is_a_400(api):
@@ -269,14 +284,20 @@ def test_an_unexpected_failure_is_a_500_with_the_error_shape_and_a_log_entry(
 )
 def test_an_anonymous_caller_is_refused(client, method, path):
     response = getattr(client, method)(path, HEATMAP, content_type="application/json")
-    assert response.status_code in (401, 403)
-    assert response.json()["ok"] is False
+    assert response.status_code == 403  # session auth: no WWW-Authenticate challenge, so 403
+    assert response.json() == {
+        "ok": False,
+        "error": "Authentication credentials were not provided.",
+    }
 
 
 def test_a_logged_in_outsider_may_use_the_tools(client, charlie):
     client.force_login(charlie)
     response = client.get("/api/environment_metrics")
     assert response.status_code == 200
+    assert response.json() == json.loads(json.dumps(synthetic.catalogue()))  # the whole list
+    heatmap = client.post("/api/environment_heatmap", HEATMAP, content_type="application/json")
+    assert heatmap.status_code == 200 and heatmap.json()["total_steps"] == 365
 
 
 def test_the_schema_documents_the_four_endpoints(api, client):

@@ -5,7 +5,8 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from apps.optimization.models import JobStatus, OptimizationJob
+from apps.market.models import Dataset
+from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
 from tests.factories import SMALL_GRID, make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
@@ -31,8 +32,13 @@ def post_job(client, ds, **overrides):
 
 
 def test_anonymous_requests_are_refused(datasets):
-    assert client_for().get("/api/jobs/").status_code in (401, 403)
-    assert client_for().post("/api/jobs/", {}, format="json").status_code in (401, 403)
+    refused = {"ok": False, "error": "Authentication credentials were not provided."}
+    for response in (
+        client_for().get("/api/jobs/"),
+        client_for().post("/api/jobs/", {}, format="json"),
+    ):
+        assert response.status_code == 403 and response.json() == refused
+    assert OptimizationJob.objects.count() == 0
 
 
 def test_owner_creates_a_job_and_sees_its_progress(alice, datasets):
@@ -52,14 +58,24 @@ def test_an_outsider_gets_404_and_a_colleague_sees_the_job(alice, bob, charlie, 
     job = make_job(alice, datasets)
     assert client_for(charlie).get(f"/api/jobs/{job.id}/").status_code == 404
     assert client_for(charlie).post(f"/api/jobs/{job.id}/cancel/").status_code == 404
+    job.refresh_from_db()
+    assert job.status == JobStatus.PENDING  # the outsider's cancel did nothing
     assert client_for(charlie).get("/api/jobs/").json()["count"] == 0
-    assert client_for(bob).get(f"/api/jobs/{job.id}/").status_code == 200
-    assert client_for(bob).get("/api/jobs/").json()["count"] == 1
+    seen = client_for(bob).get(f"/api/jobs/{job.id}/")
+    assert seen.status_code == 200
+    assert (seen.json()["id"], seen.json()["name"], seen.json()["created_by"]) == (
+        job.id, "test job", "alice",
+    )  # fmt: skip
+    listed = client_for(bob).get("/api/jobs/").json()
+    assert listed["count"] == 1 and [j["id"] for j in listed["results"]] == [job.id]
 
 
 def test_staff_see_every_job(alice, staff, datasets):
     job = make_job(alice, datasets)
-    assert client_for(staff).get(f"/api/jobs/{job.id}/").status_code == 200
+    response = client_for(staff).get(f"/api/jobs/{job.id}/")
+    assert response.status_code == 200
+    assert (response.json()["id"], response.json()["created_by"]) == (job.id, "alice")
+    assert [j["id"] for j in client_for(staff).get("/api/jobs/").json()["results"]] == [job.id]
 
 
 @pytest.mark.parametrize(
@@ -119,9 +135,15 @@ def test_best_returns_runs_in_objective_order(alice, datasets):
     job = make_job(alice, datasets, objective="total_return_pct")
     run_all_chunks(job)
     body = client_for(alice).get(f"/api/jobs/{job.id}/best/?limit=3").json()
-    values = [r["total_return_pct"] for r in body["best"]]
-    assert len(values) == 3 and values == sorted(values, reverse=True)
-    assert len(body["per_dataset"]) == 2
+    runs = OptimizationRun.objects.filter(job=job)
+    top3 = list(runs.order_by("-total_return_pct", "id")[:3])
+    assert [r["id"] for r in body["best"]] == [r.id for r in top3]
+    assert [r["total_return_pct"] for r in body["best"]] == [r.total_return_pct for r in top3]
+    # per dataset: each dataset's own best run
+    assert {r["dataset"]: r["id"] for r in body["per_dataset"]} == {
+        d.id: runs.filter(dataset=d).order_by("-total_return_pct", "id").first().id
+        for d in datasets
+    }
 
 
 def test_cancel_and_cancel_again(alice, datasets):
@@ -139,7 +161,11 @@ def test_strategies_and_datasets_are_listed(alice, datasets):
     sma = next(s for s in strategies if s["key"] == "sma_cross")
     assert [p["name"] for p in sma["parameters"]] == ["fast", "slow", "sl_pct", "rr"]
     listed = client.get("/api/datasets/").json()
-    assert listed["count"] >= 2
+    stored = Dataset.objects.all()
+    assert listed["count"] == 6  # BTC and ETH: candles, funding, environment
+    assert {
+        d["id"]: (d["name"], d["kind"], d["rows"], d["checksum"]) for d in listed["results"]
+    } == {d.id: (d.name, d.kind, d.rows, d.checksum) for d in stored}
 
 
 def test_the_schema_is_served(alice):

@@ -227,7 +227,9 @@ def test_the_reaper_finalizes_a_job_whose_finisher_died(alice, datasets):
     OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, best_params=None)
     assert services.chunks_reap()["finalized"] == 1
     job.refresh_from_db()
-    assert job.status == JobStatus.SUCCEEDED and job.best_params is not None
+    assert job.status == JobStatus.SUCCEEDED
+    top = OptimizationRun.objects.filter(job=job).order_by("-sharpe", "id").first()  # objective
+    assert job.best_params["overall"]["params"] == top.params and job.best_run_id == top.id
     assert services.chunks_reap()["finalized"] == 0
 
 

@@ -72,7 +72,8 @@ def test_an_oversized_body_gets_413_and_writes_nothing(alice, datasets, settings
     assert response.json()["ok"] is False and "larger than the limit" in response.json()["error"]
     client.force_login(alice)
     page = client.post("/lab/jobs/new/", {"name": "y" * 20_000})
-    assert page.status_code == 413
+    assert page.status_code == 413 and page["Content-Type"].startswith("text/plain")
+    assert "larger than the limit of 10000 bytes" in page.content.decode()
     assert OptimizationJob.objects.count() == 0
 
 

@@ -30,7 +30,10 @@ def test_the_compare_action_redirects_to_the_compare_page(admin_client, alice, d
 def test_the_compare_action_wants_two_to_four_jobs(admin_client, alice, datasets):
     job = job_with_runs(alice, datasets[:1], lambda d, gi, p: {"sharpe": gi})
     response = act(admin_client, [job])
-    assert response.status_code == 302 and "compare" not in response["Location"]
+    assert response.status_code == 302  # back to the job list, with the reason
+    assert response["Location"] == "/admin/optimization/optimizationjob/"
+    page = admin_client.get(response["Location"]).content.decode()
+    assert "Select 2 to 4 jobs to compare (1 selected)." in page
 
 
 def test_runs_link_to_their_lab_page(admin_client, alice, datasets):

@@ -106,14 +106,24 @@ def test_sensitivity_as_json(alice, seed_job):
 
 
 def test_best_carries_the_production_comparison(alice, finished_job):
+    # Production = one of the sweep's own points (rr takes its default, 2.0): its value on the
+    # same data is that run's stored value, and the improvement is measured against it.
     StrategyConfig.objects.create(
-        strategy="sma_cross", symbol="BTC", timeframe="1h", version=1, params={"fast": 5}
-    )
+        strategy="sma_cross", symbol="BTC", timeframe="1h", version=1,
+        params={"fast": 5, "slow": 60, "sl_pct": 1.0},
+    )  # fmt: skip
+    same = finished_job.runs.get(params={"fast": 5, "slow": 60, "sl_pct": 1.0, "rr": 2.0})
+    baseline = same.total_return_pct
     body = client_for(alice).get(f"/api/jobs/{finished_job.id}/best/?limit=3").json()
     (section,) = body["table"]
     assert section["symbol"] == "BTC" and section["group"] == ""
     assert section["production"]["version"] == 1 and section["production"]["params"]["fast"] == 5
-    assert len(section["runs"]) == 3 and "improvement_pct" in section["runs"][0]
+    assert section["production"]["value"] == pytest.approx(baseline, rel=1e-12)
+    top3 = list(finished_job.runs.order_by("-total_return_pct", "id")[:3])
+    assert [r["id"] for r in section["runs"]] == [r.id for r in top3]
+    assert [r["improvement_pct"] for r in section["runs"]] == pytest.approx(
+        [100 * (r.total_return_pct - baseline) / abs(baseline) for r in top3], rel=1e-9
+    )
     assert body["best"][0]["id"] == section["runs"][0]["id"]
 
 
@@ -131,7 +141,11 @@ def test_run_detail_as_json(alice, bob, finished_job):
 def test_compare_as_json(alice, finished_job, seed_job):
     body = client_for(alice).get(f"/api/jobs/compare/?ids={finished_job.id},{seed_job.id}").json()
     assert [e["id"] for e in body] == [finished_job.id, seed_job.id]
-    assert body[0]["curve"]["return_pct"] and body[0]["best_run"]["id"]
+    assert body[0]["best_run"]["id"] == finished_job.best_run_id
+    # the curve is the best run's equity in % of the start: it ends at its total return
+    curve = body[0]["curve"]["return_pct"]
+    assert curve[0] == 0.0
+    assert curve[-1] == pytest.approx(finished_job.best_run.total_return_pct, rel=1e-9)
     one = client_for(alice).get(f"/api/jobs/compare/?ids={finished_job.id}")
     assert one.status_code == 400 and one.json()["field"] == "ids"
     five = client_for(alice).get("/api/jobs/compare/?ids=1,2,3,4,5")

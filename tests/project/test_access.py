@@ -20,10 +20,11 @@ from pathlib import Path
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from rest_framework.authtoken.models import Token
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
-from apps.optimization.models import OptimizationRun
+from apps.optimization.models import OptimizationJob, OptimizationRun
 from tests.factories import make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
@@ -142,10 +143,79 @@ def test_the_admin_refuses_an_anonymous_caller(client, objects):
     assert failures == []
 
 
+def _redirects_to_the_lab(response):
+    assert response.status_code == 302  # not permanent: browsers must not cache where /lab/ is
+    assert response["Location"] == "/lab/"
+
+
+def _is_the_login_form(response):
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<form method="post" action="/accounts/login/"' in html
+    assert 'name="username"' in html and '<input type="password" name="password"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+
+
+def _refuses_a_logout_by_get(response):
+    # Logging out changes state, so it takes a POST (with the CSRF token); a GET is refused.
+    assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+
+
+def _refuses_a_token_by_get(response):
+    assert response.status_code == 405 and response["Allow"] == "POST, OPTIONS"
+    assert response.json() == {"ok": False, "error": 'Method "GET" not allowed.'}
+
+
+def _is_the_openapi_schema(response):
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    schema = response.content.decode()
+    assert schema.startswith("openapi: 3.0.3\n") and "\n  /api/jobs/:\n" in schema
+
+
+def _is_swagger_ui_over_the_schema(response):
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert '<div id="swagger-ui"></div>' in html
+    assert '<script src="/api/docs/?script="></script>' in html  # which loads /api/schema/
+
+
+# What each public route answers an anonymous GET, exactly.
+PUBLIC_ANSWERS = {
+    "": _redirects_to_the_lab,
+    "accounts/login/": _is_the_login_form,
+    "accounts/logout/": _refuses_a_logout_by_get,
+    "api/token/": _refuses_a_token_by_get,
+    "api/schema/": _is_the_openapi_schema,
+    "api/docs/": _is_swagger_ui_over_the_schema,
+}
+
+
+def test_every_public_route_has_its_answer_written_down():
+    assert set(PUBLIC_ANSWERS) == set(PUBLIC)
+
+
 @pytest.mark.parametrize("route", sorted(PUBLIC))
 def test_the_public_routes_answer_without_a_login(client, route):
-    response = client.get("/" + route)
-    assert response.status_code in (200, 302, 405), (route, response.status_code)
+    PUBLIC_ANSWERS[route](client.get("/" + route))
+
+
+def test_the_token_endpoint_exchanges_a_password_for_the_users_token(client, alice):
+    wrong = client.post("/api/token/", {"username": "alice", "password": "guess"})
+    assert wrong.status_code == 400 and wrong.json()["ok"] is False
+    assert "Unable to log in" in wrong.json()["error"]
+    right = client.post("/api/token/", {"username": "alice", "password": "alice-pw-123"})
+    assert right.status_code == 200
+    assert right.json() == {"token": Token.objects.get(user=alice).key}
+
+
+def test_logging_out_takes_a_post_and_lands_on_the_login_page(client, alice):
+    client.force_login(alice)
+    assert client.get("/accounts/logout/").status_code == 405
+    assert client.get("/lab/").status_code == 200  # the refused GET left her logged in
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302 and response["Location"] == "/accounts/login/"
+    assert client.get("/lab/")["Location"] == "/accounts/login/?next=/lab/"
 
 
 def test_the_default_api_permission_is_not_allow_any(settings):
@@ -199,8 +269,11 @@ def test_an_htmx_post_without_the_csrf_token_is_refused(alice, objects):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
     path = f"/lab/jobs/{objects['job']}/cancel/"
-    assert client.post(path, HTTP_HX_REQUEST="true").status_code == 403
-    assert client.post(f"/api/jobs/{objects['job']}/rerun/").status_code == 403  # session auth
+    refused = client.post(path, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 403 and b"CSRF" in refused.content
+    refused = client.post(f"/api/jobs/{objects['job']}/rerun/")  # session auth
+    assert refused.status_code == 403 and "CSRF" in refused.json()["error"]
+    assert OptimizationJob.objects.count() == 1  # no re-run was created
 
     client.get("/lab/")  # the page sets the CSRF cookie; base.html puts it in hx-headers
     token = client.cookies["csrftoken"].value
@@ -208,6 +281,8 @@ def test_an_htmx_post_without_the_csrf_token_is_refused(alice, objects):
     assert response.status_code == 409  # accepted: the job is finished, so it cannot be cancelled
     response = client.post(f"/api/jobs/{objects['job']}/rerun/", HTTP_X_CSRFTOKEN=token)
     assert response.status_code == 201
+    rerun = OptimizationJob.objects.get(rerun_of=objects["job"])
+    assert response.json()["id"] == rerun.id
 
 
 def test_the_base_template_sends_the_token_with_every_htmx_request(client, alice, objects):

@@ -75,8 +75,18 @@ def test_a_dry_run_returns_the_diff_and_writes_nothing(alice, sweep, weak_produc
     best = ranked(sweep)[0]
     answer = services.run_apply_to_production(run=best, user=grant(alice), dry_run=True)
     assert answer["dry_run"] and not answer["applied"] and answer["to_version"] == 2
-    assert answer["diff"] and all(set(d) == {"old", "new"} for d in answer["diff"].values())
-    assert answer["old_value"] is not None and answer["new_value"] == pytest.approx(best.sharpe)
+    worst = ranked(sweep)[-1]  # production v1 holds the worst run's parameters
+    assert answer["diff"] == {
+        k: {"old": worst.params[k], "new": best.params[k]}
+        for k in sorted(best.params)
+        if worst.params[k] != best.params[k]
+    }
+    assert answer["diff"]  # the two differ somewhere
+    # both measured on the sweep's data and costs: production's value is that run's sharpe
+    assert answer["old_value"] == pytest.approx(worst.sharpe, rel=1e-9)
+    assert answer["new_value"] == pytest.approx(best.sharpe)
+    gain = 100 * (best.sharpe - worst.sharpe) / abs(worst.sharpe)
+    assert answer["improvement_pct"] == pytest.approx(gain, rel=1e-9)
     assert StrategyConfig.objects.count() == 1 and ParameterChange.objects.count() == 0
 
 
@@ -114,10 +124,14 @@ def test_restoring_an_old_version_writes_it_as_a_new_one_and_the_bot_reads_it(
 
 def test_the_bot_endpoint_answers_404_without_a_config_and_400_without_a_symbol(alice):
     api = api_for(alice)
-    assert api.get("/api/strategies/sma_cross/config?symbol=BTC&timeframe=1h").status_code == 404
+    missing = api.get("/api/strategies/sma_cross/config?symbol=BTC&timeframe=1h")
+    assert missing.status_code == 404
+    assert missing.json() == {"ok": False, "error": "no production parameters for sma_cross BTC 1h"}
     response = api.get("/api/strategies/sma_cross/config?timeframe=1h")
     assert response.status_code == 400 and response.json()["field"] == "symbol"
-    assert api.get("/api/strategies/nope/config?symbol=BTC&timeframe=1h").status_code == 404
+    unknown = api.get("/api/strategies/nope/config?symbol=BTC&timeframe=1h")
+    assert unknown.status_code == 404
+    assert unknown.json() == {"ok": False, "error": "unknown strategy 'nope'", "field": "strategy"}
 
 
 # --- the API and the page ---------------------------------------------------------------------
@@ -129,8 +143,8 @@ def test_the_api_says_403_without_the_permission_even_to_staff(staff, sweep, wea
     response = api_for(staff).post(f"/api/runs/{run.id}/apply/", {}, format="json")
     assert response.status_code == 403 and "apply_parameters" in response.json()["error"]
     response = api_for(staff).post(f"/api/jobs/{sweep.id}/apply_best/", {}, format="json")
-    assert response.status_code == 403
-    assert StrategyConfig.objects.count() == 1
+    assert response.status_code == 403 and "apply_parameters" in response.json()["error"]
+    assert StrategyConfig.objects.count() == 1 and ParameterChange.objects.count() == 0
 
 
 def test_the_api_applies_a_jobs_best_and_an_outsider_gets_404(
@@ -173,10 +187,18 @@ def test_the_apply_button_confirms_then_applies(client, alice, sweep, weak_produ
     response = client.post(
         f"/lab/jobs/{sweep.id}/runs/{run.id}/apply/", {"expected_version": "1", "reason": "ok"}
     )
-    assert response.status_code == 200 and 'id="apply-result"' in response.content.decode()
+    assert response.status_code == 200
+    assert (
+        '<p class="success" id="apply-result">Applied: sma_cross BTC 1h is now version 2.</p>'
+        in response.content.decode()
+    )
+    v2 = StrategyConfig.objects.get(strategy="sma_cross", symbol="BTC", timeframe="1h", version=2)
+    assert {k: v2.params[k] for k in run.params} == run.params
     again = client.post(f"/lab/jobs/{sweep.id}/runs/{run.id}/apply/", {"expected_version": "1"})
-    assert again.status_code == 409 and 'id="apply-error"' in again.content.decode()
-    assert ParameterChange.objects.count() == 1
+    assert again.status_code == 409
+    error = again.content.decode().split('id="apply-error">', 1)[1].split("</p>", 1)[0]
+    assert error.startswith("the production parameters changed: expected version 1, current is 2")
+    assert ParameterChange.objects.count() == 1 and StrategyConfig.objects.count() == 2
 
 
 def test_an_apply_losing_the_race_on_the_version_insert_is_a_409(

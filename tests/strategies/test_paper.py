@@ -79,12 +79,33 @@ def test_a_repeated_step_records_nothing_twice(books):
 
 def test_the_paper_page_and_api_show_positions_pnl_and_vetoes(client, alice, books):
     paper_books_step(today=START + dt.timedelta(days=30))
+    # Each book's clock stands at the end of its 30th day: trades settled by then count in
+    # its PnL (each trade's pnl_pct is a fraction of equity, compounded); later ones are open.
+    now = dt.datetime.combine(START + dt.timedelta(days=30), dt.time(), tzinfo=dt.UTC)
     api = APIClient()
     api.force_authenticate(alice)
     body = api.get("/api/paper/").json()
     assert [b["symbol"] for b in body["books"]] == ["BTC", "BTC", "BTC", "ETH"]
     assert body["books"][3]["vetoes"][0]["kind"] == "per_trade"
-    assert "pnl_pct" in body["books"][0] and "open_positions" in body["books"][0]
+    settled_somewhere = False
+    for book, shown in zip(books, body["books"], strict=True):
+        trades = list(PaperTrade.objects.filter(book=book))
+        closed = [t for t in trades if t.closed_at <= now]
+        growth = 1.0
+        for t in closed:
+            growth *= 1.0 + t.pnl_pct
+        settled_somewhere |= bool(closed)
+        assert shown["pnl_pct"] == pytest.approx((growth - 1.0) * 100, rel=1e-12, abs=1e-12)
+        assert shown["equity"] == pytest.approx(book.initial_equity * growth, rel=1e-12)
+        assert sorted(p["id"] for p in shown["open_positions"]) == sorted(
+            t.id for t in trades if t.opened_at <= now < t.closed_at
+        )
+        assert sorted(t["id"] for t in shown["closed_trades"]) == sorted(t.id for t in closed)
+    assert settled_somewhere  # otherwise every PnL above is a trivial 0
+    assert body["books"][3]["pnl_pct"] == 0.0 and body["books"][3]["open_positions"] == []
     client.force_login(alice)
     html = client.get("/lab/paper/").content.decode()
     assert 'id="paper-books"' in html and "per-trade risk 1.50% exceeds limit 1.00%" in html
+    for shown in body["books"]:
+        section = html.split(f'id="paper-book-{shown["id"]}"', 1)[1].split("</section>", 1)[0]
+        assert f"PnL <strong>{shown['pnl_pct']:.2f} %</strong>" in section

@@ -2,6 +2,7 @@
 the auto-tuner command."""
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -28,7 +29,10 @@ def test_the_risk_config_defaults_are_the_seeds(alice):
 
 def test_editing_a_risk_config_needs_the_permission_and_is_audited(alice, staff):
     path = "/api/strategies/options_selector/risk"
-    assert api_for(staff).put(path, {"max_new_trades_per_day": 1}, format="json").status_code == 403
+    refused = api_for(staff).put(path, {"max_new_trades_per_day": 1}, format="json")
+    assert refused.status_code == 403 and refused.json()["ok"] is False
+    assert "change_riskconfig" in refused.json()["error"], refused.json()
+    assert RiskConfig.objects.count() == 0 and AuditEntry.objects.count() == 0
     alice = grant(alice, "change_riskconfig")
     response = api_for(alice).put(path, {"max_risk_per_trade": 0.005}, format="json")
     assert response.status_code == 200 and response.json()["max_risk_per_trade"] == 0.005
@@ -75,9 +79,17 @@ def test_admin_edits_of_risk_and_approval_configs_are_audited(client, django_use
     client.post(f"/admin/strategies/approvalconfig/{config.id}/delete/", {"post": "yes"})
     kinds = list(AuditEntry.objects.order_by("id").values_list("kind", "action", "source"))
     assert kinds == [("risk_config", "create", "admin"), ("approval_config", "delete", "admin")]
-    assert client.get("/admin/strategies/auditentry/").status_code == 200
-    assert client.get("/admin/strategies/parameterchange/").status_code == 200
-    assert client.get("/admin/strategies/auditentry/add/").status_code == 403
+    listing = client.get("/admin/strategies/auditentry/")
+    assert listing.status_code == 200
+    rows = re.findall(
+        r'<td class="field-kind">([^<]*)</td><td class="field-action">([^<]*)</td>',
+        listing.content.decode(),
+    )
+    assert rows == [("Approval config", "Delete"), ("Risk config", "Create")]  # newest first
+    changes = client.get("/admin/strategies/parameterchange/")
+    assert changes.status_code == 200 and "0 parameter changes" in changes.content.decode()
+    assert client.get("/admin/strategies/auditentry/add/").status_code == 403  # read-only log
+    assert AuditEntry.objects.count() == 2
 
 
 def test_the_auto_tuner_command_proposes_by_default(alice, datasets):

@@ -37,8 +37,14 @@ def test_trades_over_the_per_trade_limit_are_vetoed_counted_and_listed(alice, op
     assert big["vetoed_by_reason"] == {"per_trade": big["candidates"]}
     assert big["vetoed_trades"][0]["reason"] == "per-trade risk 1.50% exceeds limit 1.00%"
     assert big["return_pct_with_risk"] == 0.0
+    assert big["candidates"] == options_run[1.5].n_trades  # every trade of the run checked
+    assert big["return_pct_without_risk"] == pytest.approx(options_run[1.5].total_return_pct)
     small = api.get(f"/api/runs/{options_run[0.5].id}/risk/").json()
     assert small["vetoed"] == 0 and small["allowed"] == small["candidates"]
+    assert small["candidates"] == options_run[0.5].n_trades and small["vetoed_trades"] == []
+    # nothing vetoed: the run's own return (its trades compounded), with risk or without
+    assert small["return_pct_with_risk"] == pytest.approx(options_run[0.5].total_return_pct)
+    assert small["return_pct_without_risk"] == small["return_pct_with_risk"]
 
 
 def test_the_strategys_risk_config_is_used_and_shown_in_the_run_detail(client, alice, options_run):

@@ -50,7 +50,8 @@ def test_firing_the_same_slot_twice_creates_one_job(alice, datasets):
     assert first.id == second.id and first.job_id is not None
     assert OptimizationJob.objects.count() == 1 and TemplateFiring.objects.count() == 1
     job = first.job
-    assert job.created_by == alice and job.date_from is not None
+    assert job.created_by == alice
+    assert job.date_from == datasets[0].end - dt.timedelta(days=30)  # rolling_days before its end
     assert template_fire(template_id=template.id, now=SAT + dt.timedelta(days=7)).job_id != job.id
 
 

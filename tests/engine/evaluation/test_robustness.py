@@ -45,9 +45,39 @@ def test_walk_forward_picks_the_train_best_and_tests_it_out_of_sample(hourly_btc
     test = hourly_btc.slice_time(int(hourly_btc.ts[te_lo]), int(hourly_btc.ts[te_hi]))
     oos = compute_row(strategy.run(strategy.prepare(test), f.params, Costs()))
     assert f.oos_value == pytest.approx(oos[2], nan_ok=True)
+    # The summary is the mean over the folds scored on both sides (sharpe: no annualising).
+    scored = [g for g in res.folds if math.isfinite(g.is_value) and math.isfinite(g.oos_value)]
+    assert len(scored) == 3
     s = res.summary
-    if s["is_mean"] > 0:
-        assert s["wfe"] == pytest.approx(s["oos_mean"] / s["is_mean"])
+    assert s["folds"] == 3 and s["folds_scored"] == 3
+    assert s["is_mean"] == pytest.approx(sum(g.is_value for g in scored) / 3)
+    assert s["oos_mean"] == pytest.approx(sum(g.oos_value for g in scored) / 3)
+    assert s["is_mean"] > 0  # the best of a train sweep: the ratio below is defined
+    assert s["wfe"] == pytest.approx(s["oos_mean"] / s["is_mean"])
+    assert s["oos_positive_folds"] == sum(g.oos_value > 0 for g in scored)
+
+
+def test_walk_forward_efficiency_is_undefined_without_an_in_sample_gain():
+    """WFE = mean OOS / mean IS over the folds scored on both sides; NaN when the IS mean is
+    not positive (a ratio of two losses would read as efficiency) or nothing was scored."""
+    folds = [
+        {"is_value": 2.0, "oos_value": 1.0, "train_years": 1.0, "test_years": 0.5},
+        {"is_value": 1.0, "oos_value": -0.5, "train_years": 1.0, "test_years": 0.5},
+        {"is_value": None, "oos_value": 3.0, "train_years": 1.0, "test_years": 0.5},
+    ]
+    s = walk_forward.walk_forward_efficiency(folds, "sharpe")
+    # scored: the first two; is_mean = (2 + 1) / 2 = 1.5, oos_mean = (1 - 0.5) / 2 = 0.25
+    assert (s["is_mean"], s["oos_mean"]) == (1.5, 0.25)
+    assert s["wfe"] == pytest.approx(0.25 / 1.5)
+    assert (s["folds"], s["folds_scored"], s["oos_positive_folds"]) == (3, 2, 2)
+    # total_return_pct is compared per year: 2 / 1 y = 2 and 1 / 0.5 y = 2 -> WFE 1
+    per_year = walk_forward.walk_forward_efficiency(folds[:1], "total_return_pct")
+    assert (per_year["is_mean"], per_year["oos_mean"], per_year["wfe"]) == (2.0, 2.0, 1.0)
+    losing = [{**folds[0], "is_value": -1.0}, {**folds[1], "is_value": 0.0}]
+    s = walk_forward.walk_forward_efficiency(losing, "sharpe")
+    assert s["is_mean"] == -0.5 and math.isnan(s["wfe"])
+    s = walk_forward.walk_forward_efficiency(folds[2:], "sharpe")
+    assert math.isnan(s["is_mean"]) and math.isnan(s["wfe"]) and s["folds_scored"] == 0
 
 
 def test_stress_scenarios_cost_more_and_delay_shifts_entries(hourly_btc):
