@@ -5,9 +5,9 @@ PeriodicTask (django-celery-beat's admin)."""
 from django import forms
 from django.contrib import admin
 
-from apps.optimization import services
 from apps.optimization.models import JobTemplate, TemplateFiring
-from apps.optimization.schedules import template_schedule_ensure
+from apps.optimization.services.schedules import template_schedule_ensure
+from apps.optimization.services.validation import costs_validate, grid_validate, objective_validate
 from backtestlab.errors import ApplicationError
 
 
@@ -24,13 +24,13 @@ class JobTemplateForm(forms.ModelForm):
         try:
             if "strategy" in data and "parameter_grid" in data:
                 n = max(1, len(data.get("datasets") or []))
-                data["parameter_grid"] = services.grid_validate(
+                data["parameter_grid"] = grid_validate(
                     data["strategy"], data["parameter_grid"], n_datasets=n
                 )
             if "objective" in data:
-                data["objective"] = services.objective_validate(data["objective"])
+                data["objective"] = objective_validate(data["objective"])
             if data.get("costs") is not None:
-                data["costs"] = services.costs_validate(data["costs"])
+                data["costs"] = costs_validate(data["costs"])
         except ApplicationError as exc:
             field = (exc.field or "").split(".")[0]
             self.add_error(field if field in self.fields else None, exc.message)

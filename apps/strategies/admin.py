@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.db import transaction
 
+from apps.optimization.admin import OptimizationRunAdmin
+from apps.optimization.models import OptimizationRun
+from apps.strategies.admin_actions import apply_dry_run, apply_to_production
 from apps.strategies.models import ParameterChange, StrategyConfig
-from apps.strategies.selectors import strategy_config_current
-from apps.strategies.services import can_apply
+from apps.strategies.selectors.configs import strategy_config_current
+from apps.strategies.services.apply import can_apply
 
 
 @admin.register(StrategyConfig)
@@ -44,6 +47,18 @@ class StrategyConfigAdmin(admin.ModelAdmin):
             )  # fmt: skip
 
 
-# Approval (issue 6): its admin classes live in their own module.
-# Production side (issue 7): audit log, risk configs, paper trading.
+# Runs get the apply actions here, in the app that owns production parameters.
+admin.site.unregister(OptimizationRun)
+
+
+@admin.register(OptimizationRun)
+class RunAdmin(OptimizationRunAdmin):
+    actions = [apply_to_production, apply_dry_run]
+
+    def has_apply_permission(self, request):
+        return can_apply(request.user)
+
+
+# Approval, and the production side (audit log, risk configs, paper trading), have their own
+# admin modules.
 from apps.strategies import approval_admin, production_admin  # noqa: E402, F401
