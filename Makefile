@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run test test-unit test-integration bench lint format chromium clean mutation mutation-changed
+.PHONY: install run test test-unit test-integration bench lint lint-imports format chromium clean mutation mutation-changed
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install chromium test-unit test-integration mutation-changed
+test: install chromium lint-imports test-unit test-integration mutation-changed
+
+# The architecture's contracts (pyproject.toml [tool.importlinter]; docs/architecture.md).
+lint-imports: install
+	$(BIN)/lint-imports
 
 # Unit, service, API and page tests on SQLite. ARGS passes pytest options: ARGS="-k redis".
 test-unit:

@@ -17,15 +17,15 @@ from backtestlab.errors import ApplicationError
 log = logging.getLogger(__name__)
 
 
-def _first_message(detail, prefix="") -> tuple[str, str]:
+def first_message(detail, prefix="") -> tuple[str, str]:
     """(field, message) of the first error in a DRF error structure."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             field = key if key != "non_field_errors" else ""
             name = f"{prefix}.{field}" if prefix and field else (field or prefix)
-            return _first_message(value, name)
+            return first_message(value, name)
     if isinstance(detail, list) and detail:
-        return _first_message(detail[0], prefix)
+        return first_message(detail[0], prefix)
     return prefix, str(detail)
 
 
@@ -44,7 +44,7 @@ def exception_handler(exc, context):
     # DRF's own errors (parse, auth, 404, throttling) carry {"detail": ...}: not a field.
     if isinstance(data, dict) and set(data) == {"detail"}:
         data = data["detail"]
-    field, message = _first_message(data)
+    field, message = first_message(data)
     body = {"ok": False, "error": f"{field}: {message}" if field else message}
     if field:
         body["field"] = field

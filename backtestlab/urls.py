@@ -14,6 +14,8 @@ urlpatterns = [
     # The split view serves Swagger UI's setup script from /api/docs/?script: no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("api/token/", obtain_auth_token, name="api-token"),
+    # Before the optimization router: "jobs/monte_carlo/" would be read as the job "monte_carlo".
+    path("api/", include("apps.strategies.evaluation_urls")),
     path("api/", include("apps.optimization.urls")),
     path("api/", include("apps.lab.api_urls")),
     path("api/", include("apps.strategies.api_urls")),

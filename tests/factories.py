@@ -1,13 +1,14 @@
 """Helpers that build jobs and run them the way workers do (task bodies called directly)."""
 
-from apps.optimization import services
 from apps.optimization.models import JobChunk
+from apps.optimization.services.execution import chunk_execute
+from apps.optimization.services.jobs import job_create
 
 SMALL_GRID = {"fast": [5, 10, 20], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}  # 12
 
 
 def make_job(user, datasets, grid=None, **kwargs):
-    return services.job_create(
+    return job_create(
         user=user,
         name=kwargs.pop("name", "test job"),
         strategy=kwargs.pop("strategy", "sma_cross"),
@@ -24,6 +25,6 @@ def run_all_chunks(job, times=1, worker="w1"):
         for chunk_id in (
             JobChunk.objects.filter(job=job).order_by("index").values_list("id", flat=True)
         ):
-            results.append(services.chunk_execute(chunk_id=chunk_id, worker=worker))
+            results.append(chunk_execute(chunk_id=chunk_id, worker=worker))
     job.refresh_from_db()
     return results

@@ -16,12 +16,11 @@ from drf_spectacular.utils import (
 )
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.lab import synthetic
-from backtestlab.api import _first_message
+from apps.lab import synthetic_tools
+from backtestlab.api import NonStrictJSONParser, first_message
 from backtestlab.engine.selector import SELECTOR_RULES
 from backtestlab.engine.strategies.base import Param, ParameterError, did_you_mean
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS, MAX_DAYS, SYMBOLS
@@ -121,7 +120,7 @@ def _horizon(**kwargs):
     return StrictIntegerField(
         min_value=1,
         max_value=MAX_DAYS,
-        default=synthetic.DEFAULT_HORIZON_DAYS,
+        default=synthetic_tools.DEFAULT_HORIZON_DAYS,
         help_text="Days of the synthetic universe to look at (from its first day).",
         **kwargs,
     )
@@ -131,13 +130,13 @@ def _interval(**kwargs):
     return StrictIntegerField(
         min_value=1,
         max_value=30,
-        default=synthetic.DEFAULT_DECISION_INTERVAL_DAYS,
+        default=synthetic_tools.DEFAULT_DECISION_INTERVAL_DAYS,
         help_text="A decision step every k-th day: days 0, k, 2k, ... below horizon_days.",
         **kwargs,
     )
 
 
-def _points(low=synthetic.MIN_POINTS, high=synthetic.MAX_POINTS):
+def _points(low=synthetic_tools.MIN_POINTS, high=synthetic_tools.MAX_POINTS):
     return StrictIntegerField(min_value=low, max_value=high)
 
 
@@ -228,7 +227,7 @@ class SelectorScanRequest(_Request):
     decision_interval_days = _interval()
     start = StrictFloatField(help_text="First threshold value.")
     step = StrictFloatField(help_text="Increment between values (> 0).")
-    points = _points(1, synthetic.MAX_SCAN_POINTS)
+    points = _points(1, synthetic_tools.MAX_SCAN_POINTS)
     thresholds = ThresholdsField()
 
 
@@ -345,12 +344,6 @@ ERRORS = {
 # --- views -----------------------------------------------------------------------------------
 
 
-class NonStrictJSONParser(JSONParser):
-    """Parses NaN/Infinity literals into floats so the field check can name the field."""
-
-    strict = False
-
-
 def _validated(serializer_class, request) -> dict:
     """Validated data, or an ApplicationError naming the first offending field."""
     try:
@@ -363,7 +356,7 @@ def _validated(serializer_class, request) -> dict:
     serializer = serializer_class(data=data)
     if serializer.is_valid():
         return serializer.validated_data
-    field, message = _first_message(serializer.errors)
+    field, message = first_message(serializer.errors)
     if field and not message.startswith(field):
         message = f"{field}: {message}"
     raise ApplicationError(message, field=field or None)
@@ -388,7 +381,7 @@ class EnvironmentHeatmapView(_SyntheticToolView):
     )
     def post(self, request):
         args = _validated(EnvironmentHeatmapRequest, request)
-        return Response(synthetic.environment_heatmap_compute(**args))
+        return Response(synthetic_tools.environment_heatmap_compute(**args))
 
 
 class SelectorScanView(_SyntheticToolView):
@@ -405,7 +398,7 @@ class SelectorScanView(_SyntheticToolView):
     )
     def post(self, request):
         args = _validated(SelectorScanRequest, request)
-        return Response(synthetic.selector_scan_compute(**args))
+        return Response(synthetic_tools.selector_scan_compute(**args))
 
 
 class SelectorHeatmapView(_SyntheticToolView):
@@ -421,7 +414,7 @@ class SelectorHeatmapView(_SyntheticToolView):
     )
     def post(self, request):
         args = _validated(SelectorHeatmapRequest, request)
-        return Response(synthetic.selector_heatmap_compute(**args))
+        return Response(synthetic_tools.selector_heatmap_compute(**args))
 
 
 class EnvironmentMetricsView(APIView):
@@ -435,4 +428,4 @@ class EnvironmentMetricsView(APIView):
         responses={200: EnvironmentMetricsResponse, 401: ERRORS[401], 403: ERRORS[403]},
     )
     def get(self, request):
-        return Response(synthetic.catalogue())
+        return Response(synthetic_tools.catalogue())

@@ -7,6 +7,7 @@ The documented paths have no trailing slash (the seed's clients post to
 from django.urls import path
 
 from apps.lab import api
+from apps.lab.carry_compare_views import CarryCompareView
 
 ENDPOINTS = [
     ("environment_heatmap", api.EnvironmentHeatmapView, "environment-heatmap"),
@@ -16,10 +17,13 @@ ENDPOINTS = [
 ]
 
 urlpatterns = [
-    url
-    for route, view, name in ENDPOINTS
-    for url in (
-        path(route, view.as_view(), name=name),
-        path(f"{route}/", view.as_view(schema=None)),
-    )
+    path("carry/compare", CarryCompareView.as_view(), name="api-carry-compare"),
+    *(
+        url
+        for route, view, name in ENDPOINTS
+        for url in (
+            path(route, view.as_view(), name=name),
+            path(f"{route}/", view.as_view(schema=None)),
+        )
+    ),
 ]

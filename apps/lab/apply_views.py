@@ -5,18 +5,18 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from apps.optimization import selectors
 from apps.optimization.models import OptimizationRun
-from apps.strategies import services
+from apps.optimization.selectors.jobs import job_get_for_user, run_get_for_user
+from apps.strategies.services.apply import apply_plan, can_apply, run_apply_to_production
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.errors import ApplicationError
 
 
 def _plan_context(run: OptimizationRun) -> dict:
-    plan = services.apply_plan(run=run)
+    plan = apply_plan(run=run)
     names = sorted(set(plan.old_params or {}) | set(plan.new_params))
     old = plan.old_params or {}
     return {
@@ -40,10 +40,10 @@ def _plan_context(run: OptimizationRun) -> dict:
 @login_required
 @require_http_methods(["GET", "POST"])
 def run_apply(request, job_id: int, run_id: int):
-    job = get_object_or_404(selectors.jobs_visible_to(request.user), id=job_id)
-    run = get_object_or_404(OptimizationRun.objects.select_related("dataset"), job=job, id=run_id)
+    job = job_get_for_user(request.user, job_id)
+    run = run_get_for_user(request.user, run_id, job=job)
     run.job = job
-    if not services.can_apply(request.user):
+    if not can_apply(request.user):
         raise PermissionDenied(
             "applying parameters needs the strategies.apply_parameters permission"
         )
@@ -56,7 +56,7 @@ def run_apply(request, job_id: int, run_id: int):
                 raise ApplicationError(
                     "expected_version is missing: reload the page", field="expected_version"
                 )
-            context["result"] = services.run_apply_to_production(
+            context["result"] = run_apply_to_production(
                 run=run, user=request.user, dry_run=False, source="page",
                 reason=request.POST.get("reason", ""), expected_version=int(raw_version),
             )  # fmt: skip

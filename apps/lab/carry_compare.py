@@ -9,16 +9,16 @@ The lab page (``/lab/carry/compare/``) and the API (``POST /api/carry/compare``)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from apps.market.models import Dataset
-from apps.market.selectors import dataset_companion, dataset_market_data
-from apps.optimization.services import costs_validate, date_validate
-from backtestlab.engine.metrics import METRICS, compute
+from apps.market.selectors import dataset_companion
+from apps.optimization.gateway import result_metrics, window_data
+from apps.optimization.services.validation import costs_validate, date_validate
+from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import Costs, ParameterError, get_strategy
 from backtestlab.engine.strategies.base import did_you_mean
 from backtestlab.errors import ApplicationError
@@ -94,10 +94,6 @@ def _params(overrides: Any) -> dict[str, Any]:
     return out
 
 
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
 def downsample(ts: np.ndarray, values: np.ndarray, max_points: int = MAX_POINTS):
     """At most ``max_points`` evenly spaced samples, always with the first and last one."""
     n = len(ts)
@@ -124,16 +120,14 @@ def carry_compare_run(
         raise ApplicationError("date_from must be before date_to", field="date_from")
     overrides = _params(params)
     valid_costs = costs_validate(costs)
-    start = int(start_at.timestamp()) if start_at else None
-    end = int(end_at.timestamp()) if end_at else None
-    candles = dataset_market_data(ds).slice_time(start, end)
+    candles = window_data(ds, start_at, end_at)
     if len(candles) < 2:
         raise ApplicationError(
             f"dataset {ds.id} has {len(candles)} candle(s) between date_from and date_to; "
             f"it covers {ds.start:%Y-%m-%d} to {ds.end:%Y-%m-%d}",
             field="date_from",
         )
-    funding = dataset_market_data(funding_ds).slice_time(start, end)
+    funding = window_data(funding_ds, start_at, end_at)
     strategy = get_strategy(STRATEGY)
     ctx = strategy.prepare(candles, {"funding": funding})
     engine_costs = Costs(**valid_costs)
@@ -143,13 +137,12 @@ def carry_compare_run(
             {**overrides, "strategy_mode": mode}
         )
         result = strategy.run(ctx, run_params, engine_costs)
-        metrics = compute(result)
         ts, equity = downsample(result.ts, result.equity)
         results.append(
             {
                 "strategy_mode": mode,
                 "params": run_params,
-                "metrics": {k: _finite(v) for k, v in metrics.as_dict().items()},
+                "metrics": result_metrics(result),
                 "equity": {"ts": ts, "equity": equity},
             }
         )

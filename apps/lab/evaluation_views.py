@@ -4,24 +4,22 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from apps.optimization import evaluation_jobs, selectors
-from apps.strategies import approval_services
+from apps.lab.views import job_status_context
+from apps.optimization.selectors.jobs import job_get_for_user
+from apps.optimization.services.monte_carlo import monte_carlo_job_create
+from apps.optimization.services.walk_forward import walk_forward_job_from_sweep
+from apps.strategies.selectors.approvals import approval_as_dict, approvals_visible
+from apps.strategies.services import approval as approval_services
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
 
 
-def _job_for(request, job_id: int):
-    return get_object_or_404(selectors.jobs_visible_to(request.user), id=job_id)
-
-
 def _error_page(request, job, exc: ApplicationError):
     """The job page with the error above the evaluation panel (400, not a 500)."""
-    from apps.lab.views import _status_context
-
-    context = _status_context(job)
+    context = job_status_context(job)
     context["evaluation_error"] = exc.message
     return render(request, "lab/job_detail.html", context, status=exc.status)
 
@@ -32,10 +30,7 @@ def strategy_detail(request, key: str):
     strategy = STRATEGIES.get(key)
     if strategy is None:
         raise Http404("unknown strategy")
-    history = [
-        approval_services.approval_as_dict(a)
-        for a in approval_services.approvals_visible(request.user, key)[:20]
-    ]
+    history = [approval_as_dict(a) for a in approvals_visible(request.user, key)[:20]]
     return render(
         request,
         "lab/strategy_detail.html",
@@ -46,7 +41,7 @@ def strategy_detail(request, key: str):
 @login_required
 @require_POST
 def job_evaluate(request, job_id: int):
-    job = _job_for(request, job_id)
+    job = job_get_for_user(request.user, job_id)
     try:
         approval_services.job_evaluate(job=job, trigger="page", user=request.user)
     except ApplicationError as exc:
@@ -65,11 +60,11 @@ def _int(request, name: str, default: int) -> int:
 @login_required
 @require_POST
 def job_monte_carlo(request, job_id: int):
-    job = _job_for(request, job_id)
+    job = job_get_for_user(request.user, job_id)
     try:
         if job.best_run is None:
             raise ApplicationError("this job has no best run to simulate", field="job")
-        new = evaluation_jobs.monte_carlo_job_create(
+        new = monte_carlo_job_create(
             user=request.user, run=job.best_run, sims=_int(request, "sims", 10_000),
             seed=_int(request, "seed", 0) or None,
         )  # fmt: skip
@@ -81,9 +76,9 @@ def job_monte_carlo(request, job_id: int):
 @login_required
 @require_POST
 def job_walk_forward(request, job_id: int):
-    job = _job_for(request, job_id)
+    job = job_get_for_user(request.user, job_id)
     try:
-        new = evaluation_jobs.walk_forward_job_from_sweep(
+        new = walk_forward_job_from_sweep(
             user=request.user, job=job, n_splits=_int(request, "n_splits", 5),
             window=request.POST.get("window") or "rolling",
         )  # fmt: skip

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from apps.strategies.models import PaperBook
-from apps.strategies.paper import paper_overview
+from apps.strategies.services.paper import paper_overview
 
 
 @login_required

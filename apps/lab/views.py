@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
-from apps.lab import synthetic
 from apps.lab.forms import job_kwargs_from_post, launch_context
 from apps.lab.results_views import best_table_columns, best_table_context
-from apps.optimization import selectors, services
+from apps.lab.synthetic_tools import page_context as synthetic_page_context
 from apps.optimization.models import OptimizationJob
+from apps.optimization.selectors.jobs import job_get_for_user, jobs_visible_to
+from apps.optimization.services import jobs as jobs_services
+from apps.optimization.services.jobs import job_create
 from backtestlab.engine.metrics import METRICS
 from backtestlab.errors import ApplicationError
 
 BEST_TABLE_SIZE = 10
 
 
-def _job_for(request, job_id: int) -> OptimizationJob:
-    """The job if this user may see it; 404 otherwise (outsiders don't learn it exists)."""
-    return get_object_or_404(selectors.jobs_visible_to(request.user), id=job_id)
-
-
-def _status_context(job: OptimizationJob) -> dict:
+def job_status_context(job: OptimizationJob) -> dict:
     # The best table per dataset and group_by value (e.g. per pattern_type), each beside the
     # current production parameters (apps.optimization.results.job_best_table).
     best_table = best_table_context(job, limit=BEST_TABLE_SIZE)
@@ -42,7 +39,7 @@ def _status_context(job: OptimizationJob) -> dict:
 @login_required
 @require_GET
 def job_list(request):
-    jobs = selectors.jobs_visible_to(request.user)[:200]
+    jobs = jobs_visible_to(request.user)[:200]
     return render(request, "lab/job_list.html", {"jobs": jobs})
 
 
@@ -50,15 +47,17 @@ def job_list(request):
 @require_GET
 def job_progress(request, job_id: int):
     """The progress-bar fragment of one job row; it polls only while the job is active."""
-    return render(request, "lab/_job_progress.html", {"job": _job_for(request, job_id)})
+    return render(
+        request, "lab/_job_progress.html", {"job": job_get_for_user(request.user, job_id)}
+    )
 
 
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
 def job_detail(request, job_id: int):
-    job = _job_for(request, job_id)
-    context = _status_context(job)
+    job = job_get_for_user(request.user, job_id)
+    context = job_status_context(job)
     if request.htmx:
         return render(request, "lab/_job_status.html", context)
     return render(request, "lab/job_detail.html", context)
@@ -67,16 +66,16 @@ def job_detail(request, job_id: int):
 @login_required
 @require_POST
 def job_cancel(request, job_id: int):
-    job = _job_for(request, job_id)
+    job = job_get_for_user(request.user, job_id)
     try:
-        services.job_cancel(job=job)
+        jobs_services.job_cancel(job=job)
     except ApplicationError as exc:
-        context = _status_context(job)
+        context = job_status_context(job)
         context["error"] = exc.message
         return render(request, "lab/_job_status.html", context, status=409)
     job.refresh_from_db()
     if request.htmx:
-        return render(request, "lab/_job_status.html", _status_context(job))
+        return render(request, "lab/_job_status.html", job_status_context(job))
     return redirect("lab:job-detail", job_id=job.id)
 
 
@@ -88,7 +87,7 @@ def job_new(request):
         template = "lab/_launch_params.html" if request.htmx else "lab/job_new.html"
         return render(request, template, context)
     try:
-        job = services.job_create(user=request.user, **job_kwargs_from_post(request.POST))
+        job = job_create(user=request.user, **job_kwargs_from_post(request.POST))
     except ApplicationError as exc:
         context = launch_context(request.POST.get("strategy"), request.POST)
         context.update(error=exc.message, error_field=exc.field or "")
@@ -104,4 +103,4 @@ def synthetic_tools(request):
 
     The page only renders the forms from the one catalogue; its script posts to the API.
     """
-    return render(request, "lab/synthetic_tools.html", synthetic.page_context())
+    return render(request, "lab/synthetic_tools.html", synthetic_page_context())

@@ -9,12 +9,6 @@ from apps.market.storage import dataset_path, frame_cache
 from backtestlab.engine.data import EnvironmentSeries, FundingSeries, MarketData
 
 
-def dataset_frame(dataset: Dataset) -> pd.DataFrame:
-    return frame_cache.get_or_load(
-        f"frame:{dataset.checksum}", lambda: pd.read_parquet(dataset_path(dataset.file))
-    )
-
-
 def dataset_market_data(dataset: Dataset) -> MarketData | FundingSeries | EnvironmentSeries:
     """The dataset as engine arrays, loaded once per process (keyed by its checksum)."""
 

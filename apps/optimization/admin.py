@@ -4,10 +4,9 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from apps.optimization import services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
-from apps.strategies.admin_actions import apply_dry_run, apply_to_production
-from apps.strategies.services import can_apply
+from apps.optimization.services.jobs import job_cancel, job_copy, job_start_checked
+from apps.optimization.services.validation import costs_validate, grid_validate
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
@@ -51,10 +50,10 @@ class OptimizationJobForm(forms.ModelForm):
         datasets = data.get("datasets")
         if data.get("strategy") and datasets is not None and "parameter_grid" in data:
             try:
-                data["parameter_grid"] = services.grid_validate(
+                data["parameter_grid"] = grid_validate(
                     data["strategy"], data["parameter_grid"], n_datasets=max(1, len(datasets))
                 )
-                data["costs"] = services.costs_validate(data.get("costs") or None)
+                data["costs"] = costs_validate(data.get("costs") or None)
             except ApplicationError as exc:
                 field = (exc.field or "").split(".")[0]
                 self.add_error(field if field in self.fields else None, exc.message)
@@ -73,7 +72,7 @@ class OptimizationJobAdmin(admin.ModelAdmin):
     search_fields = ("name", "description")
     readonly_fields = (
         "status", "total_runs", "completed_runs", "failed_runs", "chunks_total",
-        "chunks_remaining", "best_params", "best_run", "summary", "error", "created_by",
+        "chunks_remaining", "best_params", "best_run", "error", "created_by",
         "rerun_of", "created_at", "enqueued_at", "started_at", "finished_at", "heartbeat_at",
     )  # fmt: skip
     filter_horizontal = ("datasets",)
@@ -134,17 +133,14 @@ class OptimizationJobAdmin(admin.ModelAdmin):
         for job in queryset:
             try:
                 if job.status == JobStatus.PENDING and job.enqueued_at is None:
-                    services.grid_validate(
-                        job.strategy, job.parameter_grid, n_datasets=job.datasets.count()
-                    )
-                    services.job_start(job=job)
+                    job_start_checked(job=job, user=request.user)
                     self.message_user(request, f"Started job {job.id}.")
                 elif job.is_active:
                     self.message_user(
                         request, f"Job {job.id} is {job.status} already.", messages.WARNING
                     )
                 else:
-                    copy = services.job_copy(job=job, user=request.user, start=True, rerun=True)
+                    copy = job_copy(job=job, user=request.user, start=True, rerun=True)
                     self.message_user(request, f"Job {job.id} re-run as job {copy.id}.")
             except ApplicationError as exc:
                 self.message_user(request, f"Job {job.id}: {exc.message}", messages.ERROR)
@@ -153,7 +149,7 @@ class OptimizationJobAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         for job in queryset:
             try:
-                services.job_cancel(job=job)
+                job_cancel(job=job)
                 self.message_user(request, f"Cancelled job {job.id}.")
             except ApplicationError as exc:
                 self.message_user(request, f"Job {job.id}: {exc.message}", messages.WARNING)
@@ -161,7 +157,7 @@ class OptimizationJobAdmin(admin.ModelAdmin):
     @admin.action(description="Duplicate selected jobs (not started)")
     def duplicate(self, request, queryset):
         for job in queryset:
-            copy = services.job_copy(job=job, user=request.user, start=False)
+            copy = job_copy(job=job, user=request.user, start=False)
             self.message_user(request, f"Job {job.id} duplicated as job {copy.id}.")
 
     @admin.action(description="Compare selected jobs (2 to 4) in the lab")
@@ -183,10 +179,6 @@ class OptimizationRunAdmin(admin.ModelAdmin):
     list_select_related = ("job", "dataset")
     raw_id_fields = ("job",)
     show_full_result_count = False
-    actions = [apply_to_production, apply_dry_run]
-
-    def has_apply_permission(self, request):
-        return can_apply(request.user)
 
     @admin.display(description="Lab")
     def lab_link(self, run):
@@ -219,7 +211,3 @@ class JobChunkAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
-
-
-# Scheduled sweeps (issue 7): their admin classes live in their own module.
-from apps.optimization import schedule_admin  # noqa: E402, F401

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from django.db.models import F
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -12,8 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.market.models import Dataset
-from apps.optimization import results, selectors, services
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import (
+    jobs_visible_to,
+)
+from apps.optimization.services.jobs import job_cancel, job_copy, job_create
 from backtestlab.api import NonStrictJSONParser
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
@@ -144,56 +148,6 @@ class RunSerializer(serializers.ModelSerializer):
 RUN_ORDERINGS = {"id", "grid_index", *METRIC_NAMES}
 
 
-class ProductionSerializer(serializers.Serializer):
-    config_id = serializers.IntegerField()
-    version = serializers.IntegerField()
-    params = serializers.DictField(child=serializers.JSONField())
-    metrics = serializers.DictField(child=serializers.FloatField(allow_null=True))
-    value = serializers.FloatField(allow_null=True, help_text="the objective on this slice")
-    error = serializers.CharField()
-    created_at = serializers.DateTimeField()
-
-
-class BestRowSerializer(RunSerializer):
-    improvement_pct = serializers.FloatField(
-        allow_null=True, help_text="objective vs production, in % of |production|"
-    )
-
-    class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "improvement_pct"]
-        read_only_fields = fields
-
-
-class BestSliceSerializer(serializers.Serializer):
-    dataset = serializers.IntegerField()
-    symbol = serializers.CharField()
-    timeframe = serializers.CharField()
-    group = serializers.CharField(help_text="group_by values joined by '/', '' if none")
-    production = ProductionSerializer(allow_null=True, help_text="null: none yet")
-    runs = BestRowSerializer(many=True)
-
-
-def best_table_as_data(table: list[dict]) -> list[dict]:
-    out = []
-    for section in table:
-        s = section["slice"]
-        runs = []
-        for row in section["rows"]:
-            row["run"].improvement_pct = row["improvement_pct"]
-            runs.append(BestRowSerializer(row["run"]).data)
-        out.append(
-            {
-                "dataset": s.dataset.id,
-                "symbol": s.dataset.symbol,
-                "timeframe": s.dataset.timeframe,
-                "group": s.group_label,
-                "production": section["production"],
-                "runs": runs,
-            }
-        )
-    return out
-
-
 # --- views -------------------------------------------------------------------------------------
 
 
@@ -220,14 +174,14 @@ class JobViewSet(
     parser_classes = [NonStrictJSONParser, FormParser, MultiPartParser]
 
     def get_queryset(self):
-        return selectors.jobs_visible_to(self.request.user).prefetch_related("datasets")
+        return jobs_visible_to(self.request.user).prefetch_related("datasets")
 
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request, *args, **kwargs):
         data = JobCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        job = services.job_create(
+        job = job_create(
             user=request.user,
             name=v["name"],
             description=v.get("description", ""),
@@ -245,49 +199,14 @@ class JobViewSet(
     @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        job = services.job_cancel(job=self.get_object())
+        job = job_cancel(job=self.get_object())
         return Response(JobSerializer(job).data)
 
     @extend_schema(request=None, responses={201: JobSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
-        job = services.job_copy(job=self.get_object(), user=request.user, start=True, rerun=True)
+        job = job_copy(job=self.get_object(), user=request.user, start=True, rerun=True)
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
-
-    @extend_schema(
-        parameters=[OpenApiParameter("limit", int, description="how many runs (1..100)")],
-        responses=inline_serializer(
-            "BestParameters",
-            {
-                "objective": serializers.CharField(),
-                "status": serializers.CharField(),
-                "group_by": serializers.ListField(child=serializers.CharField()),
-                "best": RunSerializer(many=True),
-                "per_dataset": RunSerializer(many=True),
-                "table": BestSliceSerializer(many=True),
-            },
-        ),
-    )
-    @action(detail=True, methods=["get"])
-    def best(self, request, pk=None):
-        job = self.get_object()
-        limit = _int_param(request, "limit", default=10, low=1, high=100)
-        return Response(
-            {
-                "objective": job.objective,
-                "status": job.status,
-                # per_dataset holds the best run per dataset and per value of these parameters
-                "group_by": list(selectors.job_groups(job)[0]),
-                "best": RunSerializer(
-                    selectors.job_best_runs(job=job, limit=limit), many=True
-                ).data,
-                "per_dataset": RunSerializer(
-                    selectors.job_best_per_dataset(job=job), many=True
-                ).data,
-                # per (dataset, group): top runs beside the current production parameters
-                "table": best_table_as_data(results.job_best_table(job=job, limit=limit)),
-            }
-        )
 
     @extend_schema(
         parameters=[
@@ -306,7 +225,7 @@ class JobViewSet(
         job = self.get_object()
         runs = OptimizationRun.objects.filter(job=job)
         status_param = request.query_params.get("status")
-        if status_param:
+        if status_param is not None:
             if status_param not in OptimizationRun.Status.values:
                 raise ApplicationError(
                     f"status must be succeeded or failed, got {status_param!r}", field="status"
@@ -314,7 +233,7 @@ class JobViewSet(
             runs = runs.filter(status=status_param)
         if "dataset" in request.query_params:
             runs = runs.filter(
-                dataset_id=_int_param(request, "dataset", default=0, low=1, high=2**62)
+                dataset_id=int_param(request, "dataset", default=0, low=1, high=2**62)
             )
         ordering = request.query_params.get("ordering", "grid_index")
         if ordering.lstrip("-") not in RUN_ORDERINGS:
@@ -324,8 +243,6 @@ class JobViewSet(
                 field="ordering",
             )
         if ordering.lstrip("-") in METRIC_NAMES:
-            from django.db.models import F
-
             name = ordering.lstrip("-")
             key = (
                 F(name).desc(nulls_last=True)
@@ -339,7 +256,7 @@ class JobViewSet(
         return self.get_paginated_response(RunSerializer(page, many=True).data)
 
 
-def _int_param(request, name: str, *, default: int, low: int, high: int) -> int:
+def int_param(request, name: str, *, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default

@@ -9,4 +9,5 @@ class OptimizationConfig(AppConfig):
         # Binds shared tasks to the configured app in every Django process (web, tests, worker).
         from backtestlab.celery import app  # noqa: F401
 
-        from . import signals  # noqa: F401
+        # The worker's start-up recovery is a receiver in tasks.py.
+        from . import tasks  # noqa: F401

@@ -4,11 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.market.models import Dataset
-
-# The engine's metric names, each stored as a real column on OptimizationRun so that
-# ordering, filtering and heatmaps are plain SQL. tests/optimization/test_models.py checks this
-# list against backtestlab.engine.metrics.METRIC_NAMES.
-INT_METRICS = ("n_trades", "max_consec_wins", "max_consec_losses")
+from backtestlab.engine.strategies import STRATEGIES
 
 
 class JobStatus(models.TextChoices):
@@ -59,7 +55,6 @@ class OptimizationJob(models.Model):
     best_run = models.ForeignKey(
         "OptimizationRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    summary = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
 
     created_by = models.ForeignKey(
@@ -91,8 +86,6 @@ class OptimizationJob(models.Model):
         PostgreSQL's jsonb does not keep key order, and grid indexes decode mixed-radix in
         this order, so every consumer of the grid reads it through here.
         """
-        from backtestlab.engine.strategies import STRATEGIES
-
         strategy = STRATEGIES.get(self.strategy)
         names = strategy.parameter_space().names if strategy else sorted(self.parameter_grid)
         grid = {n: self.parameter_grid[n] for n in names if n in self.parameter_grid}
@@ -217,5 +210,5 @@ class OptimizationRun(models.Model):
         return f"run {self.pk} of job {self.job_id}"
 
 
-# Scheduled sweeps (issue 7) live in their own module; imported here so Django finds them.
+# Scheduled sweeps live in their own module; imported here so Django finds them.
 from apps.optimization.schedule_models import JobTemplate, TemplateFiring  # noqa: E402, F401

@@ -1,13 +1,12 @@
 """REST API of a job's results (heatmap, sensitivity, run detail, compare, export).
 
-Thin views over :mod:`apps.optimization.results`; every job goes through ``jobs_visible_to``
-(404 for outsiders) and bad query parameters answer 400 in the one error shape.
+Thin views over the selectors in ``apps/optimization/selectors/``; every job goes through
+``job_get_for_user`` (404 for outsiders) and bad query parameters answer 400 in the one error shape.
 """
 
 from __future__ import annotations
 
 from django.http import StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,15 +14,16 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.optimization import results, selectors
 from apps.optimization.api import RunSerializer
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.selectors.compare import compare_ids_parse, jobs_compare
+from apps.optimization.selectors.export import job_export_csv_lines, job_export_json_chunks
+from apps.optimization.selectors.heatmap import HEATMAP_AGGS, heatmap_options, job_heatmap
+from apps.optimization.selectors.jobs import job_get_for_user, run_get_for_user
+from apps.optimization.selectors.runs import MAX_CURVE_POINTS, run_backtest_detail
+from apps.optimization.selectors.sensitivity import job_sensitivity
 from backtestlab.engine.metrics import METRIC_NAMES
 from backtestlab.errors import ApplicationError
-
-
-def _job(request, pk) -> OptimizationJob:
-    return get_object_or_404(selectors.jobs_visible_to(request.user), id=pk)
 
 
 def _no_empty_values(request) -> None:
@@ -74,7 +74,7 @@ HEATMAP = inline_serializer(
         "metric": serializers.CharField(),
         "metric_label": serializers.CharField(),
         "higher_is_better": serializers.BooleanField(),
-        "agg": serializers.ChoiceField(choices=results.HEATMAP_AGGS),
+        "agg": serializers.ChoiceField(choices=HEATMAP_AGGS),
         "slice": SLICE,
         "fixed": serializers.DictField(child=serializers.JSONField()),
         "aggregated": serializers.ListField(child=serializers.CharField()),
@@ -103,7 +103,7 @@ class JobHeatmapView(APIView):
             OpenApiParameter(
                 "agg",
                 str,
-                enum=list(results.HEATMAP_AGGS),
+                enum=list(HEATMAP_AGGS),
                 description="how the other parameters are aggregated",
             ),  # fmt: skip
             OpenApiParameter(
@@ -119,9 +119,9 @@ class JobHeatmapView(APIView):
     )
     def get(self, request, pk: int):
         _no_empty_values(request)
-        job = _job(request, pk)
-        options = results.heatmap_options(job, request.query_params)
-        return Response(results.job_heatmap(job=job, options=options).as_dict())
+        job = job_get_for_user(request.user, pk)
+        options = heatmap_options(job, request.query_params)
+        return Response(job_heatmap(job=job, options=options).as_dict())
 
 
 SENSITIVITY = inline_serializer(
@@ -158,7 +158,7 @@ class JobSensitivityView(APIView):
     )
     def get(self, request, pk: int):
         _check_query(request, ("metric", "run", "format"))
-        job = _job(request, pk)
+        job = job_get_for_user(request.user, pk)
         run = None
         raw = request.query_params.get("run")
         if raw is not None:
@@ -168,7 +168,7 @@ class JobSensitivityView(APIView):
             if run is None:
                 raise ApplicationError(f"run {raw} is not a run of job {job.id}", field="run")
         metric = request.query_params.get("metric") or None
-        return Response(results.job_sensitivity(job=job, metric=metric, run=run))
+        return Response(job_sensitivity(job=job, metric=metric, run=run))
 
 
 TRADE = inline_serializer(
@@ -220,14 +220,11 @@ class RunDetailView(APIView):
     )
     def get(self, request, pk: int):
         _check_query(request, ("points", "format"))
-        runs = OptimizationRun.objects.select_related("job", "dataset").filter(
-            job__in=selectors.jobs_visible_to(request.user)
-        )
-        run = get_object_or_404(runs, id=pk)
-        raw = request.query_params.get("points", str(results.MAX_CURVE_POINTS))
-        if not raw.isdigit() or not 100 <= int(raw) <= results.MAX_CURVE_POINTS:
+        run = run_get_for_user(request.user, pk)
+        raw = request.query_params.get("points", str(MAX_CURVE_POINTS))
+        if not raw.isdigit() or not 100 <= int(raw) <= MAX_CURVE_POINTS:
             raise ApplicationError(
-                f"points must be an integer from 100 to {results.MAX_CURVE_POINTS}, got {raw!r}",
+                f"points must be an integer from 100 to {MAX_CURVE_POINTS}, got {raw!r}",
                 field="points",
             )
         if run.status != OptimizationRun.Status.SUCCEEDED:
@@ -236,7 +233,7 @@ class RunDetailView(APIView):
                 field="run",
                 status=409,
             )
-        return Response(results.run_backtest_detail(run, max_points=int(raw)))
+        return Response(run_backtest_detail(run, max_points=int(raw)))
 
 
 COMPARE = inline_serializer(
@@ -264,8 +261,8 @@ class JobsCompareView(APIView):
     )
     def get(self, request):
         _check_query(request, ("ids", "format"))
-        ids = results.compare_ids_parse(request.query_params.getlist("ids"))
-        entries = results.jobs_compare(user=request.user, ids=ids)
+        ids = compare_ids_parse(request.query_params.getlist("ids"))
+        entries = jobs_compare(user=request.user, ids=ids)
         return Response(
             [
                 {
@@ -288,7 +285,7 @@ EXPORT_FORMATS = ("csv", "json")
 def export_csv_response(job: OptimizationJob) -> StreamingHttpResponse:
     """The CSV export as a streamed download (the lab page and the API both answer this)."""
     response = StreamingHttpResponse(
-        results.job_export_csv_lines(job), content_type="text/csv; charset=utf-8"
+        job_export_csv_lines(job), content_type="text/csv; charset=utf-8"
     )
     response["Content-Disposition"] = f'attachment; filename="job-{job.id}-runs.csv"'
     return response
@@ -312,7 +309,7 @@ class JobExportView(APIView):
     )
     def get(self, request, pk: int):
         _check_query(request, ("format",))
-        job = _job(request, pk)
+        job = job_get_for_user(request.user, pk)
         fmt = request.query_params.get("format", "csv")
         if fmt not in EXPORT_FORMATS:
             raise ApplicationError(
@@ -321,7 +318,7 @@ class JobExportView(APIView):
         if fmt == "csv":
             return export_csv_response(job)
         response = StreamingHttpResponse(
-            results.job_export_json_chunks(job), content_type="application/json"
+            job_export_json_chunks(job), content_type="application/json"
         )
         response["Content-Disposition"] = f'attachment; filename="job-{job.id}-runs.json"'
         return response

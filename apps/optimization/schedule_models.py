@@ -1,4 +1,4 @@
-"""Scheduled sweeps (issue 7), imported by ``apps.optimization.models``.
+"""Scheduled sweeps (JobTemplate, TemplateFiring), imported by ``apps.optimization.models``.
 
 A JobTemplate is a sweep to repeat: each firing of its django-celery-beat PeriodicTask creates
 one job. TemplateFiring rows make that exactly once per scheduled slot: (template, slot) is

@@ -1,25 +1,10 @@
-"""Worker start-up recovery: a worker that was killed comes back and re-queues its own chunks."""
+"""What the optimization app announces to the apps above it.
 
-from __future__ import annotations
+``job_finished`` is sent once per job, right after the conditional UPDATE that finalized it
+(any kind, any final status), with ``job_id``. Receivers must not raise: the sender logs and
+swallows their errors so a receiver can never fail a job's finalization.
+"""
 
-import logging
+from django.dispatch import Signal
 
-from celery.signals import worker_ready
-
-log = logging.getLogger(__name__)
-
-
-@worker_ready.connect
-def recover_on_worker_start(sender=None, **kwargs):
-    from apps.optimization.services import chunks_reap, chunks_recover_worker
-
-    hostname = getattr(sender, "hostname", "") or ""
-    try:
-        recovered = chunks_recover_worker(worker=hostname) if hostname else 0
-        reaped = chunks_reap()
-    except Exception:  # the worker must still start; the beat reaper retries
-        log.exception("start-up recovery failed")
-        return
-    log.info(
-        "start-up recovery on %s: re-queued %s own chunks, reaper %s", hostname, recovered, reaped
-    )
+job_finished = Signal()

@@ -1,9 +1,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from apps.lab.carry_compare_views import CarryCompareView
 from apps.optimization import api, results_api
-from apps.optimization.evaluation_urls import urlpatterns as evaluation_urls
 
 router = DefaultRouter()
 router.register("jobs", api.JobViewSet, basename="job")
@@ -11,7 +9,6 @@ router.register("datasets", api.DatasetViewSet, basename="dataset")
 
 urlpatterns = [
     path("strategies/", api.StrategyListView.as_view(), name="strategy-list"),
-    path("carry/compare", CarryCompareView.as_view(), name="api-carry-compare"),
     # Before the router: "jobs/compare/" would otherwise be read as the job with pk "compare".
     path("jobs/compare/", results_api.JobsCompareView.as_view(), name="api-jobs-compare"),
     path("jobs/<int:pk>/heatmap/", results_api.JobHeatmapView.as_view(), name="api-job-heatmap"),
@@ -22,6 +19,5 @@ urlpatterns = [
     ),
     path("jobs/<int:pk>/export/", results_api.JobExportView.as_view(), name="api-job-export"),
     path("runs/<int:pk>/detail/", results_api.RunDetailView.as_view(), name="api-run-detail"),
-    *evaluation_urls,
     path("", include(router.urls)),
 ]

@@ -2,8 +2,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 
-from apps.strategies import services
+from apps.optimization.admin import OptimizationRunAdmin
+from apps.optimization.models import OptimizationRun
+from apps.strategies.admin_actions import apply_dry_run, apply_to_production
 from apps.strategies.models import StrategyConfig
+from apps.strategies.services.apply import can_apply, strategy_config_add, strategy_params_validate
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
 
@@ -30,7 +33,7 @@ class StrategyConfigForm(forms.ModelForm):
         data = super().clean()
         if data.get("strategy") and "params" in data:
             try:
-                data["params"] = services.strategy_params_validate(data["strategy"], data["params"])
+                data["params"] = strategy_params_validate(data["strategy"], data["params"])
             except ApplicationError as exc:
                 self.add_error(exc.field if exc.field in self.fields else None, exc.message)
         return data
@@ -55,7 +58,7 @@ class StrategyConfigAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         # A hand-written version is a production change: same permission as applying.
-        return services.can_apply(request.user)
+        return can_apply(request.user)
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -71,7 +74,7 @@ class StrategyConfigAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(request.path)
 
     def save_model(self, request, obj, form, change):
-        config = services.strategy_config_add(
+        config = strategy_config_add(
             strategy=obj.strategy, symbol=obj.symbol, timeframe=obj.timeframe,
             pattern=obj.pattern, params=obj.params, note=obj.note, user=request.user,
             source="admin",
@@ -80,6 +83,18 @@ class StrategyConfigAdmin(admin.ModelAdmin):
         obj.created_at = config.created_at
 
 
-# Approval (issue 6): its admin classes live in their own module.
-# Production side (issue 7): audit log, risk configs, paper trading.
-from apps.strategies import approval_admin, production_admin  # noqa: E402, F401
+# Runs get the apply actions here, in the app that owns production parameters.
+admin.site.unregister(OptimizationRun)
+
+
+@admin.register(OptimizationRun)
+class RunAdmin(OptimizationRunAdmin):
+    actions = [apply_to_production, apply_dry_run]
+
+    def has_apply_permission(self, request):
+        return can_apply(request.user)
+
+
+# Approval, the production side (audit log, risk configs, paper trading) and scheduled sweeps
+# (their templates may auto-apply) have their own admin modules.
+from apps.strategies import approval_admin, production_admin, template_admin  # noqa: E402, F401

@@ -2,14 +2,14 @@
 
 from django.contrib import admin, messages
 
-from apps.strategies import services
+from apps.strategies.services.apply import run_apply_to_production
 from backtestlab.errors import ApplicationError
 
 
 def _apply(modeladmin, request, queryset, *, dry_run: bool) -> None:
     for run in queryset.select_related("job", "dataset"):
         try:
-            answer = services.run_apply_to_production(
+            answer = run_apply_to_production(
                 run=run, user=request.user, dry_run=dry_run, source="admin",
                 reason=f"admin action on run {run.id}",
             )  # fmt: skip

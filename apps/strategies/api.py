@@ -1,4 +1,4 @@
-"""REST API of production parameters, risk configs and paper trading (issue 7).
+"""REST API of production parameters, risk configs and paper trading.
 
 GET  /api/strategies/{key}/config?symbol=&timeframe=[&pattern=]   current params + version (bot)
 GET  /api/strategies/{key}/config/history?symbol=&timeframe=[&pattern=]   ParameterChange rows
@@ -16,17 +16,35 @@ services check the permissions (403) and the gates.
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.optimization import selectors
-from apps.optimization.models import OptimizationRun
-from apps.strategies import services
-from apps.strategies.models import ParameterChange
-from apps.strategies.selectors import strategy_config_current
+from apps.optimization.api import RunSerializer, int_param
+from apps.optimization.selectors.jobs import (
+    job_best_per_dataset,
+    job_best_runs,
+    job_get_for_user,
+    job_groups,
+    run_get_for_user,
+)
+from apps.strategies.models import PaperBook, ParameterChange
+from apps.strategies.selectors.best_table import job_best_table
+from apps.strategies.selectors.configs import (
+    risk_config_as_dict,
+    risk_config_for,
+    strategy_config_current,
+)
+from apps.strategies.selectors.risk_checks import run_risk_check
+from apps.strategies.services.apply import (
+    job_apply_best,
+    permission_check,
+    run_apply_to_production,
+    strategy_config_restore,
+)
+from apps.strategies.services.paper import paper_overview
+from apps.strategies.services.risk_configs import risk_config_update, strategy_key_validate
 from backtestlab.api import NonStrictJSONParser, body_object
 from backtestlab.errors import ApplicationError
 
@@ -108,12 +126,8 @@ class RunApplyView(APIView):
     @extend_schema(summary="Apply a run's parameters to production", request=APPLY_BODY,
                    responses={200: dict})  # fmt: skip
     def post(self, request, pk: int):
-        run = get_object_or_404(
-            OptimizationRun.objects.select_related("job", "dataset"),
-            id=pk,
-            job__in=selectors.jobs_visible_to(request.user),
-        )
-        answer = services.run_apply_to_production(
+        run = run_get_for_user(request.user, pk)
+        answer = run_apply_to_production(
             run=run, user=request.user, source="api", **_apply_kwargs(body_object(request))
         )
         return Response(answer)
@@ -125,7 +139,7 @@ class JobApplyBestView(APIView):
     @extend_schema(summary="Apply a job's best run to production", request=APPLY_BEST_BODY,
                    responses={200: dict})  # fmt: skip
     def post(self, request, pk: int):
-        job = get_object_or_404(selectors.jobs_visible_to(request.user), id=pk)
+        job = job_get_for_user(request.user, pk)
         d = body_object(request)
         dataset = d.get("dataset")
         if dataset is not None and (isinstance(dataset, bool) or not isinstance(dataset, int)):
@@ -133,8 +147,8 @@ class JobApplyBestView(APIView):
         group = d.get("group")
         if group is not None and not isinstance(group, str):
             raise ApplicationError("group must be text, e.g. imbalance", field="group")
-        services._permission_check(request.user)
-        answer = services.job_apply_best(
+        permission_check(request.user)
+        answer = job_apply_best(
             job=job, user=request.user, dataset_id=dataset, group=group, source="api",
             **_apply_kwargs(d),
         )  # fmt: skip
@@ -156,7 +170,7 @@ class StrategyConfigView(APIView):
     @extend_schema(summary="Current production parameters (for the bot)", parameters=KEY_QUERY,
                    responses={200: dict})  # fmt: skip
     def get(self, request, key: str):
-        key = services.strategy_key_validate(key)
+        key = strategy_key_validate(key)
         target = _key_query(request)
         config = strategy_config_current(key, **target)
         if config is None:
@@ -173,7 +187,7 @@ class StrategyConfigHistoryView(APIView):
     @extend_schema(summary="Changes of production parameters (audit)", parameters=KEY_QUERY,
                    responses={200: dict})  # fmt: skip
     def get(self, request, key: str):
-        key = services.strategy_key_validate(key)
+        key = strategy_key_validate(key)
         target = _key_query(request)
         changes = ParameterChange.objects.filter(strategy=key, **target).select_related("user")
         rows = [change_as_dict(c) for c in changes[:HISTORY_SIZE]]
@@ -186,15 +200,15 @@ class StrategyConfigRestoreView(APIView):
     @extend_schema(summary="Restore an earlier version (written as a new version)",
                    request=RESTORE_BODY, responses={200: dict})  # fmt: skip
     def post(self, request, key: str):
-        key = services.strategy_key_validate(key)
-        services._permission_check(request.user)
+        key = strategy_key_validate(key)
+        permission_check(request.user)
         d = body_object(request)
         for name in ("symbol", "timeframe"):
             if not isinstance(d.get(name), str) or not d.get(name):
                 raise ApplicationError(f"{name} is required (text)", field=name)
         if not isinstance(d.get("pattern", ""), str):
             raise ApplicationError("pattern must be text", field="pattern")
-        answer = services.strategy_config_restore(
+        answer = strategy_config_restore(
             strategy=key, symbol=d["symbol"], timeframe=d["timeframe"],
             pattern=d.get("pattern", ""), version=d.get("version"), user=request.user,
             reason=d.get("reason", ""), expected_version=d.get("expected_version"), source="api",
@@ -206,13 +220,7 @@ class RunRiskView(APIView):
     @extend_schema(summary="A run's trades through its strategy's risk limits",
                    responses={200: dict})  # fmt: skip
     def get(self, request, pk: int):
-        from apps.strategies.risk_backtest import run_risk_check
-
-        run = get_object_or_404(
-            OptimizationRun.objects.select_related("job", "dataset"),
-            id=pk,
-            job__in=selectors.jobs_visible_to(request.user),
-        )
+        run = run_get_for_user(request.user, pk)
         return Response({"ok": True, **run_risk_check(run)})
 
 
@@ -220,9 +228,6 @@ class PaperView(APIView):
     @extend_schema(summary="Paper books: open positions, PnL and the risk veto log",
                    responses={200: dict})  # fmt: skip
     def get(self, request):
-        from apps.strategies.models import PaperBook
-        from apps.strategies.paper import paper_overview
-
         return Response({"ok": True, "books": paper_overview(PaperBook.objects.order_by("id"))})
 
 
@@ -231,15 +236,100 @@ class StrategyRiskView(APIView):
 
     @extend_schema(summary="Risk limits of a strategy", responses={200: dict})
     def get(self, request, key: str):
-        key = services.strategy_key_validate(key)
-        return Response({"ok": True, **services.risk_config_as_dict(services.risk_config_for(key))})
+        key = strategy_key_validate(key)
+        return Response({"ok": True, **risk_config_as_dict(risk_config_for(key))})
 
     @extend_schema(summary="Change the risk limits (strategies.change_riskconfig)",
                    request=RISK_BODY, responses={200: dict})  # fmt: skip
     def put(self, request, key: str):
-        obj = services.risk_config_update(
+        obj = risk_config_update(
             strategy=key, data=body_object(request), user=request.user, source="api"
         )
+        return Response({"ok": True, **risk_config_as_dict(obj)}, status=status.HTTP_200_OK)
+
+
+# --- the best-parameter table (beside the production parameters) ----------------------------
+
+
+class ProductionSerializer(serializers.Serializer):
+    config_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    params = serializers.DictField(child=serializers.JSONField())
+    metrics = serializers.DictField(child=serializers.FloatField(allow_null=True))
+    value = serializers.FloatField(allow_null=True, help_text="the objective on this slice")
+    error = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class BestRowSerializer(RunSerializer):
+    improvement_pct = serializers.FloatField(
+        allow_null=True, help_text="objective vs production, in % of |production|"
+    )
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "improvement_pct"]
+        read_only_fields = fields
+
+
+class BestSliceSerializer(serializers.Serializer):
+    dataset = serializers.IntegerField()
+    symbol = serializers.CharField()
+    timeframe = serializers.CharField()
+    group = serializers.CharField(help_text="group_by values joined by '/', '' if none")
+    production = ProductionSerializer(allow_null=True, help_text="null: none yet")
+    runs = BestRowSerializer(many=True)
+
+
+def best_table_as_data(table: list[dict]) -> list[dict]:
+    out = []
+    for section in table:
+        s = section["slice"]
+        runs = []
+        for row in section["rows"]:
+            row["run"].improvement_pct = row["improvement_pct"]
+            runs.append(BestRowSerializer(row["run"]).data)
+        out.append(
+            {
+                "dataset": s.dataset.id,
+                "symbol": s.dataset.symbol,
+                "timeframe": s.dataset.timeframe,
+                "group": s.group_label,
+                "production": section["production"],
+                "runs": runs,
+            }
+        )
+    return out
+
+
+class JobBestView(APIView):
+    """The job's best runs and, per slice, its best-parameter table beside production."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="how many runs (1..100)")],
+        responses=inline_serializer(
+            "BestParameters",
+            {
+                "objective": serializers.CharField(),
+                "status": serializers.CharField(),
+                "group_by": serializers.ListField(child=serializers.CharField()),
+                "best": RunSerializer(many=True),
+                "per_dataset": RunSerializer(many=True),
+                "table": BestSliceSerializer(many=True),
+            },
+        ),
+    )
+    def get(self, request, pk: int):
+        job = job_get_for_user(request.user, pk)
+        limit = int_param(request, "limit", default=10, low=1, high=100)
         return Response(
-            {"ok": True, **services.risk_config_as_dict(obj)}, status=status.HTTP_200_OK
+            {
+                "objective": job.objective,
+                "status": job.status,
+                # per_dataset holds the best run per dataset and per value of these parameters
+                "group_by": list(job_groups(job)[0]),
+                "best": RunSerializer(job_best_runs(job=job, limit=limit), many=True).data,
+                "per_dataset": RunSerializer(job_best_per_dataset(job=job), many=True).data,
+                # per (dataset, group): top runs beside the current production parameters
+                "table": best_table_as_data(job_best_table(job=job, limit=limit)),
+            }
         )

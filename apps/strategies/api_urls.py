@@ -5,6 +5,7 @@ from django.urls import path
 from apps.strategies import api
 
 urlpatterns = [
+    path("jobs/<int:pk>/best/", api.JobBestView.as_view(), name="job-best"),
     path("runs/<int:pk>/apply/", api.RunApplyView.as_view(), name="api-run-apply"),
     path("jobs/<int:pk>/apply_best/", api.JobApplyBestView.as_view(), name="api-job-apply-best"),
     path(

@@ -53,10 +53,10 @@ class StrategyConfig(models.Model):
         return f"{self.strategy} {self.symbol} {self.timeframe}{pattern} v{self.version}"
 
 
-# Approval (issue 6) lives in its own module; imported here so Django finds the models.
+# Approval lives in its own module; imported here so Django finds the models.
 from apps.strategies.approval_models import ApprovalConfig, StrategyApproval  # noqa: E402
 
-# Production side (issue 7): audit, risk, paper trading.
+# Production side: audit, risk, paper trading.
 from apps.strategies.production_models import (  # noqa: E402
     AuditEntry,
     PaperBook,

@@ -7,8 +7,8 @@ writes an AuditEntry through the same service as the API.
 
 from django.contrib import admin
 
-from apps.strategies import services
 from apps.strategies.models import AuditEntry, PaperBook, ParameterChange, RiskConfig, RiskDecision
+from apps.strategies.services.risk_configs import config_audit_record, config_snapshot
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -43,15 +43,15 @@ class AuditedConfigAdmin(admin.ModelAdmin):
         before = None
         if change and obj.pk:
             old = type(obj).objects.filter(pk=obj.pk).first()
-            before = services.config_snapshot(old) if old else None
+            before = config_snapshot(old) if old else None
         if hasattr(obj, "updated_by_id"):
             obj.updated_by = request.user
         super().save_model(request, obj, form, change)
-        services.config_audit_record(obj=obj, before=before, user=request.user, source="admin")
+        config_audit_record(obj=obj, before=before, user=request.user, source="admin")
 
     def delete_model(self, request, obj):
-        before = services.config_snapshot(obj)
-        services.config_audit_record(obj=obj, before=before, user=request.user, source="admin",
+        before = config_snapshot(obj)
+        config_audit_record(obj=obj, before=before, user=request.user, source="admin",
                                      deleted=True)  # fmt: skip
         super().delete_model(request, obj)
 

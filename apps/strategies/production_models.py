@@ -1,4 +1,4 @@
-"""Production-side models (issue 7), imported by ``apps.strategies.models``.
+"""Production-side models (audit, risk, paper trading), imported by ``apps.strategies.models``.
 
 - ParameterChange: the audit row of every change of production parameters (an apply, a
   restore, or an auto-tuner proposal flagged ``dry_run``); never edited.
@@ -15,6 +15,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from backtestlab.engine.risk import RiskConfig as EngineRiskConfig
 
 _USER = settings.AUTH_USER_MODEL
 
@@ -102,8 +104,6 @@ class RiskConfig(models.Model):
         return f"risk {self.strategy}"
 
     def as_engine(self):
-        from backtestlab.engine.risk import RiskConfig as EngineRiskConfig
-
         return EngineRiskConfig(
             max_risk_per_trade=float(self.max_risk_per_trade),
             max_risk_per_underlying=float(self.max_risk_per_underlying),

@@ -9,8 +9,8 @@ from django.utils.html import escape
 from rest_framework.test import APIClient
 
 from apps.optimization.models import JobStatus, OptimizationJob
-from apps.strategies import approval_services
 from apps.strategies.models import ApprovalConfig, StrategyApproval
+from apps.strategies.services import approval as approval_services
 from tests.factories import make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db

@@ -3,8 +3,15 @@
 import pytest
 
 from apps.market.selectors import dataset_market_data
-from apps.optimization import evaluation_jobs, services
+from apps.optimization.gateway import run_trades
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob
+from apps.optimization.services.jobs import job_copy
+from apps.optimization.services.monte_carlo import monte_carlo_job_create
+from apps.optimization.services.overfitting import job_overfitting
+from apps.optimization.services.walk_forward import (
+    walk_forward_job_create,
+    walk_forward_job_from_sweep,
+)
 from backtestlab.engine import sweep as sweep_lib
 from backtestlab.engine.evaluation import monte_carlo as mc
 from backtestlab.engine.evaluation import overfitting, walk_forward
@@ -28,9 +35,7 @@ def sweep(alice, datasets):
 
 def test_a_monte_carlo_job_runs_in_chunks_and_matches_the_engine(alice, sweep):
     run = sweep.best_run
-    job = evaluation_jobs.monte_carlo_job_create(
-        user=alice, run=run, sims=2500, trades_per_sim=40, seed=9
-    )
+    job = monte_carlo_job_create(user=alice, run=run, sims=2500, trades_per_sim=40, seed=9)
     assert job.kind == OptimizationJob.Kind.MONTE_CARLO
     assert job.chunks.count() == 3 and job.total_runs == 2500
     results = run_all_chunks(job, times=2)
@@ -41,7 +46,7 @@ def test_a_monte_carlo_job_runs_in_chunks_and_matches_the_engine(alice, sweep):
     assert job.evaluation["bands"]["50"] == pytest.approx(engine.bands[50])
     assert set(job.evaluation["histograms"]) == {"final_return", "max_drawdown",
                                                  "max_loss_streak"}  # fmt: skip
-    trades = evaluation_jobs.run_trades(run)
+    trades = run_trades(run)
     assert job.options["returns"] == [t.pnl_pct for t in trades]
 
 
@@ -50,23 +55,21 @@ def test_a_monte_carlo_job_without_trades_is_refused(alice, datasets):
     run_all_chunks(never)
     run = never.runs.get()
     with pytest.raises(ApplicationError, match="closed no trade"):
-        evaluation_jobs.monte_carlo_job_create(user=alice, run=run, sims=10)
+        monte_carlo_job_create(user=alice, run=run, sims=10)
 
 
 def test_monte_carlo_options_are_validated(alice, sweep):
     run = sweep.best_run
     with pytest.raises(ApplicationError, match="sims must be an integer between"):
-        evaluation_jobs.monte_carlo_job_create(user=alice, run=run, sims=0)
+        monte_carlo_job_create(user=alice, run=run, sims=0)
     with pytest.raises(ApplicationError, match="mode must be one of"):
-        evaluation_jobs.monte_carlo_job_create(user=alice, run=run, mode="random")
+        monte_carlo_job_create(user=alice, run=run, mode="random")
     with pytest.raises(ApplicationError, match="shuffle draws without replacement"):
-        evaluation_jobs.monte_carlo_job_create(
-            user=alice, run=run, mode="shuffle", trades_per_sim=10_000
-        )
+        monte_carlo_job_create(user=alice, run=run, mode="shuffle", trades_per_sim=10_000)
 
 
 def test_a_walk_forward_job_runs_one_chunk_per_fold(alice, sweep):
-    job = evaluation_jobs.walk_forward_job_from_sweep(user=alice, job=sweep, n_splits=3)
+    job = walk_forward_job_from_sweep(user=alice, job=sweep, n_splits=3)
     assert job.kind == OptimizationJob.Kind.WALK_FORWARD
     assert list(job.chunks.values_list("start", "stop")) == [(0, 1), (1, 2), (2, 3)]
     run_all_chunks(job)
@@ -92,12 +95,12 @@ def test_a_walk_forward_job_runs_one_chunk_per_fold(alice, sweep):
 
 def test_walk_forward_options_are_validated(alice, datasets):
     with pytest.raises(ApplicationError, match="train_frac \\+ test_frac must be 1"):
-        evaluation_jobs.walk_forward_job_create(
+        walk_forward_job_create(
             user=alice, strategy="sma_cross", dataset_id=datasets[0].id, parameter_grid=GRID,
             train_frac=0.5, test_frac=0.3,
         )  # fmt: skip
     with pytest.raises(ApplicationError, match="n_splits must be an integer between 1 and 50"):
-        evaluation_jobs.walk_forward_job_create(
+        walk_forward_job_create(
             user=alice, strategy="sma_cross", dataset_id=datasets[0].id, parameter_grid=GRID,
             n_splits=0,
         )  # fmt: skip
@@ -129,15 +132,15 @@ def test_a_finished_sweep_gets_its_overfitting_figures(sweep):
 def test_overfitting_is_computed_lazily_for_older_sweeps(sweep):
     OptimizationJob.objects.filter(id=sweep.id).update(evaluation=None)
     sweep.refresh_from_db()
-    figures = evaluation_jobs.job_overfitting(job=sweep)
+    figures = job_overfitting(job=sweep)
     assert figures["n_trials"] == 8
     sweep.refresh_from_db()
     assert sweep.evaluation["overfitting"] == figures
 
 
 def test_a_copy_of_a_monte_carlo_job_keeps_its_options(alice, sweep):
-    job = evaluation_jobs.monte_carlo_job_create(user=alice, run=sweep.best_run, sims=10, seed=1)
-    copy = services.job_copy(job=job, user=alice, start=True, rerun=True)
+    job = monte_carlo_job_create(user=alice, run=sweep.best_run, sims=10, seed=1)
+    copy = job_copy(job=job, user=alice, start=True, rerun=True)
     run_all_chunks(copy)
     run_all_chunks(job)
     assert copy.evaluation["profile"] == job.evaluation["profile"]

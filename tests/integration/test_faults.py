@@ -2,7 +2,7 @@
 connections, a cancel across a worker restart, backtests that raise.
 
 The worker killed with SIGKILL half-way and two workers receiving every chunk twice at once are
-in test_worker_jobs.py. The test loop plays celery beat (``services.chunks_reap`` every 2 s)
+in test_worker_jobs.py. The test loop plays celery beat (``chunks_reap`` every 2 s)
 where a fault can lose broker messages; REQUEUE_PENDING_SECONDS is 5 s instead of 300 s so a
 stalled job's pending chunks are re-queued within the test's patience.
 """
@@ -21,8 +21,10 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
-from apps.optimization import services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.queue import chunks_enqueue
+from apps.optimization.services.execution import chunks_reap
+from apps.optimization.services.jobs import job_cancel, job_create
 from backtestlab.celery import app as celery_app
 from tests.integration.test_worker_jobs import TASK_RESULT, TOTAL, assert_complete, create_job
 
@@ -93,7 +95,7 @@ def test_every_chunk_delivered_again_after_the_job_finished_changes_nothing(
     counters = OptimizationJob.objects.filter(id=job.id).values(*JOB_STATE).get()
     chunk_ids = list(JobChunk.objects.filter(job=job).values_list("id", flat=True))
 
-    services.chunks_enqueue(chunk_ids)  # the second delivery of every chunk, one after another
+    chunks_enqueue(chunk_ids)  # the second delivery of every chunk, one after another
     wait_until(
         lambda: len(logged_results([worker])) >= 2 * len(chunk_ids),
         timeout=60,
@@ -179,7 +181,7 @@ def reap_like_beat() -> None:
     """chunks_reap as beat runs it: a run that cannot reach the broker is simply the next
     tick's work (the chunks it touched are re-queued again 5 s later)."""
     try:
-        services.chunks_reap()
+        chunks_reap()
     except (BrokerError, redis.RedisError, ConnectionError):
         pass
 
@@ -244,7 +246,7 @@ def test_terminated_database_connections_mid_job_do_not_stop_it(
         terminated += terminate_other_connections()
     assert terminated >= 2, "no worker connection was there to terminate"
 
-    job = wait_for_job(job.id, timeout=240, reap=services.chunks_reap)
+    job = wait_for_job(job.id, timeout=240, reap=chunks_reap)
 
     assert_complete(job, failure_report(job.id))
     assert_no_stale_running_job()
@@ -265,20 +267,20 @@ def test_a_job_cancelled_mid_way_stays_cancelled_across_a_worker_restart(
         message=lambda: failure_report(job.id),
     )
 
-    services.job_cancel(job=job)
+    job_cancel(job=job)
     runs_at_cancel = OptimizationRun.objects.filter(job=job).count()
     assert 0 < runs_at_cancel < TOTAL
 
     first.stop()  # warm shutdown: a chunk in flight finishes, finds its claim gone, stores nothing
     second = start_worker("cancel", concurrency=1, env=FAST_REAPER)  # start-up recovery + reap
     chunk_ids = list(JobChunk.objects.filter(job=job).values_list("id", flat=True))
-    services.chunks_enqueue(chunk_ids)  # every message delivered again after the restart
+    chunks_enqueue(chunk_ids)  # every message delivered again after the restart
     wait_until(
         lambda: len(logged_results([second])) >= len(chunk_ids),
         timeout=60,
         message=lambda: failure_report(job.id),
     )
-    services.chunks_reap()
+    chunks_reap()
 
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED, failure_report(job.id)
@@ -324,7 +326,7 @@ def test_backtests_that_raise_are_failed_runs_and_the_tolerance_decides(
     settings.BACKTESTLAB = {**settings.BACKTESTLAB, "CHUNK_SIZE": 5}  # 3 chunks, 2 with failures
     env = {"BACKTESTLAB_FAILURE_TOLERANCE": tolerance}
     start_worker("faulty", concurrency=2, env=env, include=[FAULT_MODULE])
-    job = services.job_create(
+    job = job_create(
         user=alice,
         name=f"faults: raising backtests, tolerance {tolerance}",
         strategy=faulty_strategy.FaultySma.key,

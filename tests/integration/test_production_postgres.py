@@ -16,10 +16,10 @@ from django.db import connection
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from apps.optimization.models import JobTemplate, OptimizationJob, TemplateFiring
-from apps.optimization.schedules import template_fire, template_schedule_ensure
+from apps.optimization.services.schedules import template_fire, template_schedule_ensure
 from apps.optimization.tasks import fire_template
-from apps.strategies import services
 from apps.strategies.models import ParameterChange, StrategyConfig
+from apps.strategies.services.apply import run_apply_to_production
 from backtestlab.errors import ApplicationError
 from tests.factories import SMALL_GRID, make_job, run_all_chunks
 from tests.strategies.conftest import approve, grant, ranked
@@ -63,7 +63,7 @@ def test_two_concurrent_applies_give_one_version_and_one_409(alice, btc):
     approve("PILOT")
 
     def apply(i):
-        services.run_apply_to_production(
+        run_apply_to_production(
             run=runs[i], user=alice, dry_run=False, expected_version=1, min_improvement_pct=-1e9
         )
         return 200

@@ -31,7 +31,6 @@ from rest_framework.test import APIClient
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
-from apps.optimization import evaluation_jobs, services
 from apps.optimization.models import (
     JobChunk,
     JobStatus,
@@ -39,7 +38,18 @@ from apps.optimization.models import (
     OptimizationJob,
     OptimizationRun,
 )
-from apps.optimization.schedules import template_fire
+from apps.optimization.services.execution import (
+    chunk_claim,
+    chunk_commit,
+    chunk_execute,
+    chunk_work,
+    chunks_reap,
+    job_finalize,
+)
+from apps.optimization.services.jobs import job_cancel, job_copy
+from apps.optimization.services.monte_carlo import monte_carlo_job_create
+from apps.optimization.services.schedules import template_fire
+from apps.optimization.services.walk_forward import walk_forward_job_create
 from apps.strategies.models import ParameterChange, StrategyConfig
 from backtestlab.engine.strategies import STRATEGIES, SmaCross, register
 from backtestlab.errors import ApplicationError
@@ -174,13 +184,13 @@ def test_a_cancel_committed_while_a_chunk_computes_stores_none_of_its_runs(alice
     job = make_job(alice, [btc], strategy=GatedSma.key)
     (chunk_id,) = chunk_ids(job)
     gate.close()
-    worker = started(lambda: services.chunk_execute(chunk_id=chunk_id, worker="w1"), "worker")
+    worker = started(lambda: chunk_execute(chunk_id=chunk_id, worker="w1"), "worker")
     assert gate.computing.wait(WAIT)
     claimed = JobChunk.objects.get(id=chunk_id)
     assert (claimed.status, claimed.worker, claimed.attempts) == ("running", "w1", 1)
     assert fresh(job).status == JobStatus.RUNNING  # the claim started the job
 
-    services.job_cancel(job=job)  # committed while the worker computes
+    job_cancel(job=job)  # committed while the worker computes
     gate.opened.set()
 
     assert worker.result() == "lost"
@@ -190,20 +200,20 @@ def test_a_cancel_committed_while_a_chunk_computes_stores_none_of_its_runs(alice
     assert job.best_run is None and job.best_params is None
     assert OptimizationRun.objects.filter(job=job).count() == 0
     assert chunk_statuses(job) == ["cancelled"]
-    assert services.chunk_execute(chunk_id=chunk_id) == "skipped"  # a redelivery, say
+    assert chunk_execute(chunk_id=chunk_id) == "skipped"  # a redelivery, say
     assert OptimizationRun.objects.filter(job=job).count() == 0
 
 
 def test_a_commit_waiting_behind_a_cancel_finds_its_claim_lost(alice, btc, gate, three_chunks):
     job = make_job(alice, [btc], strategy=GatedSma.key)
     first, second, _third = chunk_ids(job)
-    assert services.chunk_execute(chunk_id=first) == "done"
+    assert chunk_execute(chunk_id=first) == "done"
     gate.close()
-    worker = started(lambda: services.chunk_execute(chunk_id=second, worker="w1"), "worker")
+    worker = started(lambda: chunk_execute(chunk_id=second, worker="w1"), "worker")
     assert gate.computing.wait(WAIT)
 
     with transaction.atomic():  # the cancel holds the chunk and job rows until this commits
-        services.job_cancel(job=job)
+        job_cancel(job=job)
         gate.opened.set()
         wait_for_lock_waiters(1, [worker])  # the worker's commit waits for the chunk row
 
@@ -221,9 +231,9 @@ def test_a_cancel_waiting_behind_a_commit_keeps_the_counters_equal_to_the_runs(
 ):
     job = make_job(alice, [btc], strategy=GatedSma.key)
     first, second, third = chunk_ids(job)
-    assert services.chunk_execute(chunk_id=first) == "done"
+    assert chunk_execute(chunk_id=first) == "done"
     gate.close()
-    worker = started(lambda: services.chunk_execute(chunk_id=second, worker="w1"), "worker")
+    worker = started(lambda: chunk_execute(chunk_id=second, worker="w1"), "worker")
     assert gate.computing.wait(WAIT)
 
     with transaction.atomic():  # another session holds the job row for a moment
@@ -231,7 +241,7 @@ def test_a_cancel_waiting_behind_a_commit_keeps_the_counters_equal_to_the_runs(
         gate.opened.set()
         # The worker marked its chunk done (not committed) and waits for the job row ...
         wait_for_lock_waiters(1, [worker])
-        cancel = started(lambda: services.job_cancel(job=fresh(job)), "cancel")
+        cancel = started(lambda: job_cancel(job=fresh(job)), "cancel")
         # ... and the cancel waits for the worker's chunk row.
         wait_for_lock_waiters(2, [worker, cancel])
 
@@ -243,7 +253,7 @@ def test_a_cancel_waiting_behind_a_commit_keeps_the_counters_equal_to_the_runs(
     assert stored_grid_indexes(job) == list(range(8))  # committed before the cancel
     assert chunk_statuses(job) == ["done", "done", "cancelled"]
     assert job.best_params is None  # not finalized: a chunk never ran
-    assert services.chunk_execute(chunk_id=third) == "skipped"
+    assert chunk_execute(chunk_id=third) == "skipped"
     assert OptimizationRun.objects.filter(job=job).count() == 8
 
 
@@ -264,15 +274,15 @@ def test_the_finisher_and_the_reaper_finalizing_at_once_finalize_once(alice, btc
     firing = template_fire(template_id=template.id, now=dt.datetime(2026, 11, 21, tzinfo=dt.UTC))
     job = firing.job
     first, second, last = chunk_ids(job)
-    assert [services.chunk_execute(chunk_id=c) for c in (first, second)] == ["done", "done"]
+    assert [chunk_execute(chunk_id=c) for c in (first, second)] == ["done", "done"]
     # The finisher's last chunk, committed; its finalize is the next step.
-    claim = services.chunk_claim(chunk_id=last, worker="w1")
-    assert services.chunk_commit(claim=claim, work=services.chunk_work(claim=claim)) == 0
+    claim = chunk_claim(chunk_id=last, worker="w1")
+    assert chunk_commit(claim=claim, work=chunk_work(claim=claim)) == 0
 
     with transaction.atomic():  # both read the job and rank its runs, then wait for its row
         OptimizationJob.objects.select_for_update().get(id=job.id)
-        finisher = started(lambda: services.job_finalize(job_id=job.id), "finisher")
-        reaper = started(lambda: services.chunks_reap()["finalized"], "reaper")
+        finisher = started(lambda: job_finalize(job_id=job.id), "finisher")
+        reaper = started(lambda: chunks_reap()["finalized"], "reaper")
         wait_for_lock_waiters(2, [finisher, reaper])
 
     assert sorted([finisher.result(), reaper.result()]) == [0, 1]  # False/True count as 0/1
@@ -288,7 +298,7 @@ def test_the_finisher_and_the_reaper_finalizing_at_once_finalize_once(alice, btc
     assert ParameterChange.objects.count() == 1  # applied once
     config = StrategyConfig.objects.get()
     assert config.version == 1 and config.params == best.params
-    assert services.job_finalize(job_id=job.id) is False  # and never again
+    assert job_finalize(job_id=job.id) is False  # and never again
 
 
 # --- concurrent creations against the quota ----------------------------------------------------
@@ -355,14 +365,14 @@ def test_concurrent_creations_on_every_surface_never_exceed_the_jobs_per_minute(
         return make_job(alice, [btc], name="sweep")
 
     def rerun():
-        return services.job_copy(job=fresh(source), user=alice, start=True, rerun=True)
+        return job_copy(job=fresh(source), user=alice, start=True, rerun=True)
 
     def monte_carlo():
         best = OptimizationRun.objects.get(id=fresh(source).best_run_id)
-        return evaluation_jobs.monte_carlo_job_create(user=alice, run=best, sims=500, seed=7)
+        return monte_carlo_job_create(user=alice, run=best, sims=500, seed=7)
 
     def walk_forward():
-        return evaluation_jobs.walk_forward_job_create(
+        return walk_forward_job_create(
             user=alice, strategy="sma_cross", dataset_id=btc.id, parameter_grid=SMALL_GRID
         )
 

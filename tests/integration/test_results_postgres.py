@@ -3,7 +3,7 @@ the same golden cells as on SQLite."""
 
 import pytest
 
-from apps.optimization import results
+from apps.optimization.selectors.heatmap import heatmap_options, job_heatmap
 from tests.results_data import job_with_runs
 
 pytestmark = pytest.mark.django_db
@@ -24,7 +24,7 @@ def metrics(d, gi, params):
 )
 def test_heatmap_cells_on_postgresql(alice, datasets, agg, expected):
     job = job_with_runs(alice, datasets[:1], metrics, objective="win_rate")
-    options = results.heatmap_options(job, {"x": "slow", "y": "fast", "agg": agg})
-    hm = results.job_heatmap(job=job, options=options)
+    options = heatmap_options(job, {"x": "slow", "y": "fast", "agg": agg})
+    hm = job_heatmap(job=job, options=options)
     assert [[c["value"] for c in row] for row in hm.cells] == expected
     assert [[c["runs"] for c in row] for row in hm.cells] == [[2, 2]] * 3

@@ -12,8 +12,8 @@ import pytest
 
 from apps.market.models import Dataset
 from apps.market.selectors import dataset_companion, dataset_market_data
-from apps.optimization import services
 from apps.optimization.models import JobStatus, OptimizationRun
+from apps.optimization.services.jobs import job_create
 from backtestlab.engine.metrics import compute
 from backtestlab.engine.strategies import Costs, get_strategy
 
@@ -47,7 +47,7 @@ def test_a_funding_carry_job_runs_both_modes_through_a_worker(
 ):
     start_worker("carry", concurrency=2)
     btc = hourly_datasets[0]
-    job = services.job_create(
+    job = job_create(
         user=alice,
         name="integration: funding carry",
         strategy="funding_carry",
@@ -73,7 +73,7 @@ def test_an_options_selector_job_runs_on_both_environments(
     start_worker("options", concurrency=2)
     envs = list(Dataset.objects.filter(kind=Dataset.Kind.ENVIRONMENT).order_by("symbol"))
     assert [e.symbol for e in envs] == ["BTC", "ETH"]
-    job = services.job_create(
+    job = job_create(
         user=alice,
         name="integration: options selector",
         strategy="options_selector",

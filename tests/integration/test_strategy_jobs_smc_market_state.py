@@ -6,8 +6,9 @@ import pytest
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
-from apps.optimization import selectors, services
 from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import job_best_per_dataset
+from apps.optimization.services.jobs import job_create
 from backtestlab.engine.smc_zones import PATTERN_TYPES
 from backtestlab.engine.strategies.smc import QUICK_PARAMETER_GRID
 from backtestlab.errors import ApplicationError
@@ -24,7 +25,7 @@ def test_an_smc_job_spans_symbols_timeframes_and_patterns_with_best_per_pattern(
         (s, t) for s in ("BTC", "ETH") for t in ("1h", "4h")
     }
     start_worker("smc", concurrency=2)
-    job = services.job_create(
+    job = job_create(
         user=alice,
         name="integration: smc quick grid",
         strategy="smc_zones",
@@ -41,7 +42,7 @@ def test_an_smc_job_spans_symbols_timeframes_and_patterns_with_best_per_pattern(
     assert job.completed_runs == 72 and job.failed_runs == 0, report
     runs = OptimizationRun.objects.filter(job=job)
     assert runs.filter(n_trades__gt=0).count() > 60
-    best = selectors.job_best_per_dataset(job=job)
+    best = job_best_per_dataset(job=job)
     pairs = [(r.dataset_id, r.params["pattern_type"]) for r in best]
     assert sorted(pairs) == sorted((d.id, p) for d in datasets for p in PATTERN_TYPES)
     for run in best:  # each is the best of its (dataset, pattern) group
@@ -63,7 +64,7 @@ def test_a_market_state_job_runs_on_minute_candles_and_refuses_hourly_ones(
     minutes = Dataset.objects.get(kind=Dataset.Kind.CANDLES, timeframe="1m")
     hourly = Dataset.objects.get(kind=Dataset.Kind.CANDLES, timeframe="1h")
     start_worker("ms", concurrency=2)
-    job = services.job_create(
+    job = job_create(
         user=alice,
         name="integration: market state",
         strategy="market_state",
@@ -74,7 +75,7 @@ def test_a_market_state_job_runs_on_minute_candles_and_refuses_hourly_ones(
         },
     )
     with pytest.raises(ApplicationError, match="runs on 1m candles only"):
-        services.job_create(
+        job_create(
             user=alice,
             name="integration: market state on hourly candles",
             strategy="market_state",

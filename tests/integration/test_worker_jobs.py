@@ -10,8 +10,10 @@ from django.db.models import Count, Max
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
-from apps.optimization import services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.queue import chunks_enqueue
+from apps.optimization.services.execution import chunks_reap
+from apps.optimization.services.jobs import job_create
 from backtestlab.engine import sweep
 from tests.integration.conftest import GRID_2000
 
@@ -23,7 +25,7 @@ TASK_RESULT = re.compile(r"run_chunk\[[^\]]+\] succeeded in [0-9.e-]+s: '(\w+)'"
 
 
 def create_job(user, dataset, name):
-    job = services.job_create(
+    job = job_create(
         user=user,
         name=name,
         strategy="sma_cross",
@@ -86,7 +88,7 @@ def test_a_job_survives_its_worker_being_killed_halfway(
     # process needs several seconds for the 2,000 runs and the test can kill it mid-way.
     synthetic_universe_create(symbols=("BTC",), days=90, timeframes=(), with_minutes=True)
     dataset = Dataset.objects.get(kind=Dataset.Kind.CANDLES, timeframe="1m")
-    # The test loop plays celery beat (services.chunks_reap); a pending chunk whose message
+    # The test loop plays celery beat (chunks_reap); a pending chunk whose message
     # died with the worker (prefetched, never claimed) is re-queued after 5 s of no progress
     # instead of the production 300 s. The restarted worker's start-up reap uses it too.
     settings.BACKTESTLAB = {**settings.BACKTESTLAB, "REQUEUE_PENDING_SECONDS": 5}
@@ -109,7 +111,7 @@ def test_a_job_survives_its_worker_being_killed_halfway(
 
     # Same node name: its start-up recovery re-queues the chunk it held when it died.
     start_worker("crashy", concurrency=1, env=fast_reaper)
-    job = wait_for_job(job.id, reap=services.chunks_reap)
+    job = wait_for_job(job.id, reap=chunks_reap)
 
     assert_complete(job, failure_report(job.id))
 
@@ -120,7 +122,7 @@ def test_every_chunk_delivered_twice_to_two_workers_is_run_once(
     job = create_job(alice, hourly_datasets[0], "integration: duplicated messages")
     chunk_ids = list(JobChunk.objects.filter(job=job).values_list("id", flat=True))
     assert len(chunk_ids) == 40
-    services.chunks_enqueue(chunk_ids)  # the second delivery of every chunk
+    chunks_enqueue(chunk_ids)  # the second delivery of every chunk
 
     workers = [start_worker("twin-a", concurrency=2), start_worker("twin-b", concurrency=2)]
     job = wait_for_job(job.id)

@@ -136,9 +136,9 @@ def test_a_running_job_with_some_runs_shows_them_and_says_it_is_running(
     client, alice, datasets, small_chunks
 ):
     job = make_job(alice, datasets[:1])
-    from apps.optimization import services
+    from apps.optimization.services.execution import chunk_execute
 
-    services.chunk_execute(chunk_id=job.chunks.order_by("index").first().id)
+    chunk_execute(chunk_id=job.chunks.order_by("index").first().id)
     client.force_login(alice)
     html = client.get(f"/lab/jobs/{job.id}/heatmap/", HTTP_HX_REQUEST="true").content.decode()
     assert "Job still running" in html and 'id="heatmap-table"' in html

@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from apps.lab import synthetic
+from apps.lab import synthetic_tools as synthetic
 from backtestlab.engine.selector import SELECTOR_RULES
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS
 

@@ -29,8 +29,8 @@ def main(n: int) -> None:
 
     from apps.market.models import Dataset
     from apps.market.services import synthetic_universe_create
-    from apps.optimization import services
     from apps.optimization.models import JobChunk, OptimizationJob
+    from apps.optimization.services.jobs import job_create
     from backtestlab.errors import ApplicationError
 
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
@@ -44,7 +44,7 @@ def main(n: int) -> None:
 
     def create() -> None:
         try:
-            job = services.job_create(
+            job = job_create(
                 user=user,
                 name="racing",
                 strategy="sma_cross",

@@ -12,7 +12,6 @@ import uuid
 import pytest
 from django.utils import timezone
 
-from apps.optimization import services
 from apps.optimization.models import (
     JobChunk,
     JobStatus,
@@ -21,7 +20,20 @@ from apps.optimization.models import (
     OptimizationRun,
     TemplateFiring,
 )
-from apps.optimization.schedules import template_fire
+from apps.optimization.services import sweeps
+from apps.optimization.services.execution import (
+    chunk_claim,
+    chunk_commit,
+    chunk_execute,
+    chunk_release,
+    chunk_work,
+    chunks_reap,
+    chunks_recover_worker,
+    job_finalize,
+)
+from apps.optimization.services.jobs import job_cancel
+from apps.optimization.services.schedules import template_fire
+from apps.optimization.services.sweeps import chunk_runs
 from apps.optimization.tasks import run_chunk
 from apps.strategies.models import ParameterChange
 from backtestlab.engine.strategies import get_strategy
@@ -93,8 +105,8 @@ def counters(job) -> tuple[int, int, int]:
 def commit_all_without_finalizing(job) -> None:
     """Every chunk committed, none finalizing: the state a finisher that died leaves."""
     for chunk in chunks_of(job):
-        claim = services.chunk_claim(chunk_id=chunk.id, worker="w1")
-        services.chunk_commit(claim=claim, work=services.chunk_work(claim=claim))
+        claim = chunk_claim(chunk_id=chunk.id, worker="w1")
+        chunk_commit(claim=claim, work=chunk_work(claim=claim))
 
 
 def running_chunk(chunk: JobChunk, *, worker: str, claimed_at: dt.datetime) -> JobChunk:
@@ -114,7 +126,7 @@ def running_chunk(chunk: JobChunk, *, worker: str, claimed_at: dt.datetime) -> J
 def test_a_claim_marks_the_chunk_running_for_this_worker_and_starts_the_job(job):
     chunk = chunks_of(job)[0]
     before = timezone.now()
-    claim = services.chunk_claim(chunk_id=chunk.id, worker="w1@host")
+    claim = chunk_claim(chunk_id=chunk.id, worker="w1@host")
     after = timezone.now()
 
     stored = JobChunk.objects.get(id=chunk.id)
@@ -133,9 +145,9 @@ def test_a_claim_marks_the_chunk_running_for_this_worker_and_starts_the_job(job)
 
 def test_a_second_claim_keeps_the_start_of_a_job_already_running(job):
     first, second, _ = chunks_of(job)
-    services.chunk_claim(chunk_id=first.id)
+    chunk_claim(chunk_id=first.id)
     started_at = fresh(job).started_at
-    claim = services.chunk_claim(chunk_id=second.id)
+    claim = chunk_claim(chunk_id=second.id)
     assert fresh(job).started_at == started_at
     assert JobChunk.objects.get(id=second.id).claimed_at > started_at
     assert claim.token != JobChunk.objects.get(id=first.id).claim_token
@@ -143,7 +155,7 @@ def test_a_second_claim_keeps_the_start_of_a_job_already_running(job):
 
 def test_a_long_worker_name_is_cut_to_the_column(job):
     chunk = chunks_of(job)[0]
-    services.chunk_claim(chunk_id=chunk.id, worker="w" * 250)
+    chunk_claim(chunk_id=chunk.id, worker="w" * 250)
     assert JobChunk.objects.get(id=chunk.id).worker == "w" * 200
 
 
@@ -153,8 +165,8 @@ def test_a_long_worker_name_is_cut_to_the_column(job):
 def test_only_a_pending_chunk_can_be_claimed(job, chunk_status):
     chunk = chunks_of(job)[0]
     JobChunk.objects.filter(id=chunk.id).update(status=chunk_status, worker="other")
-    assert services.chunk_claim(chunk_id=chunk.id, worker="w1") is None
-    assert services.chunk_execute(chunk_id=chunk.id, worker="w1") == "skipped"
+    assert chunk_claim(chunk_id=chunk.id, worker="w1") is None
+    assert chunk_execute(chunk_id=chunk.id, worker="w1") == "skipped"
     stored = JobChunk.objects.get(id=chunk.id)
     assert (stored.status, stored.worker, stored.attempts) == (chunk_status, "other", 0)
     assert fresh(job).status == JobStatus.PENDING
@@ -164,14 +176,14 @@ def test_only_a_pending_chunk_can_be_claimed(job, chunk_status):
 def test_a_pending_chunk_of_a_finished_job_cannot_be_claimed(job, job_status):
     chunk = chunks_of(job)[0]
     OptimizationJob.objects.filter(id=job.id).update(status=job_status)
-    assert services.chunk_claim(chunk_id=chunk.id, worker="w1") is None
+    assert chunk_claim(chunk_id=chunk.id, worker="w1") is None
     stored = JobChunk.objects.get(id=chunk.id)
     assert (stored.status, stored.attempts, stored.claim_token) == ("pending", 0, None)
     assert fresh(job).status == job_status and fresh(job).started_at is None
 
 
 def test_an_unknown_chunk_is_skipped(job):
-    assert services.chunk_execute(chunk_id=10**9) == "skipped"
+    assert chunk_execute(chunk_id=10**9) == "skipped"
 
 
 # --- work and commit ---------------------------------------------------------------------------
@@ -180,13 +192,13 @@ def test_an_unknown_chunk_is_skipped(job):
 def test_a_commit_stores_the_runs_marks_the_chunk_done_and_advances_the_counters(job, cursed_fast):
     cursed_fast(10)  # grid indexes 4..7 have fast=10: the first chunk [0:5) has one of them
     first = chunks_of(job)[0]
-    claim = services.chunk_claim(chunk_id=first.id, worker="w1")
-    work = services.chunk_work(claim=claim)
-    assert (work.n_units, work.n_failed, work.result) == (5, 1, None)
+    claim = chunk_claim(chunk_id=first.id, worker="w1")
+    work = chunk_work(claim=claim)
+    assert (work.units, work.failed, work.result) == (5, 1, None)
     assert OptimizationRun.objects.count() == 0  # computing stores nothing
     before = timezone.now()
 
-    assert services.chunk_commit(claim=claim, work=work) == 2
+    assert chunk_commit(claim=claim, work=work) == 2
 
     stored = JobChunk.objects.get(id=first.id)
     assert stored.status == JobChunk.Status.DONE and stored.finished_at >= before
@@ -202,8 +214,8 @@ def test_a_commit_stores_the_runs_marks_the_chunk_done_and_advances_the_counters
 def test_the_last_commit_answers_no_chunk_remaining(job):
     remaining = []
     for chunk in chunks_of(job):
-        claim = services.chunk_claim(chunk_id=chunk.id)
-        remaining.append(services.chunk_commit(claim=claim, work=services.chunk_work(claim=claim)))
+        claim = chunk_claim(chunk_id=chunk.id)
+        remaining.append(chunk_commit(claim=claim, work=chunk_work(claim=claim)))
     assert remaining == [2, 1, 0]
     assert counters(job) == (12, 0, 0)
     assert fresh(job).status == JobStatus.RUNNING  # committing is not finalizing
@@ -211,52 +223,52 @@ def test_the_last_commit_answers_no_chunk_remaining(job):
 
 def test_a_claim_lost_to_a_requeue_and_a_second_worker_stores_nothing(job, enqueued):
     chunk = chunks_of(job)[0]
-    first = services.chunk_claim(chunk_id=chunk.id, worker="w1")
-    work = services.chunk_work(claim=first)
+    first = chunk_claim(chunk_id=chunk.id, worker="w1")
+    work = chunk_work(claim=first)
     # w1 looks dead to the reaper; w2 gets the chunk again
     later = timezone.now() + dt.timedelta(seconds=STALE + 1)
-    assert services.chunks_reap(now=later)["reset"] == 1
-    second = services.chunk_claim(chunk_id=chunk.id, worker="w2")
+    assert chunks_reap(now=later)["reset"] == 1
+    second = chunk_claim(chunk_id=chunk.id, worker="w2")
 
-    assert services.chunk_commit(claim=first, work=work) is None
+    assert chunk_commit(claim=first, work=work) is None
     assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
     stored = JobChunk.objects.get(id=chunk.id)
     assert (stored.status, stored.claim_token, stored.worker, stored.attempts) == (
         "running", second.token, "w2", 2
     )  # fmt: skip
 
-    assert services.chunk_commit(claim=second, work=services.chunk_work(claim=second)) == 2
+    assert chunk_commit(claim=second, work=chunk_work(claim=second)) == 2
     assert OptimizationRun.objects.count() == 5 and counters(job) == (5, 0, 2)
 
 
 def test_a_cancel_between_claim_and_commit_is_respected(job):
     first, second, third = chunks_of(job)
-    assert services.chunk_execute(chunk_id=first.id) == "done"
-    claim = services.chunk_claim(chunk_id=second.id, worker="w1")
-    work = services.chunk_work(claim=claim)
-    services.job_cancel(job=job)
+    assert chunk_execute(chunk_id=first.id) == "done"
+    claim = chunk_claim(chunk_id=second.id, worker="w1")
+    work = chunk_work(claim=claim)
+    job_cancel(job=job)
 
-    assert services.chunk_commit(claim=claim, work=work) is None
+    assert chunk_commit(claim=claim, work=work) is None
 
     assert sorted(OptimizationRun.objects.values_list("grid_index", flat=True)) == [0, 1, 2, 3, 4]
     assert counters(job) == (5, 0, 2)
     assert [c.status for c in chunks_of(job)] == ["done", "cancelled", "cancelled"]
     cancelled = fresh(job)
     assert cancelled.status == JobStatus.CANCELLED and cancelled.best_params is None
-    assert services.chunk_execute(chunk_id=third.id) == "skipped"
+    assert chunk_execute(chunk_id=third.id) == "skipped"
 
 
 def test_a_cancel_during_the_backtests_makes_execute_answer_lost(job, monkeypatch):
     chunk = chunks_of(job)[0]
-    build_runs = services._build_runs
+    build_runs = chunk_runs
 
-    def cancelled_meanwhile(job_, chunk_, params):
-        runs = build_runs(job_, chunk_, params)
-        services.job_cancel(job=fresh(job))
+    def cancelled_meanwhile(job_, chunk_):
+        runs = build_runs(job_, chunk_)
+        job_cancel(job=fresh(job))
         return runs
 
-    monkeypatch.setattr(services, "_build_runs", cancelled_meanwhile)
-    assert services.chunk_execute(chunk_id=chunk.id, worker="w1") == "lost"
+    monkeypatch.setattr(sweeps, "chunk_runs", cancelled_meanwhile)
+    assert chunk_execute(chunk_id=chunk.id, worker="w1") == "lost"
     assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
     assert fresh(job).status == JobStatus.CANCELLED
 
@@ -264,11 +276,11 @@ def test_a_cancel_during_the_backtests_makes_execute_answer_lost(job, monkeypatc
 def test_a_commit_for_a_job_no_longer_running_rolls_back_the_chunk(job):
     """The chunk row is updated first; a job that stopped running undoes that update too."""
     chunk = chunks_of(job)[0]
-    claim = services.chunk_claim(chunk_id=chunk.id, worker="w1")
-    work = services.chunk_work(claim=claim)
+    claim = chunk_claim(chunk_id=chunk.id, worker="w1")
+    work = chunk_work(claim=claim)
     OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.FAILED)
 
-    assert services.chunk_commit(claim=claim, work=work) is None
+    assert chunk_commit(claim=claim, work=work) is None
 
     stored = JobChunk.objects.get(id=chunk.id)
     assert (stored.status, stored.claim_token, stored.finished_at) == (
@@ -279,12 +291,12 @@ def test_a_commit_for_a_job_no_longer_running_rolls_back_the_chunk(job):
 
 def test_execute_finalizes_only_with_the_last_chunk(job):
     first, second, third = chunks_of(job)
-    assert services.chunk_execute(chunk_id=first.id) == "done"
-    assert services.chunk_execute(chunk_id=second.id) == "done"
+    assert chunk_execute(chunk_id=first.id) == "done"
+    assert chunk_execute(chunk_id=second.id) == "done"
     waiting = fresh(job)
     assert waiting.status == JobStatus.RUNNING and waiting.chunks_remaining == 1
     assert waiting.best_params is None and waiting.finished_at is None
-    assert services.chunk_execute(chunk_id=third.id) == "done"
+    assert chunk_execute(chunk_id=third.id) == "done"
     done = fresh(job)
     assert done.status == JobStatus.SUCCEEDED and done.best_run_id is not None
     assert done.finished_at is not None
@@ -295,19 +307,19 @@ def test_execute_finalizes_only_with_the_last_chunk(job):
 
 def test_a_released_chunk_is_pending_again_and_its_old_claim_cannot_commit(job):
     chunk = chunks_of(job)[0]
-    old = services.chunk_claim(chunk_id=chunk.id, worker="w1")
-    work = services.chunk_work(claim=old)
+    old = chunk_claim(chunk_id=chunk.id, worker="w1")
+    work = chunk_work(claim=old)
     before = timezone.now()
 
-    assert services.chunk_release(chunk_id=chunk.id, worker="w1") is True
+    assert chunk_release(chunk_id=chunk.id, worker="w1") is True
 
     stored = JobChunk.objects.get(id=chunk.id)
     assert (stored.status, stored.claim_token, stored.worker) == ("pending", None, "")
     assert stored.enqueued_at >= before and stored.attempts == 1
-    assert services.chunk_commit(claim=old, work=work) is None
+    assert chunk_commit(claim=old, work=work) is None
     assert OptimizationRun.objects.count() == 0
-    assert services.chunk_release(chunk_id=chunk.id, worker="w1") is False  # nothing held now
-    assert services.chunk_execute(chunk_id=chunk.id, worker="w1") == "done"
+    assert chunk_release(chunk_id=chunk.id, worker="w1") is False  # nothing held now
+    assert chunk_execute(chunk_id=chunk.id, worker="w1") == "done"
     assert JobChunk.objects.get(id=chunk.id).attempts == 2
     assert OptimizationRun.objects.count() == 5
 
@@ -320,7 +332,7 @@ def test_the_reaper_resets_only_chunks_claimed_before_the_stale_limit(job, enque
     OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
     JobChunk.objects.filter(id=c.id).update(enqueued_at=NOW)
 
-    assert services.chunks_reap(now=NOW) == {"reset": 1, "requeued": 0, "finalized": 0}
+    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 0, "finalized": 0}
 
     reset = JobChunk.objects.get(id=a.id)
     assert (reset.status, reset.claim_token, reset.worker) == ("pending", None, "")
@@ -339,7 +351,7 @@ def test_the_reaper_requeues_pending_chunks_of_a_job_that_stopped_progressing(jo
     JobChunk.objects.filter(id=c.id).update(enqueued_at=limit - dt.timedelta(hours=1))
     # a pending job has no heartbeat: nothing shows progress
 
-    assert services.chunks_reap(now=NOW) == {"reset": 0, "requeued": 2, "finalized": 0}
+    assert chunks_reap(now=NOW) == {"reset": 0, "requeued": 2, "finalized": 0}
 
     assert [ch.enqueued_at for ch in chunks_of(job)] == [NOW, limit, NOW]
     assert [ch.status for ch in chunks_of(job)] == ["pending"] * 3
@@ -360,7 +372,7 @@ def test_a_recent_heartbeat_keeps_pending_chunks_where_they_are(
     OptimizationJob.objects.filter(id=job.id).update(
         status=JobStatus.RUNNING, heartbeat_at=NOW - dt.timedelta(seconds=heartbeat_age)
     )
-    assert services.chunks_reap(now=NOW)["requeued"] == int(requeued)
+    assert chunks_reap(now=NOW)["requeued"] == int(requeued)
     assert enqueued == ([a.id] if requeued else [])
     assert JobChunk.objects.get(id=a.id).enqueued_at == (NOW if requeued else old)
 
@@ -370,7 +382,7 @@ def test_the_reaper_leaves_pending_chunks_of_a_finished_job(job, enqueued, job_s
     old = NOW - dt.timedelta(hours=2)
     JobChunk.objects.filter(job=job).update(enqueued_at=old)
     OptimizationJob.objects.filter(id=job.id).update(status=job_status)
-    assert services.chunks_reap(now=NOW) == {"reset": 0, "requeued": 0, "finalized": 0}
+    assert chunks_reap(now=NOW) == {"reset": 0, "requeued": 0, "finalized": 0}
     assert enqueued == []
     assert {ch.enqueued_at for ch in chunks_of(job)} == {old}
 
@@ -382,7 +394,7 @@ def test_the_reaper_sends_a_chunk_both_stale_and_pending_once(job, enqueued):
     running_chunk(a, worker="dead", claimed_at=old)
     JobChunk.objects.filter(id=b.id).update(enqueued_at=old)
     OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=old)
-    assert services.chunks_reap(now=NOW) == {"reset": 1, "requeued": 1, "finalized": 0}
+    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 1, "finalized": 0}
     assert enqueued == [a.id, b.id]
 
 
@@ -393,13 +405,13 @@ def test_the_reaper_finalizes_every_running_job_without_chunks_left(
     for job in jobs:
         commit_all_without_finalizing(job)
     unfinished = make_job(alice, datasets[:1], name="still running")
-    services.chunk_execute(chunk_id=chunks_of(unfinished)[0].id)
+    chunk_execute(chunk_id=chunks_of(unfinished)[0].id)
 
-    assert services.chunks_reap() == {"reset": 0, "requeued": 0, "finalized": 2}
+    assert chunks_reap() == {"reset": 0, "requeued": 0, "finalized": 2}
 
     assert [fresh(j).status for j in jobs] == [JobStatus.SUCCEEDED] * 2
     assert fresh(unfinished).status == JobStatus.RUNNING
-    assert services.chunks_reap()["finalized"] == 0
+    assert chunks_reap()["finalized"] == 0
     assert enqueued == []
 
 
@@ -410,7 +422,7 @@ def test_a_restarted_worker_gets_back_only_its_own_running_chunks(job, enqueued)
     JobChunk.objects.filter(id=c.id).update(status=JobChunk.Status.DONE, worker="w9@host")
     before = timezone.now()
 
-    assert services.chunks_recover_worker(worker="w9@host") == 1
+    assert chunks_recover_worker(worker="w9@host") == 1
 
     recovered = JobChunk.objects.get(id=a.id)
     assert (recovered.status, recovered.claim_token, recovered.worker) == ("pending", None, "")
@@ -419,7 +431,7 @@ def test_a_restarted_worker_gets_back_only_its_own_running_chunks(job, enqueued)
     assert (other.status, other.worker) == ("running", "w8@host")
     assert JobChunk.objects.get(id=c.id).status == JobChunk.Status.DONE
     assert enqueued == [a.id]
-    assert services.chunks_recover_worker(worker="w9@host") == 0
+    assert chunks_recover_worker(worker="w9@host") == 0
     assert enqueued == [a.id]
 
 
@@ -427,11 +439,11 @@ def test_a_restarted_worker_gets_back_only_its_own_running_chunks(job, enqueued)
 
 
 def test_finalize_refuses_a_job_with_chunks_left_or_not_running(job):
-    assert services.job_finalize(job_id=job.id) is False  # pending, 3 chunks left
-    services.chunk_execute(chunk_id=chunks_of(job)[0].id)
-    assert services.job_finalize(job_id=job.id) is False  # running, 2 chunks left
+    assert job_finalize(job_id=job.id) is False  # pending, 3 chunks left
+    chunk_execute(chunk_id=chunks_of(job)[0].id)
+    assert job_finalize(job_id=job.id) is False  # running, 2 chunks left
     OptimizationJob.objects.filter(id=job.id).update(chunks_remaining=0, status=JobStatus.PENDING)
-    assert services.job_finalize(job_id=job.id) is False  # no chunk left, but not running
+    assert job_finalize(job_id=job.id) is False  # no chunk left, but not running
     refused = fresh(job)
     assert refused.status == JobStatus.PENDING
     assert refused.best_run_id is None and refused.finished_at is None and refused.error == ""
@@ -447,10 +459,10 @@ def test_finalize_happens_once_with_its_side_effects(alice, datasets, small_chun
     job = template_fire(template_id=template.id, now=NOW).job
     commit_all_without_finalizing(job)
 
-    assert services.job_finalize(job_id=job.id) is True
+    assert job_finalize(job_id=job.id) is True
     first = fresh(job)
-    assert services.job_finalize(job_id=job.id) is False
-    assert services.chunks_reap()["finalized"] == 0
+    assert job_finalize(job_id=job.id) is False
+    assert chunks_reap()["finalized"] == 0
 
     again = fresh(job)
     assert again.status == JobStatus.SUCCEEDED
@@ -467,7 +479,7 @@ def test_finalize_happens_once_with_its_side_effects(alice, datasets, small_chun
 def test_best_params_name_the_top_run_overall_and_on_each_dataset(alice, datasets):
     job = make_job(alice, datasets, objective="total_return_pct")
     commit_all_without_finalizing(job)
-    assert services.job_finalize(job_id=job.id) is True
+    assert job_finalize(job_id=job.id) is True
 
     scored = OptimizationRun.objects.filter(job=job, total_return_pct__isnull=False)
     tops = [
@@ -506,7 +518,7 @@ def test_a_job_fails_only_when_the_failed_share_exceeds_the_tolerance(
     grid = {"fast": [5, 10], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}  # 4 of 8 fail
     job = make_job(alice, datasets[:1], grid=grid)
     commit_all_without_finalizing(job)
-    assert services.job_finalize(job_id=job.id) is True
+    assert job_finalize(job_id=job.id) is True
     done = fresh(job)
     assert (done.completed_runs, done.failed_runs, done.status) == (4, 4, status)
     assert done.best_run.params["fast"] == 10  # the best of the runs that succeeded
@@ -525,7 +537,7 @@ def test_a_job_whose_every_run_failed_fails_whatever_the_tolerance(
     cursed_fast(5, 10, 20)
     job = make_job(alice, datasets[:1])
     commit_all_without_finalizing(job)
-    assert services.job_finalize(job_id=job.id) is True
+    assert job_finalize(job_id=job.id) is True
     done = fresh(job)
     assert done.status == JobStatus.FAILED and (done.completed_runs, done.failed_runs) == (0, 12)
     assert done.error.startswith("12 of 12 runs failed (tolerance 100%); first error: ValueError")

@@ -3,8 +3,10 @@
 import pytest
 from django.db import OperationalError
 
-from apps.optimization import services
+from apps.optimization import tasks
 from apps.optimization.models import JobChunk, JobStatus, OptimizationRun
+from apps.optimization.services import sweeps
+from apps.optimization.services.execution import chunk_release
 from apps.optimization.tasks import run_chunk
 from tests.factories import make_job
 
@@ -31,7 +33,7 @@ def test_a_chunk_whose_connection_dies_mid_run_is_released_and_retried(
 ):
     job = make_job(alice, datasets[:1])
     chunk = job.chunks.get()
-    _break_once(monkeypatch, services, "_build_runs")  # after the claim, before the commit
+    _break_once(monkeypatch, sweeps, "chunk_runs")  # after the claim, before the commit
 
     assert run_chunk.apply(args=[chunk.id]).get() == "done"
 
@@ -45,8 +47,8 @@ def test_a_chunk_whose_connection_dies_mid_run_is_released_and_retried(
 def test_a_retry_first_releases_what_a_failed_release_left_running(alice, datasets, monkeypatch):
     job = make_job(alice, datasets[:1])
     chunk = job.chunks.get()
-    _break_once(monkeypatch, services, "_build_runs")
-    releases = _break_once(monkeypatch, services, "chunk_release")  # the database still away
+    _break_once(monkeypatch, sweeps, "chunk_runs")
+    releases = _break_once(monkeypatch, tasks, "chunk_release")  # the database still away
 
     assert run_chunk.apply(args=[chunk.id]).get() == "done"
 
@@ -59,9 +61,9 @@ def test_release_only_gives_back_a_running_chunk_of_that_worker(alice, datasets)
     job = make_job(alice, datasets[:1])
     chunk = job.chunks.get()
     JobChunk.objects.filter(id=chunk.id).update(status=JobChunk.Status.RUNNING, worker="w1@h")
-    assert services.chunk_release(chunk_id=chunk.id, worker="w2@h") is False
-    assert services.chunk_release(chunk_id=chunk.id, worker="w1@h") is True
+    assert chunk_release(chunk_id=chunk.id, worker="w2@h") is False
+    assert chunk_release(chunk_id=chunk.id, worker="w1@h") is True
     chunk.refresh_from_db()
     assert chunk.status == JobChunk.Status.PENDING and chunk.worker == ""
     JobChunk.objects.filter(id=chunk.id).update(status=JobChunk.Status.DONE, worker="w1@h")
-    assert services.chunk_release(chunk_id=chunk.id, worker="w1@h") is False
+    assert chunk_release(chunk_id=chunk.id, worker="w1@h") is False

@@ -7,13 +7,20 @@ import pytest
 from django.db.models import Count
 
 from apps.market.selectors import dataset_market_data
-from apps.optimization import services
 from apps.optimization.models import JobChunk, JobStatus, OptimizationRun
-from apps.optimization.selectors import job_best_runs
+from apps.optimization.selectors.jobs import job_best_runs
+from apps.optimization.services import execution, sweeps
+from apps.optimization.services.execution import (
+    chunk_execute,
+    chunks_reap,
+    chunks_recover_worker,
+)
+from apps.optimization.services.jobs import job_cancel, job_copy, job_start
 from backtestlab.engine import sweep
 from backtestlab.engine.metrics import METRIC_NAMES
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
+from backtestlab.errors import ApplicationError
 from tests.factories import make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
@@ -92,9 +99,9 @@ def test_best_parameters_are_the_top_run_by_the_objective(alice, datasets):
 def test_a_chunk_is_skipped_when_its_job_was_cancelled(alice, datasets, small_chunks):
     job = make_job(alice, datasets)
     chunk_ids = list(job.chunks.order_by("index").values_list("id", flat=True))
-    assert services.chunk_execute(chunk_id=chunk_ids[0]) == "done"
-    services.job_cancel(job=job)
-    assert [services.chunk_execute(chunk_id=c) for c in chunk_ids[1:]] == ["skipped"] * 5
+    assert chunk_execute(chunk_id=chunk_ids[0]) == "done"
+    job_cancel(job=job)
+    assert [chunk_execute(chunk_id=c) for c in chunk_ids[1:]] == ["skipped"] * 5
     job.refresh_from_db()
     assert job.status == JobStatus.CANCELLED
     assert OptimizationRun.objects.filter(job=job).count() == 5
@@ -104,33 +111,33 @@ def test_a_chunk_that_lost_its_claim_stores_nothing(alice, datasets, small_chunk
     """The reaper re-queued the chunk while its first worker was still computing."""
     job = make_job(alice, datasets[:1])
     chunk = job.chunks.order_by("index").first()
-    original = services._build_runs
+    original = sweeps.chunk_runs
 
-    def slow_build(job_, chunk_, params):
-        runs = original(job_, chunk_, params)
+    def slow_build(job_, chunk_):
+        runs = original(job_, chunk_)
         JobChunk.objects.filter(id=chunk_.id).update(status=JobChunk.Status.PENDING)  # reaper
         return runs
 
-    monkeypatch.setattr(services, "_build_runs", slow_build)
-    assert services.chunk_execute(chunk_id=chunk.id) == "lost"
+    monkeypatch.setattr(sweeps, "chunk_runs", slow_build)
+    assert chunk_execute(chunk_id=chunk.id) == "lost"
     assert OptimizationRun.objects.filter(job=job).count() == 0
-    monkeypatch.setattr(services, "_build_runs", original)
-    assert services.chunk_execute(chunk_id=chunk.id) == "done"
+    monkeypatch.setattr(sweeps, "chunk_runs", original)
+    assert chunk_execute(chunk_id=chunk.id) == "done"
     assert OptimizationRun.objects.filter(job=job).count() == 5
 
 
 def test_cancelling_a_finished_job_is_refused(alice, datasets):
     job = make_job(alice, datasets[:1])
     run_all_chunks(job)
-    with pytest.raises(services.ApplicationError) as err:
-        services.job_cancel(job=job)
+    with pytest.raises(ApplicationError) as err:
+        job_cancel(job=job)
     assert err.value.status == 409 and "succeeded" in err.value.message
 
 
 def test_rerun_copies_the_configuration_into_a_new_started_job(alice, datasets):
     job = make_job(alice, datasets[:1])
     run_all_chunks(job)
-    copy = services.job_copy(job=job, user=alice, start=True, rerun=True)
+    copy = job_copy(job=job, user=alice, start=True, rerun=True)
     assert copy.id != job.id and copy.rerun_of_id == job.id
     assert copy.parameter_grid == job.parameter_grid and copy.total_runs == job.total_runs
     assert copy.chunks.count() == job.chunks.count()
@@ -139,12 +146,12 @@ def test_rerun_copies_the_configuration_into_a_new_started_job(alice, datasets):
 
 def test_duplicate_is_not_started_until_start(alice, datasets):
     job = make_job(alice, datasets[:1])
-    dup = services.job_copy(job=job, user=alice, start=False)
+    dup = job_copy(job=job, user=alice, start=False)
     assert dup.chunks.count() == 0 and dup.enqueued_at is None
-    services.job_start(job=dup)
+    job_start(job=dup)
     assert dup.chunks.count() == job.chunks.count() == 1
-    with pytest.raises(services.ApplicationError):
-        services.job_start(job=dup)
+    with pytest.raises(ApplicationError):
+        job_start(job=dup)
 
 
 def test_failing_backtests_are_recorded_and_fail_the_job(alice, datasets, monkeypatch, settings):
@@ -198,13 +205,13 @@ def test_the_reaper_requeues_stale_running_chunks(
     )
     from unittest import mock
 
-    with mock.patch.object(services, "chunks_enqueue") as enqueue:
-        stats = services.chunks_reap()
+    with mock.patch.object(execution, "chunks_enqueue") as enqueue:
+        stats = chunks_reap()
     assert stats["reset"] == 1
     assert chunk.id in enqueue.call_args[0][0]
     chunk.refresh_from_db()
     assert chunk.status == JobChunk.Status.PENDING and chunk.worker == ""
-    assert services.chunk_execute(chunk_id=chunk.id) == "done"
+    assert chunk_execute(chunk_id=chunk.id) == "done"
 
 
 def test_a_restarted_worker_requeues_the_chunks_it_held(alice, datasets):
@@ -213,9 +220,9 @@ def test_a_restarted_worker_requeues_the_chunks_it_held(alice, datasets):
     job = make_job(alice, datasets[:1])
     chunk = job.chunks.order_by("index").first()
     JobChunk.objects.filter(id=chunk.id).update(status=JobChunk.Status.RUNNING, worker="w9@host")
-    with mock.patch.object(services, "chunks_enqueue") as enqueue:
-        assert services.chunks_recover_worker(worker="w8@host") == 0
-        assert services.chunks_recover_worker(worker="w9@host") == 1
+    with mock.patch.object(execution, "chunks_enqueue") as enqueue:
+        assert chunks_recover_worker(worker="w8@host") == 0
+        assert chunks_recover_worker(worker="w9@host") == 1
     enqueue.assert_called_once_with([chunk.id])
 
 
@@ -225,12 +232,12 @@ def test_the_reaper_finalizes_a_job_whose_finisher_died(alice, datasets):
     job = make_job(alice, datasets[:1])
     run_all_chunks(job)
     OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, best_params=None)
-    assert services.chunks_reap()["finalized"] == 1
+    assert chunks_reap()["finalized"] == 1
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED
     top = OptimizationRun.objects.filter(job=job).order_by("-sharpe", "id").first()  # objective
     assert job.best_params["overall"]["params"] == top.params and job.best_run_id == top.id
-    assert services.chunks_reap()["finalized"] == 0
+    assert chunks_reap()["finalized"] == 0
 
 
 def test_grid_indexes_decode_in_the_strategys_parameter_order(alice, datasets):

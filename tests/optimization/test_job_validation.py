@@ -3,6 +3,7 @@
 import pytest
 
 from apps.optimization.models import JobChunk, OptimizationJob
+from apps.optimization.services.jobs import job_create
 from backtestlab.errors import ApplicationError
 from tests.factories import make_job
 
@@ -42,9 +43,9 @@ def test_a_bad_grid_is_refused(alice, datasets, grid, field, message):
 
 def test_an_empty_grid_is_refused(alice, datasets):
     with pytest.raises(ApplicationError) as err:
-        from apps.optimization import services
+        from apps.optimization.services.jobs import job_create
 
-        services.job_create(
+        job_create(
             user=alice, name="x", strategy="sma_cross", dataset_ids=[datasets[0].id],
             parameter_grid={},
         )  # fmt: skip
@@ -57,10 +58,9 @@ def test_an_unknown_strategy_gets_a_suggestion(alice, datasets):
 
 
 def test_an_unknown_dataset_is_refused(alice, datasets):
-    from apps.optimization import services
 
     with pytest.raises(ApplicationError) as err:
-        services.job_create(
+        job_create(
             user=alice, name="x", strategy="sma_cross", dataset_ids=[987654],
             parameter_grid={"fast": [5]},
         )  # fmt: skip

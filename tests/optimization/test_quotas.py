@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from apps.optimization import services
 from apps.optimization.models import OptimizationJob
+from apps.optimization.services.jobs import job_cancel, job_copy
 from backtestlab.errors import ApplicationError
 from tests.factories import make_job
 
@@ -26,7 +26,7 @@ def test_too_many_active_jobs_are_refused_with_429(alice, bob, datasets, setting
     assert err.value.status == 429 and "limit 2" in err.value.message
     assert OptimizationJob.objects.count() == 2
     make_job(bob, datasets[:1], name="bob's own")  # the limit is per user
-    services.job_cancel(job=first)
+    job_cancel(job=first)
     make_job(alice, datasets[:1], name="three, after a cancel")
     assert OptimizationJob.objects.filter(created_by=alice).count() == 3
 
@@ -52,8 +52,8 @@ def test_a_rerun_counts_against_the_quota(alice, datasets, settings):
     settings.BACKTESTLAB = {**settings.BACKTESTLAB, "MAX_ACTIVE_JOBS_PER_USER": 1}
     job = make_job(alice, datasets[:1])
     with pytest.raises(ApplicationError):
-        services.job_copy(job=job, user=alice, start=True, rerun=True)
-    services.job_copy(job=job, user=alice, start=False)  # a duplicate does not run
+        job_copy(job=job, user=alice, start=True, rerun=True)
+    job_copy(job=job, user=alice, start=False)  # a duplicate does not run
     assert OptimizationJob.objects.count() == 2
 
 

@@ -2,8 +2,9 @@
 
 import pytest
 
-from apps.optimization import results
 from apps.optimization.models import JobStatus
+from apps.optimization.selectors.heatmap import heatmap_options, job_heatmap
+from apps.optimization.selectors.slices import grid_strides
 from backtestlab.errors import ApplicationError
 from tests.results_data import (
     SEED_GRID,
@@ -25,7 +26,7 @@ def win_rate(d, gi, params):
 
 
 def heatmap(job, **query):
-    return results.job_heatmap(job=job, options=results.heatmap_options(job, query))
+    return job_heatmap(job=job, options=heatmap_options(job, query))
 
 
 def values(hm):
@@ -166,7 +167,7 @@ def test_a_group_parameter_can_be_an_axis(alice, datasets):
 )
 def test_bad_choices_name_what_is_allowed(job, query, field, words):
     with pytest.raises(ApplicationError) as exc:
-        results.heatmap_options(job, query)
+        heatmap_options(job, query)
     assert exc.value.field == field and words in exc.value.message
 
 
@@ -181,7 +182,7 @@ def test_grid_positions_match_the_engines_decoding():
     from backtestlab.engine import sweep
 
     grid = {"a": [1, 2, 3], "b": [True, False], "c": ["x", "y", "z", "w"]}
-    strides = results.grid_strides(grid)
+    strides = grid_strides(grid)
     for gi in range(sweep.grid_size(grid)):
         params = sweep.params_at(grid, gi)
         for name, vals in grid.items():

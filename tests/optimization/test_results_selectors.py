@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 
 from apps.market.selectors import dataset_market_data
-from apps.optimization import results
+from apps.optimization import gateway
+from apps.optimization.selectors.export import job_export_csv_lines, job_export_json_chunks
+from apps.optimization.selectors.runs import downsample_indices, run_backtest_detail
+from apps.optimization.selectors.sensitivity import job_sensitivity
 from apps.strategies.models import StrategyConfig
-from apps.strategies.selectors import strategy_config_current
+from apps.strategies.selectors.best_table import improvement_pct, job_best_table, production_metrics
+from apps.strategies.selectors.configs import strategy_config_current
 from backtestlab.engine.metrics import METRIC_NAMES, compute
 from backtestlab.engine.strategies import Costs, get_strategy
 from tests.factories import make_job, run_all_chunks
@@ -20,7 +24,7 @@ pytestmark = pytest.mark.django_db
 def test_the_best_table_orders_by_the_objective_and_breaks_ties_by_run_id(alice, datasets):
     sharpe = [1.0, 3.0, 2.0, 3.0, None, 0.5, 3.0, 2.0, 1.0, 1.0, 0.0, -1.0]
     job = job_with_runs(alice, datasets[:1], lambda d, gi, p: {"sharpe": sharpe[gi]})
-    (section,) = results.job_best_table(job=job, limit=5)
+    (section,) = job_best_table(job=job, limit=5)
     got = [(r["run"].grid_index, r["value"]) for r in section["rows"]]
     assert got == [(1, 3.0), (3, 3.0), (6, 3.0), (2, 2.0), (7, 2.0)]
     assert section["production"] is None
@@ -31,7 +35,7 @@ def test_the_best_table_has_one_section_per_dataset_and_group(alice, datasets):
     job = job_with_runs(
         alice, datasets, seed_metrics, grid=SEED_GRID, strategy="smc_zones", objective="win_rate"
     )
-    table = results.job_best_table(job=job, limit=3)
+    table = job_best_table(job=job, limit=3)
     assert [(s["slice"].dataset.symbol, s["slice"].group_label) for s in table] == [
         ("BTC", "imbalance"), ("BTC", "order_block"), ("ETH", "imbalance"), ("ETH", "order_block"),
     ]  # fmt: skip
@@ -68,7 +72,7 @@ def test_production_parameters_are_measured_on_the_same_data_and_compared(alice,
     StrategyConfig.objects.create(
         strategy="sma_cross", symbol="BTC", timeframe="1h", version=1, params=params
     )
-    (section,) = results.job_best_table(job=job, limit=3)
+    (section,) = job_best_table(job=job, limit=3)
     production = section["production"]
     expected = engine_metrics(job, datasets[0], params)["total_return_pct"]
     assert production["version"] == 1 and np.isclose(production["value"], expected, rtol=1e-9)
@@ -83,9 +87,9 @@ def test_production_metrics_are_cached_per_job_and_config_version(alice, dataset
     config = StrategyConfig.objects.create(
         strategy="sma_cross", symbol="BTC", timeframe="1h", version=1, params={"fast": 7}
     )
-    first = results.production_metrics(job, datasets[0], config)
-    monkeypatch.setattr(results, "compute", lambda *a: pytest.fail("recomputed"))
-    assert results.production_metrics(job, datasets[0], config) is first
+    first = production_metrics(job, datasets[0], config)
+    monkeypatch.setattr(gateway, "compute", lambda *a: pytest.fail("recomputed"))
+    assert production_metrics(job, datasets[0], config) is first
 
 
 def test_invalid_production_parameters_are_reported_not_raised(alice, datasets):
@@ -94,16 +98,16 @@ def test_invalid_production_parameters_are_reported_not_raised(alice, datasets):
     StrategyConfig.objects.create(
         strategy="sma_cross", symbol="BTC", timeframe="1h", version=4, params={"fats": 7}
     )
-    (section,) = results.job_best_table(job=job)
+    (section,) = job_best_table(job=job)
     assert "invalid parameters" in section["production"]["error"]
     assert section["production"]["value"] is None
 
 
 def test_improvement_respects_the_metrics_direction():
-    assert results.improvement_pct(12.0, 10.0, "sharpe") == pytest.approx(20.0)
-    assert results.improvement_pct(8.0, -10.0, "total_return_pct") == pytest.approx(180.0)
-    assert results.improvement_pct(2.0, 4.0, "max_consec_losses") == pytest.approx(50.0)
-    assert results.improvement_pct(2.0, 0.0, "sharpe") is None
+    assert improvement_pct(12.0, 10.0, "sharpe") == pytest.approx(20.0)
+    assert improvement_pct(8.0, -10.0, "total_return_pct") == pytest.approx(180.0)
+    assert improvement_pct(2.0, 4.0, "max_consec_losses") == pytest.approx(50.0)
+    assert improvement_pct(2.0, 0.0, "sharpe") is None
 
 
 def test_sensitivity_slices_through_the_best_run(alice, datasets):
@@ -112,7 +116,7 @@ def test_sensitivity_slices_through_the_best_run(alice, datasets):
         return {"win_rate": float(10 * f + 3 * s + sl), "sharpe": 0.1 * gi}
 
     job = job_with_runs(alice, datasets[:1], metrics, objective="win_rate")
-    data = results.job_sensitivity(job=job)
+    data = job_sensitivity(job=job)
     assert data["run"]["params"] == {"fast": 20, "slow": 60, "sl_pct": 2.0, "rr": 2.0}
     by_name = {p["name"]: p for p in data["parameters"]}
     assert list(by_name) == ["fast", "slow", "sl_pct"]  # rr has one value
@@ -121,21 +125,21 @@ def test_sensitivity_slices_through_the_best_run(alice, datasets):
     assert [pt["metric"] for pt in by_name["slow"]["points"]] == [21, 24]
     assert [pt["metric"] for pt in by_name["sl_pct"]["points"]] == [23, 24]
     assert by_name["fast"]["neighbour_drop_pct"] == pytest.approx(100 * 10 / 24)
-    other = results.job_sensitivity(job=job, metric="sharpe")
+    other = job_sensitivity(job=job, metric="sharpe")
     fast = [pt["metric"] for pt in {p["name"]: p for p in other["parameters"]}["fast"]["points"]]
     assert np.allclose(fast, [0.3, 0.7, 1.1])
 
 
 def test_sensitivity_of_a_job_without_runs_is_empty(alice, datasets):
     job = make_job(alice, datasets[:1])
-    assert results.job_sensitivity(job=job)["run"] is None
+    assert job_sensitivity(job=job)["run"] is None
 
 
 def test_run_detail_recomputes_the_stored_metrics(alice, datasets):
     job = make_job(alice, datasets[:1])
     run_all_chunks(job)
     run = job.runs.order_by("-n_trades").first()
-    detail = results.run_backtest_detail(run, max_points=500)
+    detail = run_backtest_detail(run, max_points=500)
     for name in METRIC_NAMES:
         stored = getattr(run, name)
         if stored is None:
@@ -161,22 +165,22 @@ def test_downsampling_keeps_peaks_troughs_and_ends():
     equity = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 50_000)))
     peak = np.maximum.accumulate(equity)
     drawdown = (equity / peak - 1) * 100
-    idx = results.downsample_indices(equity, drawdown, 2000)
+    idx = downsample_indices(equity, drawdown, 2000)
     assert len(idx) <= 2000 and idx[0] == 0 and idx[-1] == len(equity) - 1
     assert np.all(np.diff(idx) > 0)
     assert equity[idx].max() == equity.max() and drawdown[idx].min() == drawdown.min()
-    assert len(results.downsample_indices(equity[:10], drawdown[:10], 2000)) == 10
+    assert len(downsample_indices(equity[:10], drawdown[:10], 2000)) == 10
 
 
 def test_export_rows_have_params_in_grid_order_and_every_metric(alice, datasets):
     job = job_with_runs(alice, datasets, lambda d, gi, p: None if gi == 5 else {"sharpe": gi})
-    lines = list(results.job_export_csv_lines(job))
+    lines = list(job_export_csv_lines(job))
     header = lines[0].strip().split(",")
     assert header == ["run_id", "dataset", "fast", "slow", "sl_pct", "rr", "status", *METRIC_NAMES]
     assert len(lines) == 1 + 24
     first = lines[1].strip().split(",")
     assert first[1] == datasets[0].name and first[2:7] == ["5", "30", "1.0", "2.0", "succeeded"]
     assert lines[6].strip().split(",")[6] == "failed"
-    body = json.loads("".join(results.job_export_json_chunks(job)))
+    body = json.loads("".join(job_export_json_chunks(job)))
     assert len(body) == 24 and list(body[0]["params"]) == ["fast", "slow", "sl_pct", "rr"]
     assert body[0]["sharpe"] == 0 and body[5]["sharpe"] is None

@@ -3,8 +3,9 @@
 import pytest
 from rest_framework.test import APIClient
 
-from apps.strategies import services
 from apps.strategies.models import ParameterChange, StrategyConfig
+from apps.strategies.services import apply
+from apps.strategies.services.apply import apply_plan, run_apply_to_production
 from backtestlab.errors import ApplicationError
 from tests.strategies.conftest import approve, grant, ranked
 
@@ -21,7 +22,7 @@ def test_an_approved_better_run_is_applied_as_the_next_version(alice, sweep, wea
     alice = grant(alice)
     approve("PILOT")
     best = ranked(sweep)[0]
-    answer = services.run_apply_to_production(
+    answer = run_apply_to_production(
         run=best, user=alice, dry_run=False, reason="weekly", expected_version=1
     )
     assert answer["applied"] and answer["version"] == 2
@@ -40,21 +41,21 @@ def test_a_strategy_still_in_research_is_refused_and_nothing_is_written(
     alice = grant(alice)
     approve("RESEARCH")
     with pytest.raises(ApplicationError) as exc:
-        services.run_apply_to_production(run=ranked(sweep)[0], user=alice, dry_run=False)
+        run_apply_to_production(run=ranked(sweep)[0], user=alice, dry_run=False)
     assert exc.value.field == "stage" and "RESEARCH" in exc.value.message
     assert StrategyConfig.objects.count() == 1 and ParameterChange.objects.count() == 0
 
 
 def test_a_strategy_never_evaluated_is_refused(alice, sweep, weak_production):
     with pytest.raises(ApplicationError, match="not been evaluated"):
-        services.run_apply_to_production(run=ranked(sweep)[0], user=grant(alice), dry_run=False)
+        run_apply_to_production(run=ranked(sweep)[0], user=grant(alice), dry_run=False)
 
 
 def test_the_allowed_stages_are_configurable(alice, sweep, weak_production, settings):
     settings.BACKTESTLAB = {**settings.BACKTESTLAB, "APPLY_ALLOWED_STAGES": ("PRODUCTION",)}
     approve("PILOT")
     with pytest.raises(ApplicationError, match="allowed: PRODUCTION"):
-        services.run_apply_to_production(run=ranked(sweep)[0], user=grant(alice), dry_run=False)
+        run_apply_to_production(run=ranked(sweep)[0], user=grant(alice), dry_run=False)
 
 
 def test_an_improvement_below_the_threshold_is_refused(alice, sweep):
@@ -64,7 +65,7 @@ def test_an_improvement_below_the_threshold_is_refused(alice, sweep):
     )
     approve("PRODUCTION")
     with pytest.raises(ApplicationError) as exc:
-        services.run_apply_to_production(run=best, user=grant(alice), dry_run=False)
+        run_apply_to_production(run=best, user=grant(alice), dry_run=False)
     assert exc.value.field == "improvement" and "+0.0 %" in exc.value.message
     assert "at least 5 %" in exc.value.message
     assert StrategyConfig.objects.count() == 1 and ParameterChange.objects.count() == 0
@@ -73,7 +74,7 @@ def test_an_improvement_below_the_threshold_is_refused(alice, sweep):
 def test_a_dry_run_returns_the_diff_and_writes_nothing(alice, sweep, weak_production):
     approve("PILOT")
     best = ranked(sweep)[0]
-    answer = services.run_apply_to_production(run=best, user=grant(alice), dry_run=True)
+    answer = run_apply_to_production(run=best, user=grant(alice), dry_run=True)
     assert answer["dry_run"] and not answer["applied"] and answer["to_version"] == 2
     worst = ranked(sweep)[-1]  # production v1 holds the worst run's parameters
     assert answer["diff"] == {
@@ -93,7 +94,7 @@ def test_a_dry_run_returns_the_diff_and_writes_nothing(alice, sweep, weak_produc
 def test_a_stale_expected_version_is_a_409(alice, sweep, weak_production):
     approve("PILOT")
     with pytest.raises(ApplicationError) as exc:
-        services.run_apply_to_production(
+        run_apply_to_production(
             run=ranked(sweep)[0], user=grant(alice), dry_run=False, expected_version=0
         )
     assert exc.value.status == 409 and StrategyConfig.objects.count() == 1
@@ -104,7 +105,7 @@ def test_restoring_an_old_version_writes_it_as_a_new_one_and_the_bot_reads_it(
 ):
     alice = grant(alice)
     approve("PILOT")
-    services.run_apply_to_production(run=ranked(sweep)[0], user=alice, dry_run=False)
+    run_apply_to_production(run=ranked(sweep)[0], user=alice, dry_run=False)
     api = api_for(alice)
     bot = api.get("/api/strategies/sma_cross/config?symbol=BTC&timeframe=1h").json()
     assert bot["version"] == 2
@@ -208,7 +209,7 @@ def test_an_apply_losing_the_race_on_the_version_insert_is_a_409(
     race on PostgreSQL is tests/integration/test_production_postgres.py)."""
     alice = grant(alice)
     approve("PILOT")
-    real_plan = services.apply_plan
+    real_plan = apply_plan
 
     def plan_then_someone_else_applies(**kwargs):
         plan = real_plan(**kwargs)
@@ -217,10 +218,8 @@ def test_an_apply_losing_the_race_on_the_version_insert_is_a_409(
         )
         return plan
 
-    monkeypatch.setattr(services, "apply_plan", plan_then_someone_else_applies)
+    monkeypatch.setattr(apply, "apply_plan", plan_then_someone_else_applies)
     with pytest.raises(ApplicationError) as exc:
-        services.run_apply_to_production(
-            run=ranked(sweep)[0], user=alice, dry_run=False, expected_version=1
-        )
+        run_apply_to_production(run=ranked(sweep)[0], user=alice, dry_run=False, expected_version=1)
     assert exc.value.status == 409 and "meanwhile" in exc.value.message
     assert ParameterChange.objects.count() == 0

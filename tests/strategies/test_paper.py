@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.strategies.models import PaperBook, PaperTrade, RiskConfig, RiskDecision, StrategyConfig
-from apps.strategies.paper import paper_book_step, paper_books_step
+from apps.strategies.services.paper import paper_book_step, paper_books_step
 
 pytestmark = pytest.mark.django_db
 

@@ -20,8 +20,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from apps.strategies import services
 from apps.strategies.models import AuditEntry, ParameterChange, RiskConfig, StrategyConfig
+from apps.strategies.services.apply import (
+    can_apply,
+    run_apply_to_production,
+    strategy_config_restore,
+)
+from apps.strategies.services.risk_configs import risk_config_update
 from backtestlab.errors import ApplicationError
 from tests.strategies.conftest import approve, grant, ranked
 
@@ -224,7 +229,7 @@ def test_auto_apply_acts_with_the_template_owners_permission(people, datasets, n
     import datetime as dt
 
     from apps.optimization.models import JobTemplate
-    from apps.optimization.schedules import template_fire, template_schedule_ensure
+    from apps.optimization.services.schedules import template_fire, template_schedule_ensure
     from tests.factories import SMALL_GRID, run_all_chunks
 
     owner = actor(people, name, allowed)
@@ -268,10 +273,10 @@ def test_the_apply_service_refuses_an_anonymous_user_but_not_the_system(prod):
     run = ranked(prod)[0]
     for dry_run in (True, False):
         with pytest.raises(ApplicationError) as exc:
-            services.run_apply_to_production(run=run, user=AnonymousUser(), dry_run=dry_run)
+            run_apply_to_production(run=run, user=AnonymousUser(), dry_run=dry_run)
         assert exc.value.status == 403 and FORBIDDEN in exc.value.message
     assert_nothing_written()
-    answer = services.run_apply_to_production(run=run, user=None, dry_run=False)
+    answer = run_apply_to_production(run=run, user=None, dry_run=False)
     assert answer["version"] == 2
     assert_applied(run=run, user=None, source="api")
 
@@ -279,7 +284,7 @@ def test_the_apply_service_refuses_an_anonymous_user_but_not_the_system(prod):
 @pytest.mark.parametrize("name", PERSONAS)
 def test_even_a_dry_run_needs_the_permission(people, prod, name):
     with pytest.raises(ApplicationError) as exc:
-        services.run_apply_to_production(
+        run_apply_to_production(
             run=ranked(prod)[0], user=people[name], dry_run=True, record_proposal=True
         )
     assert exc.value.status == 403
@@ -287,15 +292,15 @@ def test_even_a_dry_run_needs_the_permission(people, prod, name):
 
 
 def test_can_apply_is_the_permission_and_nothing_else(people, django_user_model):
-    assert not services.can_apply(None) and not services.can_apply(AnonymousUser())
-    assert not any(services.can_apply(u) for u in people.values())
-    assert services.can_apply(grant(people["charlie"]))
+    assert not can_apply(None) and not can_apply(AnonymousUser())
+    assert not any(can_apply(u) for u in people.values())
+    assert can_apply(grant(people["charlie"]))
     root = django_user_model.objects.create_superuser("root", password="root-pw-123")
-    assert services.can_apply(root)
+    assert can_apply(root)
     inactive = grant(people["bob"])
     inactive.is_active = False
     inactive.save()
-    assert not services.can_apply(type(inactive).objects.get(pk=inactive.pk))
+    assert not can_apply(type(inactive).objects.get(pk=inactive.pk))
 
 
 # --- restore ---
@@ -360,24 +365,24 @@ def test_the_restore_service_checks_the_permission_itself(people, two_versions, 
     user = actor(people, name, allowed)
     kwargs = dict(**KEY, version=1, user=user, source="command")
     if allowed:
-        answer = services.strategy_config_restore(**kwargs)
+        answer = strategy_config_restore(**kwargs)
         assert answer["version"] == 3 and answer["applied"]
         assert_restored(
             user=user, source="command", v1=two_versions[0], v2=two_versions[1], reason=""
         )
     else:
         with pytest.raises(ApplicationError) as exc:
-            services.strategy_config_restore(**kwargs)
+            strategy_config_restore(**kwargs)
         assert exc.value.status == 403 and FORBIDDEN in exc.value.message
         assert_not_restored()
 
 
 def test_the_restore_service_refuses_an_anonymous_user_but_not_the_system(two_versions):
     with pytest.raises(ApplicationError) as exc:
-        services.strategy_config_restore(**KEY, version=1, user=AnonymousUser())
+        strategy_config_restore(**KEY, version=1, user=AnonymousUser())
     assert exc.value.status == 403
     assert_not_restored()
-    assert services.strategy_config_restore(**KEY, version=1, user=None)["version"] == 3
+    assert strategy_config_restore(**KEY, version=1, user=None)["version"] == 3
     assert_restored(user=None, source="api", v1=two_versions[0], v2=two_versions[1], reason="")
 
 
@@ -385,7 +390,7 @@ def test_the_restore_permission_is_checked_before_anything_is_revealed(staff, tw
     """Without the permission a restore of a missing key or version is a 403, not a 404/400."""
     for kwargs in ({**KEY, "symbol": "ETH", "version": 1}, {**KEY, "version": 9}):
         with pytest.raises(ApplicationError) as exc:
-            services.strategy_config_restore(**kwargs, user=staff)
+            strategy_config_restore(**kwargs, user=staff)
         assert exc.value.status == 403
 
 
@@ -438,11 +443,11 @@ def test_the_risk_permission_does_not_open_production_parameters(two_versions, a
 
 def test_the_risk_service_refuses_an_anonymous_user_but_not_the_system():
     with pytest.raises(ApplicationError) as exc:
-        services.risk_config_update(
+        risk_config_update(
             strategy="options_selector", data={"enabled": False}, user=AnonymousUser()
         )
     assert exc.value.status == 403 and RiskConfig.objects.count() == 0
-    obj = services.risk_config_update(
+    obj = risk_config_update(
         strategy="options_selector", data={"enabled": False}, user=None, source="command"
     )
     assert obj.enabled is False and obj.updated_by is None

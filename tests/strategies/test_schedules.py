@@ -5,7 +5,11 @@ import datetime as dt
 import pytest
 
 from apps.optimization.models import JobTemplate, OptimizationJob, TemplateFiring
-from apps.optimization.schedules import template_fire, template_schedule_ensure, template_slot
+from apps.optimization.services.schedules import (
+    template_fire,
+    template_schedule_ensure,
+    template_slot,
+)
 from apps.optimization.tasks import fire_template
 from apps.strategies.models import ParameterChange, StrategyConfig
 from tests.factories import SMALL_GRID, run_all_chunks

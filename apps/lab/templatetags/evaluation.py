@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import template
 
 from apps.lab.evaluation_charts import fan_chart_svg, histogram_svg
-from apps.optimization.evaluation_api import job_evaluation_data
+from apps.strategies.selectors.evaluation import job_evaluation_data
 
 register = template.Library()
 

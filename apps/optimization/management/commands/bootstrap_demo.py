@@ -8,8 +8,8 @@ from django.core.management.base import BaseCommand
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
-from apps.optimization import services
 from apps.optimization.models import OptimizationJob
+from apps.optimization.services.jobs import job_create
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 symbol="BTC", timeframe="1h", kind=Dataset.Kind.CANDLES
             ).first()
             if dataset:
-                job = services.job_create(
+                job = job_create(
                     user=admin,
                     name="Demo: BTC 1h SMA crossover sweep",
                     description="Created by make run: 900 combinations of sma_cross.",

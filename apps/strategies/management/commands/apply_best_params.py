@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.optimization.models import OptimizationJob
-from apps.strategies.auto_tuner import apply_best_params
+from apps.strategies.services.auto_tuner import apply_best_params
 from backtestlab.errors import ApplicationError
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
-from apps.strategies import approval_services
+from apps.strategies.services import approval as approval_services
 from backtestlab.engine.evaluation.approval import summary_lines
 from backtestlab.errors import ApplicationError
 

@@ -23,8 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.strategies.models import PaperBook, PaperTrade, RiskDecision
-from apps.strategies.selectors import strategy_config_current
-from apps.strategies.services import risk_config_for
+from apps.strategies.selectors.configs import risk_config_for, strategy_config_current
 from backtestlab.engine import synthetic
 from backtestlab.engine.risk import RiskManager, RiskTrade, risk_filter
 from backtestlab.engine.strategies import get_strategy

@@ -1,9 +1,9 @@
-"""API routes of the evaluation layer (included before the router: "jobs/monte_carlo/" would
-otherwise be read as the job with pk "monte_carlo")."""
+"""API routes of the evaluation layer (the project includes them before the optimization
+router: "jobs/monte_carlo/" would otherwise be read as the job with pk "monte_carlo")."""
 
 from django.urls import path
 
-from apps.optimization import evaluation_api as v
+from apps.strategies import evaluation_api as v
 
 urlpatterns = [
     path("jobs/monte_carlo/", v.MonteCarloJobCreateView.as_view(), name="api-job-monte-carlo"),

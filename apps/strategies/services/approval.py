@@ -18,9 +18,10 @@ import math
 
 import numpy as np
 
-from apps.optimization.evaluation_jobs import _clean, _job_data, run_backtest
+from apps.optimization.gateway import job_data, json_safe, run_backtest
 from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
-from apps.strategies.models import ApprovalConfig, StrategyApproval
+from apps.strategies.models import StrategyApproval
+from apps.strategies.selectors.approvals import approval_config_current
 from backtestlab.engine import sweep
 from backtestlab.engine.data import MarketData
 from backtestlab.engine.evaluation import approval as engine_approval
@@ -37,11 +38,6 @@ from backtestlab.engine.metrics import METRICS
 from backtestlab.errors import ApplicationError
 
 WALK_FORWARD_MAX_GRID = 5000
-
-
-def approval_config_current() -> ApprovalConfig | None:
-    """The active ApprovalConfig with the highest id; None = the seed's defaults."""
-    return ApprovalConfig.objects.filter(is_active=True).order_by("-id").first()
 
 
 def _regimes(ctx, result, cfg) -> tuple[RegimeCoverage, dict]:
@@ -97,7 +93,7 @@ def _walk_forward(run: OptimizationRun, strategy, costs, cfg) -> tuple[bool, dic
         grid = job.grid
         if sweep.grid_size(grid) > WALK_FORWARD_MAX_GRID:
             return False, {"error": "grid too large to walk forward on demand; run a job"}
-        data, companions = _job_data(job, run.dataset, strategy)
+        data, companions = job_data(job, run.dataset, strategy)
         try:
             res = walk_forward.walk_forward(
                 strategy, data, sweep.params_range(grid, 0, sweep.grid_size(grid)), costs,
@@ -171,10 +167,10 @@ def strategy_evaluate(
         params=run.params,
         stage=decision.stage,
         reason=decision.reason,
-        rules=_clean(list(decision.rules)),
-        summary=_clean(summary),
-        gates=_clean(gates),
-        config=_clean(cfg.as_dict()),
+        rules=json_safe(list(decision.rules)),
+        summary=json_safe(summary),
+        gates=json_safe(gates),
+        config=json_safe(cfg.as_dict()),
         config_ref=config_row,
         trigger=trigger,
         created_by=user if getattr(user, "is_authenticated", False) else None,
@@ -200,25 +196,3 @@ def job_evaluation_run(job: OptimizationJob) -> OptimizationRun:
 
 def job_evaluate(*, job: OptimizationJob, trigger: str, user=None) -> StrategyApproval:
     return strategy_evaluate(run=job_evaluation_run(job), trigger=trigger, user=user, job=job)
-
-
-def approval_as_dict(a: StrategyApproval | None) -> dict | None:
-    if a is None:
-        return None
-    return {
-        "id": a.id, "strategy": a.strategy, "job": a.job_id, "run": a.run_id,
-        "params": a.params, "stage": a.stage, "reason": a.reason, "rules": a.rules,
-        "summary": a.summary, "gates": a.gates, "config": a.config, "trigger": a.trigger,
-        "created_by": a.created_by.username if a.created_by else None,
-        "created_at": a.created_at.isoformat(),
-    }  # fmt: skip
-
-
-def approvals_visible(user, strategy: str):
-    """Approvals of a strategy whose job this user may see (staff: all)."""
-    from apps.optimization.selectors import jobs_visible_to
-
-    qs = StrategyApproval.objects.filter(strategy=strategy).select_related("created_by")
-    if getattr(user, "is_staff", False):
-        return qs
-    return qs.filter(job__in=jobs_visible_to(user))

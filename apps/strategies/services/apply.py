@@ -1,23 +1,4 @@
-"""Writes of production parameters: the one apply service and everything that goes through it.
-
-:func:`run_apply_to_production` is the only writer of StrategyConfig versions from a run; the
-best table's Apply button, the admin action, the REST API, ``manage.py apply_best_params`` and
-the scheduled sweeps' auto-apply all call it. Gates, in order, each refused with a reason and
-nothing written:
-
-1. permission ``strategies.apply_parameters`` (403; ``user=None`` is the system: the command
-   line or a template whose owner was checked by the caller);
-2. optimistic concurrency: ``expected_version`` must be the current version (409);
-3. the strategy's latest approval stage is one of ``APPLY_ALLOWED_STAGES`` (default PILOT,
-   PRODUCTION);
-4. the run beats the current parameters on the job's objective, measured on the same dataset,
-   date range and costs, by at least ``min_improvement_pct`` (default 5 %). With no version
-   yet, the baseline is the strategy's default parameters (what a bot runs without a config).
-
-The write inserts version ``expected + 1``; the unique (strategy, symbol, timeframe, pattern,
-version) constraint makes two applies based on the same version give one row and one 409,
-on PostgreSQL too (the second insert waits for the first transaction, then fails).
-"""
+"""Writes of production parameters: the one apply service and everything that goes through it."""
 
 from __future__ import annotations
 
@@ -28,24 +9,28 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from apps.optimization.gateway import finite_or_none, json_safe, params_backtest, result_metrics
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import job_best_runs
+from apps.optimization.selectors.slices import format_value, job_slices
 from apps.strategies.models import (
-    AuditEntry,
     ParameterChange,
-    RiskConfig,
     StrategyApproval,
     StrategyConfig,
 )
-from apps.strategies.selectors import strategy_config_current
-from backtestlab.engine.metrics import METRICS, compute
+from apps.strategies.selectors.best_table import improvement_pct, production_metrics
+from apps.strategies.selectors.configs import strategy_config_current
+from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import STRATEGIES, get_strategy
-from backtestlab.engine.strategies.base import Costs, ParameterError
+from backtestlab.engine.strategies.base import ParameterError
 from backtestlab.errors import ApplicationError
 
 APPLY_PERMISSION = "strategies.apply_parameters"
-RISK_PERMISSION = "strategies.change_riskconfig"
+
 DEFAULT_ALLOWED_STAGES = ("PILOT", "PRODUCTION")
+
 DEFAULT_MIN_IMPROVEMENT_PCT = 5.0
+
 SOURCES = ("page", "api", "admin", "command", "beat")
 
 
@@ -63,7 +48,7 @@ def can_apply(user) -> bool:
     return bool(user is not None and user.is_authenticated and user.has_perm(APPLY_PERMISSION))
 
 
-def _permission_check(user) -> None:
+def permission_check(user) -> None:
     if user is not None and not can_apply(user):
         raise ApplicationError(
             "you may not apply parameters to production: the strategies.apply_parameters "
@@ -91,8 +76,6 @@ def run_target(run: OptimizationRun) -> dict[str, str]:
 
 
 def _fmt(value: Any) -> str:
-    from apps.optimization.results import format_value
-
     return format_value(value)
 
 
@@ -100,26 +83,16 @@ def latest_stage(strategy: str) -> StrategyApproval | None:
     return StrategyApproval.objects.filter(strategy=strategy).order_by("-created_at", "-id").first()
 
 
-def _finite(v) -> float | None:
-    return float(v) if v is not None and math.isfinite(float(v)) else None
-
-
 def _baseline(job: OptimizationJob, run: OptimizationRun, config: StrategyConfig | None) -> dict:
     """Metrics of the production parameters (or the defaults) on the run's data."""
-    from apps.optimization.results import _prepared_context, production_metrics
-
     if config is not None:
         return production_metrics(job, run.dataset, config)
-    strategy = get_strategy(job.strategy)
-    params = strategy.parameter_space().validate_params({})
-    result = strategy.run(_prepared_context(job, run.dataset, strategy), params, Costs(**job.costs))
-    metrics = {n: _finite(v) for n, v in compute(result).as_dict().items()}
+    params = get_strategy(job.strategy).parameter_space().validate_params({})
+    metrics = result_metrics(params_backtest(job, run.dataset, params))
     return {"params": params, "metrics": metrics, "error": ""}
 
 
 def _improvement(value: float | None, baseline: float | None, objective: str) -> float | None:
-    from apps.optimization.results import improvement_pct
-
     return improvement_pct(value, baseline, objective)
 
 
@@ -191,7 +164,7 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
     baseline = _baseline(job, run, current)
     objective = job.objective
     old_value = baseline["metrics"].get(objective)
-    new_value = _finite(getattr(run, objective))
+    new_value = finite_or_none(getattr(run, objective))
     improvement = _improvement(new_value, old_value, objective)
     approval = latest_stage(target["strategy"])
     stage = approval.stage if approval else ""
@@ -235,7 +208,7 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
         new_value=new_value,
         improvement_pct=improvement,
         old_metrics=baseline["metrics"],
-        new_metrics={n: _finite(getattr(run, n)) for n in METRICS},
+        new_metrics={n: finite_or_none(getattr(run, n)) for n in METRICS},
         stage=stage,
         checks=checks,
     )
@@ -306,7 +279,7 @@ def run_apply_to_production(
     A dry-run writes nothing, except with ``record_proposal`` (the auto-tuner): then one
     ParameterChange flagged ``dry_run`` is stored and StrategyConfig is never touched.
     Refusals raise ApplicationError (403 permission, 409 version, 400 stage/improvement)."""
-    _permission_check(user)
+    permission_check(user)
     if not isinstance(dry_run, bool):
         raise ApplicationError("dry_run must be true or false", field="dry_run")
     reason = _reason_check(reason)
@@ -347,29 +320,25 @@ def run_apply_to_production(
 
 
 def _jsonable(d: dict) -> dict:
-    from apps.optimization.evaluation_jobs import _clean
-
-    return _clean(d)
+    return json_safe(d)
 
 
 def job_best_run_for(
     *, job: OptimizationJob, dataset_id: int | None = None, group: str | None = None
 ) -> OptimizationRun:
     """The job's best run (overall, or on one dataset and group as in the best table)."""
-    from apps.optimization import results
-
     if job.status != "succeeded":
         raise ApplicationError(
             f"job {job.id} is {job.status}: only a succeeded job's best can be applied", field="job"
         )  # noqa: E501
-    for s in results.job_slices(job):
+    for s in job_slices(job):
         if dataset_id is not None and s.dataset.id != dataset_id:
             continue
         if group is not None and s.group_label != group:
             continue
         if dataset_id is None and group is None:
             break
-        runs = results.job_best_runs(job=job, limit=1, dataset_id=s.dataset.id, params=s.group)
+        runs = job_best_runs(job=job, limit=1, dataset_id=s.dataset.id, params=s.group)
         if runs:
             return runs[0]
         raise ApplicationError("no scored run in that slice", field="dataset")
@@ -380,7 +349,7 @@ def job_best_run_for(
                 "its group values)",
                 field="dataset" if dataset_id is not None else "group",
             )
-    runs = results.job_best_runs(job=job, limit=1)
+    runs = job_best_runs(job=job, limit=1)
     if not runs:
         raise ApplicationError(f"job {job.id} has no scored run", field="job")
     return runs[0]
@@ -407,7 +376,7 @@ def strategy_config_restore(
     """Make an earlier version current again: written as a new version (a change like any
     other, audited). Only the permission and the version gates apply: a rollback must work
     even when the strategy's stage has dropped."""
-    _permission_check(user)
+    permission_check(user)
     reason = _reason_check(reason)
     target = {
         "strategy": strategy,
@@ -478,7 +447,7 @@ def strategy_config_add(
     """Write hand-chosen parameters as the next production version (Django admin's add form).
     The same gates as a restore: the permission and the version; the parameters must be a
     valid set for the strategy. Audited as a ParameterChange of kind ``manual``."""
-    _permission_check(user)
+    permission_check(user)
     note = _reason_check(note)
     params = strategy_params_validate(strategy, params)
     for name, value in (("symbol", symbol), ("timeframe", timeframe)):
@@ -498,113 +467,3 @@ def strategy_config_add(
             reason=note, source=source, user=actor,
         )  # fmt: skip
     return config
-
-
-def strategy_key_validate(key: str) -> str:
-    if key not in STRATEGIES:
-        raise ApplicationError(f"unknown strategy {key!r}", field="strategy", status=404)
-    return key
-
-
-# --- risk and approval configs: every change audited ----------------------------------------
-
-
-def config_snapshot(obj) -> dict:
-    from django.forms.models import model_to_dict
-
-    data = model_to_dict(obj)
-    return {k: (str(v) if not isinstance(v, int | float | bool | str | type(None)) else v)
-            for k, v in data.items()}  # fmt: skip
-
-
-def config_audit_record(
-    *, obj, before: dict | None, user, source: str, deleted: bool = False
-) -> AuditEntry:
-    kind = (
-        AuditEntry.Kind.RISK_CONFIG
-        if isinstance(obj, RiskConfig)
-        else AuditEntry.Kind.APPROVAL_CONFIG
-    )
-    action = (AuditEntry.Action.DELETE if deleted else
-              AuditEntry.Action.CREATE if before is None else AuditEntry.Action.UPDATE)  # fmt: skip
-    return AuditEntry.objects.create(
-        kind=kind, action=action, object_id=obj.pk, object_repr=str(obj)[:200], before=before,
-        after=None if deleted else config_snapshot(obj), source=source,
-        user=user if getattr(user, "is_authenticated", False) else None,
-    )  # fmt: skip
-
-
-def risk_config_for(strategy: str) -> RiskConfig:
-    """The strategy's risk config, or an unsaved one with the seed's defaults."""
-    return RiskConfig.objects.filter(strategy=strategy).first() or RiskConfig(strategy=strategy)
-
-
-def risk_config_update(*, strategy: str, data: dict, user, source: str = "api") -> RiskConfig:
-    """Create or change a strategy's risk limits (permission strategies.change_riskconfig)."""
-    from decimal import Decimal, InvalidOperation
-
-    if user is not None and not user.has_perm(RISK_PERMISSION):
-        raise ApplicationError(
-            "you may not edit risk configs: the strategies.change_riskconfig permission is needed",
-            status=403,
-        )
-    strategy_key_validate(strategy)
-    if not isinstance(data, dict):
-        raise ApplicationError("the body must be a JSON object")
-    allowed = ("max_risk_per_trade", "max_risk_per_underlying", "max_new_trades_per_day", "enabled")
-    for key in data:
-        if key not in allowed:
-            raise ApplicationError(
-                f"unknown field {key!r}; allowed: {', '.join(allowed)}", field=key
-            )
-    values = {}
-    for key in ("max_risk_per_trade", "max_risk_per_underlying"):
-        if key in data:
-            v = data[key]
-            if isinstance(v, bool) or not isinstance(v, int | float | str):
-                raise ApplicationError(
-                    f"{key} must be a fraction of equity such as 0.01", field=key
-                )
-            try:
-                d = Decimal(str(v))
-            except InvalidOperation:
-                raise ApplicationError(f"{key} must be a number, got {v!r}", field=key) from None
-            if not d.is_finite() or not (Decimal("0.0001") <= d <= 1):
-                raise ApplicationError(
-                    f"{key} must be between 0.0001 and 1 (a fraction of equity), got {v}", field=key
-                )  # noqa: E501
-            values[key] = d.quantize(Decimal("0.0001"))
-    if "max_new_trades_per_day" in data:
-        v = data["max_new_trades_per_day"]
-        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 1000:
-            raise ApplicationError(
-                f"max_new_trades_per_day must be a whole number 0..1000, got {v!r}",
-                field="max_new_trades_per_day",
-            )  # noqa: E501
-        values["max_new_trades_per_day"] = v
-    if "enabled" in data:
-        if not isinstance(data["enabled"], bool):
-            raise ApplicationError("enabled must be true or false", field="enabled")
-        values["enabled"] = data["enabled"]
-    with transaction.atomic():
-        obj = RiskConfig.objects.select_for_update().filter(strategy=strategy).first()
-        before = config_snapshot(obj) if obj else None
-        obj = obj or RiskConfig(strategy=strategy)
-        for k, v in values.items():
-            setattr(obj, k, v)
-        obj.updated_by = user if getattr(user, "is_authenticated", False) else None
-        obj.save()
-        config_audit_record(obj=obj, before=before, user=user, source=source)
-    return obj
-
-
-def risk_config_as_dict(obj: RiskConfig) -> dict:
-    return {
-        "strategy": obj.strategy,
-        "max_risk_per_trade": float(obj.max_risk_per_trade),
-        "max_risk_per_underlying": float(obj.max_risk_per_underlying),
-        "max_new_trades_per_day": obj.max_new_trades_per_day,
-        "enabled": obj.enabled,
-        "stored": obj.pk is not None,
-        "updated_at": obj.updated_at,
-    }

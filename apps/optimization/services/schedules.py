@@ -1,14 +1,4 @@
-"""Scheduled sweeps: a JobTemplate fired by django-celery-beat creates one job per slot.
-
-- :func:`template_schedule_ensure` gives a template its PeriodicTask (default crontab: weekly,
-  Sunday 02:00 UTC, the seed's ``0 2 * * 0``), editable in admin afterwards.
-- :func:`template_fire` is the beat task's body: the slot is the latest scheduled time at or
-  before now, and the unique (template, slot) row is claimed before a job is created, in the
-  same transaction; a second firing of the slot (beat firing twice, two beat processes) finds
-  the row and creates nothing.
-- :func:`job_finished` (called once by ``job_finalize``) runs the template's auto-apply policy
-  through the auto-tuner, i.e. the one apply service with all its gates.
-"""
+"""Scheduled sweeps: a JobTemplate fires one job per (template, slot) through job_create."""
 
 from __future__ import annotations
 
@@ -21,11 +11,14 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from apps.optimization.models import JobTemplate, OptimizationJob, TemplateFiring
+from apps.optimization.queue import FIRE_TEMPLATE
+from apps.optimization.services.jobs import job_create
 from backtestlab.errors import ApplicationError
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "apps.optimization.tasks.fire_template"
+TASK_NAME = FIRE_TEMPLATE
+
 DEFAULT_CRONTAB = {"minute": "0", "hour": "2", "day_of_week": "0", "day_of_month": "*",
                    "month_of_year": "*"}  # fmt: skip
 
@@ -81,13 +74,11 @@ def template_slot(template: JobTemplate, now: dt.datetime | None = None) -> dt.d
 
 
 def _job_from_template(template: JobTemplate, slot: dt.datetime) -> OptimizationJob:
-    from apps.optimization import services
-
     datasets = list(template.datasets.order_by("id"))
     date_from = None
     if template.rolling_days and datasets:
         date_from = max(d.end for d in datasets) - dt.timedelta(days=template.rolling_days)
-    return services.job_create(
+    return job_create(
         user=template.owner,
         name=f"{template.name} · {slot:%Y-%m-%d %H:%M}"[:100],
         description=f"Scheduled by template {template.id} for the slot {slot:%Y-%m-%d %H:%M} UTC",
@@ -131,36 +122,3 @@ def template_fire(
     except IntegrityError:
         log.info("template %s slot %s already fired", template_id, slot)
         return TemplateFiring.objects.get(template=template, slot=slot)
-
-
-def job_finished(*, job_id: int) -> None:
-    """Run the auto-apply policy of the template that created ``job_id`` (if any), once."""
-    firing = TemplateFiring.objects.select_related("template").filter(job_id=job_id).first()
-    if firing is None:
-        return
-    claimed = TemplateFiring.objects.filter(id=firing.id, apply_status="pending").update(
-        apply_status="running"
-    )
-    if not claimed:
-        return
-    template = firing.template
-    job = OptimizationJob.objects.get(id=job_id)
-    if template.auto_apply == JobTemplate.AutoApply.OFF or job.status != "succeeded":
-        TemplateFiring.objects.filter(id=firing.id).update(apply_status="skipped")
-        return
-    from apps.strategies.auto_tuner import apply_best_params
-
-    try:
-        result = apply_best_params(
-            min_improvement_pct=template.min_improvement_pct,
-            dry_run=template.auto_apply == JobTemplate.AutoApply.DRY_RUN,
-            job=job,
-            user=template.owner,
-            source="beat",
-        )
-        TemplateFiring.objects.filter(id=firing.id).update(apply_status="done", apply_result=result)
-    except Exception as exc:  # never let auto-apply break a job's finalization
-        log.exception("auto-apply of job %s failed", job_id)
-        TemplateFiring.objects.filter(id=firing.id).update(
-            apply_status="failed", apply_result={"error": f"{type(exc).__name__}: {exc}"}
-        )

@@ -20,21 +20,35 @@ Thin views: parse, check visibility (outsiders get 404), call one service, seria
 
 from __future__ import annotations
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.optimization import evaluation_jobs, selectors
 from apps.optimization.api import JobSerializer
-from apps.optimization.models import OptimizationJob, OptimizationRun
-from apps.strategies import approval_services
-from apps.strategies.models import StrategyApproval
+from apps.optimization.gateway import json_safe, run_backtest
+from apps.optimization.selectors.jobs import job_get_for_user, run_get_for_user
+from apps.optimization.services.monte_carlo import (
+    MAX_PATH_STEPS,
+    MAX_SIMS,
+    MAX_TRADES_PER_SIM,
+    monte_carlo_job_create,
+)
+from apps.optimization.services.validation import objective_validate
+from apps.optimization.services.walk_forward import (
+    walk_forward_job_create,
+    walk_forward_job_from_sweep,
+)
+from apps.strategies.selectors.approvals import (
+    approval_as_dict,
+    approval_config_current,
+    approvals_visible,
+)
+from apps.strategies.selectors.evaluation import job_evaluation_data
+from apps.strategies.services import approval as approval_services
 from backtestlab.api import NonStrictJSONParser, body_object
 from backtestlab.engine.evaluation import monte_carlo as mc
 from backtestlab.engine.evaluation import stress, walk_forward
-from backtestlab.engine.evaluation.psychology import REACHABLE_RANGE
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
@@ -62,16 +76,15 @@ MONTE_CARLO_BODY = inline_serializer(
             allow_null=True,
             default=10_000,
             min_value=1,
-            max_value=evaluation_jobs.MAX_SIMS,
-            help_text="simulated paths; sims x trades_per_sim at most "
-            f"{evaluation_jobs.MAX_PATH_STEPS:,}",
+            max_value=MAX_SIMS,
+            help_text=f"simulated paths; sims x trades_per_sim at most {MAX_PATH_STEPS:,}",
         ),  # fmt: skip
         "trades_per_sim": serializers.IntegerField(
             required=False,
             allow_null=True,
             default=None,
             min_value=0,
-            max_value=evaluation_jobs.MAX_TRADES_PER_SIM,
+            max_value=MAX_TRADES_PER_SIM,
             help_text="trades per path; null or 0: the run's number of trades (shuffle: at "
             "most that)",
         ),  # fmt: skip
@@ -197,45 +210,9 @@ APPROVAL_BODY = inline_serializer(
 )  # fmt: skip
 
 
-def _job(request, pk: int) -> OptimizationJob:
-    return get_object_or_404(selectors.jobs_visible_to(request.user), id=pk)
-
-
-def _run(request, run_id) -> OptimizationRun:
-    if isinstance(run_id, bool) or not isinstance(run_id, int):
-        raise ApplicationError(f"run must be a run id (integer), got {run_id!r}", field="run")
-    return get_object_or_404(
-        OptimizationRun.objects.select_related("job", "dataset"),
-        id=run_id,
-        job__in=selectors.jobs_visible_to(request.user),
-    )
-
-
 def _opt(data, name, default=None):
     value = data.get(name, default)
     return default if value is None else value
-
-
-def job_evaluation_data(job: OptimizationJob) -> dict:
-    """What every surface shows of a job's evaluation (one function for page and API)."""
-    latest = StrategyApproval.objects.filter(job=job).order_by("-created_at", "-id").first()
-    evaluation = job.evaluation or {}
-    data = {
-        "ok": True,
-        "job": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "options": {k: v for k, v in (job.options or {}).items() if k != "returns"},
-        "approval": approval_services.approval_as_dict(latest),
-        "psychology_reachable_range": list(REACHABLE_RANGE),
-    }
-    if job.kind == OptimizationJob.Kind.GRID:
-        data["overfitting"] = (
-            evaluation_jobs.job_overfitting(job=job) if job.status == "succeeded" else None
-        )
-    else:
-        data["result"] = {k: v for k, v in evaluation.items() if k != "overfitting"} or None
-    return data
 
 
 class MonteCarloJobCreateView(APIView):
@@ -246,8 +223,8 @@ class MonteCarloJobCreateView(APIView):
                    request=MONTE_CARLO_BODY, responses={201: JobSerializer})  # fmt: skip
     def post(self, request):
         d = body_object(request)
-        run = _run(request, d.get("run"))
-        job = evaluation_jobs.monte_carlo_job_create(
+        run = run_get_for_user(request.user, d.get("run"))
+        job = monte_carlo_job_create(
             user=request.user,
             run=run,
             sims=_opt(d, "sims", 10_000),
@@ -284,12 +261,10 @@ class WalkForwardJobCreateView(APIView):
                         "and parameter_grid",
                         field=field,
                     )
-            source = _job(request, source)
-            job = evaluation_jobs.walk_forward_job_from_sweep(
-                user=request.user, job=source, **options
-            )
+            source = job_get_for_user(request.user, source)
+            job = walk_forward_job_from_sweep(user=request.user, job=source, **options)
         else:
-            job = evaluation_jobs.walk_forward_job_create(
+            job = walk_forward_job_create(
                 user=request.user,
                 strategy=d.get("strategy"),
                 dataset_id=d.get("dataset"),
@@ -306,14 +281,14 @@ class WalkForwardJobCreateView(APIView):
 class JobEvaluationView(APIView):
     @extend_schema(request=None, responses={200: dict})
     def get(self, request, pk: int):
-        return Response(job_evaluation_data(_job(request, pk)))
+        return Response(job_evaluation_data(job_get_for_user(request.user, pk)))
 
     @extend_schema(request=None, responses={201: dict})
     def post(self, request, pk: int):
-        job = _job(request, pk)
+        job = job_get_for_user(request.user, pk)
         approval = approval_services.job_evaluate(job=job, trigger="api", user=request.user)
         return Response(
-            {"ok": True, "approval": approval_services.approval_as_dict(approval)},
+            {"ok": True, "approval": approval_as_dict(approval)},
             status=status.HTTP_201_CREATED,
         )
 
@@ -324,21 +299,19 @@ class RunStressView(APIView):
     @extend_schema(summary="Stress-test a run (not stored)", request=STRESS_BODY,
                    responses={200: dict})  # fmt: skip
     def post(self, request, pk: int):
-        from apps.optimization.services import objective_validate
-
-        run = _run(request, pk)
+        run = run_get_for_user(request.user, pk)
         objective = body_object(request).get("objective")
         objective = objective_validate(run.job.objective if objective in (None, "") else objective)
-        strategy, ctx, costs, _result = evaluation_jobs.run_backtest(run)
+        strategy, ctx, costs, _result = run_backtest(run)
         res = stress.stress_test(strategy, ctx, run.params, costs, objective=objective)
-        cfg = approval_services.approval_config_current()
+        cfg = approval_config_current()
         cfg = cfg.as_engine() if cfg else approval_services.engine_approval.ApprovalConfig()
         ok = res.passed(
             min_fraction=cfg.stress_min_fraction,
             min_fraction_combined=cfg.stress_min_fraction_combined,
         )
         return Response(
-            evaluation_jobs._clean(
+            json_safe(
                 {"ok": True, "run": run.id, "stress_test_ok": ok, **res.as_dict()}
             )  # fmt: skip
         )
@@ -355,13 +328,13 @@ class StrategyApprovalView(APIView):
     @extend_schema(request=None, responses={200: dict})
     def get(self, request, key: str):
         key = self._strategy(key)
-        history = list(approval_services.approvals_visible(request.user, key)[:HISTORY_SIZE])
+        history = list(approvals_visible(request.user, key)[:HISTORY_SIZE])
         return Response(
             {
                 "ok": True,
                 "strategy": key,
-                "latest": approval_services.approval_as_dict(history[0] if history else None),
-                "history": [approval_services.approval_as_dict(a) for a in history],
+                "latest": approval_as_dict(history[0] if history else None),
+                "history": [approval_as_dict(a) for a in history],
             }
         )
 
@@ -369,13 +342,13 @@ class StrategyApprovalView(APIView):
                    request=APPROVAL_BODY, responses={201: dict})  # fmt: skip
     def post(self, request, key: str):
         key = self._strategy(key)
-        run = _run(request, body_object(request).get("run"))
+        run = run_get_for_user(request.user, body_object(request).get("run"))
         if run.job.strategy != key:
             raise ApplicationError(
                 f"run {run.id} belongs to strategy {run.job.strategy}, not {key}", field="run"
             )
         approval = approval_services.strategy_evaluate(run=run, trigger="api", user=request.user)
         return Response(
-            {"ok": True, "approval": approval_services.approval_as_dict(approval)},
+            {"ok": True, "approval": approval_as_dict(approval)},
             status=status.HTTP_201_CREATED,
         )

@@ -10,10 +10,10 @@ considered, as on the pages and the API; ``user=None`` is the system (shell acce
 
 from __future__ import annotations
 
-from apps.optimization import results
 from apps.optimization.models import JobStatus, OptimizationJob
-from apps.optimization.selectors import jobs_visible_to
-from apps.strategies import services
+from apps.optimization.selectors.jobs import job_best_runs, jobs_visible_to
+from apps.optimization.selectors.slices import job_slices
+from apps.strategies.services.apply import run_apply_to_production
 from backtestlab.errors import ApplicationError
 
 
@@ -48,19 +48,19 @@ def apply_best_params(
         raise ApplicationError(f"job {job.id} does not exist for {user}", field="job", status=404)
     changes, refused = [], []
     for j in [job] if job is not None else _jobs(strategy, user):
-        for s in results.job_slices(j):
+        for s in job_slices(j):
             if symbol and s.dataset.symbol != symbol:
                 continue
             if pattern_type and s.group_label != pattern_type:
                 continue
-            best = results.job_best_runs(job=j, limit=1, dataset_id=s.dataset.id, params=s.group)
+            best = job_best_runs(job=j, limit=1, dataset_id=s.dataset.id, params=s.group)
             where = {"job": j.id, "symbol": s.dataset.symbol, "timeframe": s.dataset.timeframe,
                      "pattern": s.group_label}  # fmt: skip
             if not best:
                 refused.append({**where, "reason": "no scored run in this slice"})
                 continue
             try:
-                answer = services.run_apply_to_production(
+                answer = run_apply_to_production(
                     run=best[0], user=user, dry_run=dry_run, record_proposal=dry_run,
                     min_improvement_pct=min_improvement_pct, source=source,
                     reason=f"auto-tuner ({'dry-run' if dry_run else 'apply'}) from job {j.id}",

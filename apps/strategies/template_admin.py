@@ -1,4 +1,5 @@
-"""Admin of scheduled sweeps (imported by apps/optimization/admin.py). A template saved here
+"""Admin of scheduled sweeps (imported by apps/strategies/admin.py, because a template may
+auto-apply its best parameters to production). A template saved here
 gets its PeriodicTask (weekly, Sunday 02:00 UTC) if it has none; edit the schedule on the
 PeriodicTask (django-celery-beat's admin).
 
@@ -10,10 +11,11 @@ the template and for its owner (whose permission the firing uses)."""
 from django import forms
 from django.contrib import admin
 
-from apps.optimization import services
 from apps.optimization.models import JobTemplate, TemplateFiring
-from apps.optimization.schedules import TASK_NAME, template_schedule_ensure
-from apps.strategies.services import APPLY_PERMISSION, can_apply
+from apps.optimization.queue import FIRE_TEMPLATE
+from apps.optimization.services.schedules import template_schedule_ensure
+from apps.optimization.services.validation import costs_validate, datasets_validate, grid_validate
+from apps.strategies.services.apply import APPLY_PERMISSION, can_apply
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
@@ -51,22 +53,22 @@ class JobTemplateForm(forms.ModelForm):
         strategy = data.get("strategy")
         if strategy and "datasets" in data:
             ids = [d.id for d in data["datasets"]]
-            self._check(services.datasets_validate, strategy, ids)
+            self._check(datasets_validate, strategy, ids)
         if strategy and "parameter_grid" in data:
             n = max(1, len(data.get("datasets") or []))
-            grid = self._check(services.grid_validate, strategy, data["parameter_grid"],
+            grid = self._check(grid_validate, strategy, data["parameter_grid"],
                                n_datasets=n)  # fmt: skip
             if grid is not None:
                 data["parameter_grid"] = grid
         if data.get("costs") is not None:
-            costs = self._check(services.costs_validate, data["costs"])
+            costs = self._check(costs_validate, data["costs"])
             if costs is not None:
                 data["costs"] = costs
         task = data.get("periodic_task")
-        if task is not None and task.task != TASK_NAME:
+        if task is not None and task.task != FIRE_TEMPLATE:
             self.add_error(
                 "periodic_task",
-                f"this periodic task runs {task.task}, not {TASK_NAME}; leave it blank to get "
+                f"this periodic task runs {task.task}, not {FIRE_TEMPLATE}; leave it blank to get "
                 "a weekly schedule, then edit its crontab",
             )
         self._auto_apply_check(data)

@@ -11,9 +11,9 @@ risk); this is the run-detail view of what the limits would have removed.
 
 from __future__ import annotations
 
-from apps.optimization.evaluation_jobs import run_backtest
+from apps.optimization.gateway import run_backtest
 from apps.optimization.models import OptimizationRun
-from apps.strategies.services import risk_config_as_dict, risk_config_for
+from apps.strategies.selectors.configs import risk_config_as_dict, risk_config_for
 from backtestlab.engine.risk import RiskTrade, risk_filter, risk_summary
 
 MAX_LISTED = 200

@@ -1,4 +1,4 @@
-"""Reads of jobs and runs: one function per question, used by every surface."""
+"""Which jobs a user may see, and the reads every surface makes of one job."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from itertools import product
 from typing import Any
 
 from django.db.models import F, Q, QuerySet
+from django.shortcuts import get_object_or_404
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import ParameterError
+from backtestlab.errors import ApplicationError
 
 
 def jobs_visible_to(user) -> QuerySet[OptimizationJob]:
@@ -25,12 +27,20 @@ def jobs_visible_to(user) -> QuerySet[OptimizationJob]:
     return jobs.filter(Q(created_by=user) | Q(created_by__groups__in=groups)).distinct()
 
 
-def objective_ordering(objective: str) -> list:
-    """ORDER BY for "best first" on a metric: NULL (NaN) last, ties broken by the run id."""
-    info = METRICS[objective]
-    column = F(objective)
-    key = column.desc(nulls_last=True) if info.higher_is_better else column.asc(nulls_last=True)
-    return [key, "id"]
+def job_get_for_user(user, job_id: Any) -> OptimizationJob:
+    """The job if ``user`` may see it; otherwise 404, the same answer as for a job that does
+    not exist (an outsider learns nothing). Every surface reads a job through here."""
+    return get_object_or_404(jobs_visible_to(user), id=job_id)
+
+
+def run_get_for_user(user, run_id: Any, *, job: OptimizationJob | None = None) -> OptimizationRun:
+    """A run of a job ``user`` may see (of ``job`` when given), with its job and dataset; 404
+    otherwise. A run id that is not an integer is a bad request naming the field ``run``."""
+    if isinstance(run_id, bool) or not isinstance(run_id, int):
+        raise ApplicationError(f"run must be a run id (integer), got {run_id!r}", field="run")
+    runs = OptimizationRun.objects.select_related("job", "dataset")
+    runs = runs.filter(job=job) if job is not None else runs.filter(job__in=jobs_visible_to(user))
+    return get_object_or_404(runs, id=run_id)
 
 
 def job_best_runs(

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Avg, F, Max, Min
 
+from apps.lab.benchmarks import environment_heatmap_latency, results_latency
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from apps.market.storage import dataset_path
-from apps.optimization import services
 from apps.optimization.models import FINISHED_STATUSES, JobChunk, JobStatus, OptimizationJob
 from apps.optimization.processes import WorkerProcess
+from apps.optimization.services.jobs import job_create
+from backtestlab.engine import synthetic
+from backtestlab.engine.benchmark import sweep_throughput
+from backtestlab.engine.evaluation.benchmark import monte_carlo_seconds, walk_forward_ratio
+from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies.smc import DEFAULT_PARAMETER_GRID
+from backtestlab.engine.sweep import grid_size, params_range
 
 # 20 fast × 20 slow × 5 stops × 10 reward/risk ratios = 20,000 runs.
 BENCH_GRID = {
@@ -46,8 +54,6 @@ class Command(BaseCommand):
         self.end_to_end_bench(concurrency=opts["concurrency"], timeout=opts["timeout"])
 
     def results_bench(self):
-        from apps.optimization.benchmarks import results_latency
-
         self._migrate_if_needed()
         r = results_latency()
         self.stdout.write(
@@ -59,8 +65,6 @@ class Command(BaseCommand):
         )
 
     def engine_bench(self):
-        from backtestlab.engine.benchmark import sweep_throughput
-
         result = sweep_throughput()
         self.stdout.write(
             f"engine: {result['backtests_per_second']:,.0f} backtests/s "
@@ -86,8 +90,6 @@ class Command(BaseCommand):
         )
 
     def evaluation_bench(self):
-        from backtestlab.engine.evaluation.benchmark import monte_carlo_seconds, walk_forward_ratio
-
         m = monte_carlo_seconds()
         self.stdout.write(
             f"monte carlo: {m['sims']:,} sims x {m['trades_per_sim']:,} trades in "
@@ -101,8 +103,6 @@ class Command(BaseCommand):
         )
 
     def environment_heatmap_bench(self):
-        from apps.lab.benchmarks import environment_heatmap_latency
-
         r = environment_heatmap_latency()
         self.stdout.write(
             f"environment heatmap: {r['median_ms']:.2f} ms median server time, p95 "
@@ -128,7 +128,7 @@ class Command(BaseCommand):
         try:
             worker.start()
             started = time.perf_counter()
-            job = services.job_create(
+            job = job_create(
                 user=None,
                 name="bench: sma_cross end to end",
                 description="Created and deleted by manage.py bench.",
@@ -186,8 +186,6 @@ class Command(BaseCommand):
 
 def _carry_options_cases() -> dict:
     """funding_carry and options_selector on their default data (one synthetic BTC year)."""
-    from backtestlab.engine import synthetic
-
     minutes = synthetic.synthetic_candles("BTC", days=365)
     return {
         "funding_carry": (
@@ -218,9 +216,6 @@ def _carry_options_cases() -> dict:
 def _smc_market_state_cases() -> dict:
     """smc_zones on a BTC 1h year (the seed's 960-combination grid, all three patterns) and
     market_state on a BTC 1m year (525,600 bars; the volume profile is part of each prepare)."""
-    from backtestlab.engine import synthetic
-    from backtestlab.engine.strategies.smc import DEFAULT_PARAMETER_GRID
-
     minutes = synthetic.synthetic_candles("BTC", days=365)
     return {
         "smc_zones": (
@@ -246,9 +241,6 @@ def _smc_market_state_cases() -> dict:
 def _strategy_line(key, data, companions, grid, sma_ns_per_bar: float) -> str:
     """Backtests/s of one strategy's sweep (fresh context each repeat, best of 3) and its
     cost per bar against sma_cross's."""
-    from backtestlab.engine.strategies import Costs, get_strategy
-    from backtestlab.engine.sweep import grid_size, params_range
-
     strategy = get_strategy(key)
     full = strategy.parameter_space().validate_grid(grid, max_combinations=100_000)
     params = params_range(full, 0, grid_size(full))
@@ -267,6 +259,4 @@ def _strategy_line(key, data, companions, grid, sma_ns_per_bar: float) -> str:
 
 
 def _broker() -> str:
-    from django.conf import settings
-
     return settings.CELERY_BROKER_URL.split("://", 1)[0]

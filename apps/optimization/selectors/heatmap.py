@@ -1,0 +1,305 @@
+"""The heatmap of a job: a metric over two parameters, the others aggregated or fixed, on one
+slice of the job; aggregated in SQL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Count,
+    FloatField,
+    Max,
+    Min,
+)
+
+from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import job_groups
+from apps.optimization.selectors.slices import (
+    Slice,
+    default_slice,
+    format_value,
+    grid_strides,
+    job_slices,
+    parse_value,
+    position_sql,
+)
+from backtestlab.engine.metrics import METRIC_NAMES, METRICS
+from backtestlab.errors import ApplicationError
+
+HEATMAP_AGGS = ("max", "min", "mean", "median")
+
+
+class Median(Aggregate):
+    """PostgreSQL's exact median (other databases: numpy on the fetched values)."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+
+@dataclass
+class HeatmapOptions:
+    x: str
+    y: str
+    metric: str
+    agg: str
+    slice: Slice
+    fixed: dict[str, int] = field(default_factory=dict)  # parameter -> position in its values
+
+    def query(self, job: OptimizationJob) -> dict[str, str]:
+        """The query string that reproduces this heatmap (bookmarkable)."""
+        grid = job.grid
+        q = {"x": self.x, "y": self.y, "metric": self.metric, "agg": self.agg}
+        q["dataset"] = str(self.slice.dataset.id)
+        if self.slice.group:
+            q["group"] = self.slice.group_label
+        for name, pos in self.fixed.items():
+            q[f"fixed.{name}"] = format_value(grid[name][pos])
+        return q
+
+
+HEATMAP_QUERY_KEYS = ("x", "y", "metric", "agg", "dataset", "group", "fixed.<parameter>")
+
+
+def heatmap_options(job: OptimizationJob, query: Mapping[str, str]) -> HeatmapOptions:
+    """Parse and check heatmap choices (a query string); defaults for what is left out.
+
+    Defaults: the first two parameters with several values that are not group_by parameters
+    (y first, so smc_zones gives the seed's rr_target rows × sl_buffer_pct columns), the job's
+    objective, ``max`` (``min`` for a lower-is-better metric), the slice of the best run.
+    """
+    grid = job.grid
+    names = list(grid)
+    for key in query:
+        if key in ("x", "y", "metric", "agg", "dataset", "group", "format"):
+            continue
+        if key.startswith("fixed.") and key[6:] in grid:
+            continue
+        if key.startswith("fixed."):
+            raise ApplicationError(
+                f"{key}: {key[6:]!r} is not a parameter of this job; "
+                f"use fixed.<one of {', '.join(names)}>",
+                field=key,
+            )
+        raise ApplicationError(
+            f"unknown query parameter {key!r}; allowed: {', '.join(HEATMAP_QUERY_KEYS)}",
+            field=key,
+        )
+    group_by = set(job_groups(job)[0])
+    varying = [n for n in names if len(grid[n]) > 1 and n not in group_by]
+    preferred = varying + [n for n in names if n not in varying]
+
+    def axis(key: str, exclude: str | None) -> str:
+        raw = query.get(key) or ""
+        if raw:
+            if raw not in grid:
+                raise ApplicationError(
+                    f"{key} must be a parameter of this job, one of {', '.join(names)}; "
+                    f"got {raw!r}",
+                    field=key,
+                )
+            return raw
+        return next(n for n in preferred if n != exclude)
+
+    y = axis("y", query.get("x") or None)
+    x = axis("x", y)
+    if x == y:
+        raise ApplicationError(
+            f"x and y must be two different parameters (both are {x!r})", field="x"
+        )
+    metric = query.get("metric") or job.objective
+    if metric not in METRICS:
+        raise ApplicationError(
+            f"metric must be one of {', '.join(METRIC_NAMES)}; got {metric!r}", field="metric"
+        )
+    agg = query.get("agg") or ("max" if METRICS[metric].higher_is_better else "min")
+    if agg not in HEATMAP_AGGS:
+        raise ApplicationError(
+            f"agg must be one of {', '.join(HEATMAP_AGGS)}; got {agg!r}", field="agg"
+        )
+    slices = job_slices(job)
+    chosen = default_slice(job, slices)
+    raw_ds = query.get("dataset") or ""
+    raw_group = query.get("group")
+    if raw_ds or raw_group is not None:
+        ds_ids = sorted({s.dataset.id for s in slices})
+        ds_id = chosen.dataset.id
+        if raw_ds:
+            if not raw_ds.isdigit() or int(raw_ds) not in ds_ids:
+                raise ApplicationError(
+                    f"dataset must be one of this job's datasets: "
+                    f"{', '.join(map(str, ds_ids))}; got {raw_ds!r}",
+                    field="dataset",
+                )
+            ds_id = int(raw_ds)
+        label = chosen.group_label if raw_group is None else raw_group
+        matches = [s for s in slices if s.dataset.id == ds_id and s.group_label == label]
+        if not matches:
+            labels = sorted({s.group_label for s in slices})
+            raise ApplicationError(
+                f"group must be one of {', '.join(labels) or '(none: this job has no groups)'}"
+                f"; got {raw_group!r}",
+                field="group",
+            )
+        chosen = matches[0]
+    fixed: dict[str, int] = {}
+    for key, raw in query.items():
+        if key.startswith("fixed.") and raw not in ("", None):
+            name = key[6:]
+            if name in (x, y):
+                raise ApplicationError(
+                    f"{key}: {name} is an axis of the heatmap; it cannot also be fixed",
+                    field=key,
+                )
+            fixed[name] = parse_value(grid, name, raw, key)
+    return HeatmapOptions(x=x, y=y, metric=metric, agg=agg, slice=chosen, fixed=fixed)
+
+
+@dataclass
+class Heatmap:
+    job: OptimizationJob
+    options: HeatmapOptions
+    x_values: list
+    y_values: list
+    cells: list[list[dict | None]]  # rows = y values, columns = x values
+    best: dict | None
+    low: float | None
+    high: float | None
+    total_runs: int
+
+    @property
+    def higher_is_better(self) -> bool:
+        return METRICS[self.options.metric].higher_is_better
+
+    def as_dict(self) -> dict:
+        o = self.options
+        grid = self.job.grid
+        return {
+            "job": self.job.id,
+            "status": self.job.status,
+            "x": {"name": o.x, "values": self.x_values},
+            "y": {"name": o.y, "values": self.y_values},
+            "metric": o.metric,
+            "metric_label": METRICS[o.metric].label,
+            "higher_is_better": self.higher_is_better,
+            "agg": o.agg,
+            "slice": o.slice.as_dict(),
+            "fixed": {n: grid[n][p] for n, p in o.fixed.items()},
+            "aggregated": [n for n in grid if n not in (o.x, o.y, *o.fixed, *o.slice.group)],
+            "cells": self.cells,
+            "best": self.best,
+            "min": self.low,
+            "max": self.high,
+            "runs": self.total_runs,
+            "query": o.query(self.job),
+        }
+
+
+def _cells_numpy_median(runs, nx: int, ny: int, metric: str) -> dict[tuple[int, int], dict]:
+    rows = np.array(
+        [
+            (xi, yi, np.nan if v is None else v)
+            for xi, yi, v in runs.values_list("xi", "yi", metric)
+        ],
+        dtype=np.float64,
+    ).reshape(-1, 3)
+    out: dict[tuple[int, int], dict] = {}
+    if not len(rows):
+        return out
+    code = rows[:, 1].astype(np.int64) * nx + rows[:, 0].astype(np.int64)
+    order = np.argsort(code, kind="stable")
+    code, values = code[order], rows[order, 2]
+    bounds = np.flatnonzero(np.diff(code)) + 1
+    for part_codes, part in zip(np.split(code, bounds), np.split(values, bounds), strict=True):
+        scored = part[~np.isnan(part)]
+        value = float(np.median(scored)) if len(scored) else None
+        yi, xi = divmod(int(part_codes[0]), nx)
+        out[(xi, yi)] = {"value": value, "runs": len(part)}
+    return out
+
+
+def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
+    """Cells of ``options.metric`` over (y, x) on one slice, aggregated with one GROUP BY.
+
+    Each cell holds the aggregate over the succeeded runs with those two values (and the
+    fixed values and the slice's group), and ``runs``, how many runs are behind it (runs
+    whose metric is undefined count as runs but not in the aggregate). The best cell is the
+    highest (lowest for a lower-is-better metric); ties go to the first in row-major order.
+    """
+    grid = job.grid
+    strides = grid_strides(grid)
+    o = options
+    runs = OptimizationRun.objects.filter(
+        job=job, dataset_id=o.slice.dataset.id, status=OptimizationRun.Status.SUCCEEDED
+    )
+    constraints = dict(o.fixed)
+    for name, value in o.slice.group.items():
+        if name not in (o.x, o.y) and name not in constraints:
+            constraints[name] = grid[name].index(value)
+    for i, (name, pos) in enumerate(constraints.items()):
+        if len(grid[name]) > 1:
+            runs = runs.alias(**{f"_c{i}": position_sql(strides[name], len(grid[name]))})
+            runs = runs.filter(**{f"_c{i}": pos})
+    runs = runs.annotate(
+        xi=position_sql(strides[o.x], len(grid[o.x])),
+        yi=position_sql(strides[o.y], len(grid[o.y])),
+    ).order_by()
+    nx, ny = len(grid[o.x]), len(grid[o.y])
+    if o.agg == "median" and connection.vendor != "postgresql":
+        found = _cells_numpy_median(runs, nx, ny, o.metric)
+    else:
+        agg = {"max": Max, "min": Min, "mean": Avg, "median": Median}[o.agg]
+        found = {
+            (r["xi"], r["yi"]): {"value": r["value"], "runs": r["runs"]}
+            for r in runs.values("xi", "yi").annotate(value=agg(o.metric), runs=Count("id"))
+        }
+    cells: list[list[dict | None]] = [[None] * nx for _ in range(ny)]
+    total = 0
+    for (xi, yi), cell in found.items():
+        value = cell["value"]
+        if value is not None:
+            value = float(value)
+            if not math.isfinite(value):
+                value = None
+        cells[int(yi)][int(xi)] = {"value": value, "runs": cell["runs"]}
+        total += cell["runs"]
+    higher = METRICS[o.metric].higher_is_better
+    best = None
+    values = []
+    for yi in range(ny):
+        for xi in range(nx):
+            cell = cells[yi][xi]
+            if cell is None or cell["value"] is None:
+                continue
+            values.append(cell["value"])
+            if (
+                best is None
+                or (higher and cell["value"] > best["value"])
+                or (not higher and cell["value"] < best["value"])
+            ):
+                best = {
+                    "xi": xi,
+                    "yi": yi,
+                    "x": grid[o.x][xi],
+                    "y": grid[o.y][yi],
+                    "value": cell["value"],
+                    "runs": cell["runs"],
+                }
+    return Heatmap(
+        job=job,
+        options=o,
+        x_values=list(grid[o.x]),
+        y_values=list(grid[o.y]),
+        cells=cells,
+        best=best,
+        low=min(values) if values else None,
+        high=max(values) if values else None,
+        total_runs=total,
+    )

@@ -1,0 +1,98 @@
+"""A grid sweep's own work: its runs from a chunk of the grid, and its outcome at the end."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from apps.optimization.gateway import params_metrics
+from apps.optimization.models import JobChunk, OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import job_best_per_dataset, job_best_runs
+from apps.optimization.services.validation import setting
+from backtestlab.engine import sweep
+from backtestlab.engine.metrics import METRIC_NAMES
+
+log = logging.getLogger(__name__)
+
+INTEGER_METRICS = ("n_trades", "max_consec_wins", "max_consec_losses")
+
+
+def metric_value(name: str, value: float) -> float | int | None:
+    """A metric as stored: None for NaN/inf, integral metrics as int."""
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value) if name in INTEGER_METRICS else value
+
+
+def chunk_runs(job: OptimizationJob, chunk: JobChunk) -> list[OptimizationRun]:
+    """Backtest each parameter set of the chunk; a set whose backtest raises is a failed run."""
+    param_list = sweep.params_range(job.grid, chunk.start, chunk.stop)
+    rows: list[Any] = []
+    try:
+        rows = list(params_metrics(job, chunk.dataset, param_list))
+    except Exception:
+        # Isolate the failing parameter sets; the others still count.
+        log.exception("chunk %s: batch run failed, retrying one by one", chunk.id)
+        for params in param_list:
+            try:
+                rows.append(params_metrics(job, chunk.dataset, [params])[0])
+            except Exception as exc:  # recorded on the run, shown to the operator
+                rows.append(f"{type(exc).__name__}: {exc}")
+    runs = []
+    for offset, (params, row) in enumerate(zip(param_list, rows, strict=True)):
+        base = dict(
+            job_id=job.id,
+            dataset_id=chunk.dataset_id,
+            grid_index=chunk.start + offset,
+            params=params,
+            param_hash=sweep.param_hash(params),
+        )
+        if isinstance(row, str):
+            runs.append(OptimizationRun(status=OptimizationRun.Status.FAILED, error=row, **base))
+        else:
+            metrics = {n: metric_value(n, float(v)) for n, v in zip(METRIC_NAMES, row, strict=True)}
+            runs.append(OptimizationRun(**base, **metrics))
+    return runs
+
+
+def _run_summary(run: OptimizationRun, objective: str) -> dict:
+    return {
+        "run_id": run.id,
+        "dataset_id": run.dataset_id,
+        "dataset": run.dataset.name,
+        "symbol": run.dataset.symbol,
+        "timeframe": run.dataset.timeframe,
+        "params": run.params,
+        "value": getattr(run, objective),
+    }
+
+
+def sweep_outcome(job: OptimizationJob) -> tuple[str, dict | None, OptimizationRun | None]:
+    """(error, best parameters, best run) of a sweep whose chunks are all done.
+
+    The sweep fails when no run succeeded or the share of failed runs is above
+    FAILURE_TOLERANCE; the error then quotes the first failure.
+    """
+    best = job_best_runs(job=job, limit=1)
+    tolerance = setting("FAILURE_TOLERANCE")
+    failed_share = job.failed_runs / job.total_runs if job.total_runs else 0.0
+    error = ""
+    if job.completed_runs == 0 or failed_share > tolerance:
+        sample = (
+            job.runs.filter(status=OptimizationRun.Status.FAILED)
+            .values_list("error", flat=True)
+            .first()
+        )
+        error = (
+            f"{job.failed_runs} of {job.total_runs} runs failed "
+            f"(tolerance {tolerance:.0%}); first error: {sample or 'n/a'}"
+        )
+    if not best:
+        return error, None, None
+    best_params = {
+        "objective": job.objective,
+        "overall": _run_summary(best[0], job.objective),
+        "per_dataset": [_run_summary(r, job.objective) for r in job_best_per_dataset(job=job)],
+    }
+    return error, best_params, best[0]

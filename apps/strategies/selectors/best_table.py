@@ -1,0 +1,94 @@
+"""The best-parameter table: a job's top runs per slice beside the production parameters,
+measured on the same data.
+"""
+
+from __future__ import annotations
+
+from apps.market.models import Dataset
+from apps.optimization.gateway import params_backtest, result_metrics
+from apps.optimization.models import OptimizationJob
+from apps.optimization.selectors.jobs import job_best_runs
+from apps.optimization.selectors.slices import job_slices
+from apps.strategies.models import StrategyConfig
+from apps.strategies.selectors.configs import strategy_config_current
+from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import ParameterError
+
+_production_cache: dict[tuple, dict] = {}
+
+_PRODUCTION_CACHE_SIZE = 256
+
+
+def production_metrics(job: OptimizationJob, dataset: Dataset, config: StrategyConfig) -> dict:
+    """Metrics of the production parameters on the job's dataset, date range and costs,
+    through the engine; cached per process by (job, dataset, config version)."""
+    # created_at and the checksum keep the key unique even where ids are reused (a database
+    # reset, tests); a config version is never edited, so nothing else can go stale.
+    key = (job.id, dataset.id, dataset.checksum, config.id, config.version, config.created_at)
+    cached = _production_cache.get(key)
+    if cached is not None:
+        return cached
+    strategy = get_strategy(job.strategy)
+    try:
+        params = strategy.parameter_space().validate_params(config.params or {})
+        metrics = result_metrics(params_backtest(job, dataset, params))
+        entry = {"params": params, "metrics": metrics, "error": ""}
+    except ParameterError as exc:
+        entry = {"params": config.params, "metrics": {}, "error": f"invalid parameters: {exc}"}
+    while len(_production_cache) >= _PRODUCTION_CACHE_SIZE:
+        _production_cache.pop(next(iter(_production_cache)))
+    _production_cache[key] = entry
+    return entry
+
+
+def improvement_pct(value: float | None, baseline: float | None, metric: str) -> float | None:
+    """How much better ``value`` is than ``baseline`` in % of |baseline| (negative: worse)."""
+    if value is None or baseline is None or baseline == 0:
+        return None
+    diff = value - baseline if METRICS[metric].higher_is_better else baseline - value
+    return 100.0 * diff / abs(baseline)
+
+
+def job_best_table(*, job: OptimizationJob, limit: int = 10) -> list[dict]:
+    """The best-parameter table: per slice (symbol/timeframe dataset × group), the top
+    ``limit`` succeeded runs by the objective (ties: lowest run id), the current production
+    parameters of that (strategy, symbol, timeframe, pattern) with their objective on the same
+    data, and each run's improvement over them in %."""
+    table = []
+    objective = job.objective
+    for s in job_slices(job):
+        runs = job_best_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
+        config = strategy_config_current(
+            job.strategy, s.dataset.symbol, s.dataset.timeframe, s.group_label
+        )
+        production = None
+        if config is not None:
+            measured = production_metrics(job, s.dataset, config)
+            production = {
+                "config_id": config.id,
+                "version": config.version,
+                "params": measured["params"],
+                "metrics": measured["metrics"],
+                "value": measured["metrics"].get(objective),
+                "error": measured["error"],
+                "created_at": config.created_at,
+            }
+        baseline = production["value"] if production else None
+        table.append(
+            {
+                "slice": s,
+                "production": production,
+                "rows": [
+                    {
+                        "run": r,
+                        "value": getattr(r, objective),
+                        "improvement_pct": improvement_pct(
+                            getattr(r, objective), baseline, objective
+                        ),
+                    }
+                    for r in runs
+                ],
+            }
+        )
+    return table
