@@ -3,7 +3,7 @@
 Each step is driven on its own (``chunk_claim`` / ``chunk_work`` / ``chunk_commit`` are the
 natural boundaries of ``chunk_execute``), so a cancel, a reaper or a second worker can be put
 between any two of them, and the stored state is checked field by field. The broker is the
-only stand-in: ``run_chunk.delay`` records the ids it would have sent.
+only stand-in: the broker's ``send_task`` records the chunk ids it would have sent.
 """
 
 import datetime as dt
@@ -12,6 +12,7 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from apps.optimization import queue
 from apps.optimization.models import (
     JobChunk,
     JobStatus,
@@ -20,6 +21,7 @@ from apps.optimization.models import (
     OptimizationRun,
     TemplateFiring,
 )
+from apps.optimization.queue import RUN_CHUNK
 from apps.optimization.services import sweeps
 from apps.optimization.services.execution import (
     chunk_claim,
@@ -34,7 +36,6 @@ from apps.optimization.services.execution import (
 from apps.optimization.services.jobs import job_cancel
 from apps.optimization.services.schedules import template_fire
 from apps.optimization.services.sweeps import chunk_runs
-from apps.optimization.tasks import run_chunk
 from apps.strategies.models import ParameterChange
 from backtestlab.engine.strategies import get_strategy
 from tests.factories import SMALL_GRID, make_job
@@ -61,7 +62,12 @@ def repair_settings(settings):
 def enqueued(monkeypatch):
     """The chunk ids sent to the broker, in order (nothing is sent)."""
     sent: list[int] = []
-    monkeypatch.setattr(run_chunk, "delay", sent.append)
+
+    def send_task(name, args):
+        assert name == RUN_CHUNK
+        sent.extend(args)
+
+    monkeypatch.setattr(queue.app, "send_task", send_task)
     return sent
 
 
