@@ -38,9 +38,10 @@ from backtestlab.engine import sweep
 from backtestlab.engine.evaluation import monte_carlo as mc
 from backtestlab.engine.evaluation import overfitting, walk_forward
 from backtestlab.engine.evaluation.trades import trades_from_backtest
-from backtestlab.engine.metrics import METRIC_NAMES, METRICS, bars_per_year
+from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
+from backtestlab.engine.timeframes import bars_per_year
 from backtestlab.errors import ApplicationError
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..backtest_result import BacktestResult
 from ..data import MarketData
-from ..simulate import BacktestResult
 
 
 class ParameterError(ValueError):

@@ -60,17 +60,18 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import FundingSeries, MarketData
 from ..indicators import ema
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
+from ..timeframes import bars_per_year
 from .base import Costs, Param, ParameterSpace, Strategy
 from .param_columns import param_columns
 

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import atr
 from ..market_state import (
@@ -43,15 +44,15 @@ from ..market_state import (
     volume_profile,
     window_flow,
 )
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
+from ..timeframes import bars_per_year
 from .base import Costs, Param, ParameterSpace, Strategy
 
 

@@ -65,17 +65,18 @@ from numba import njit
 # A module reference, not names: selector.py imports strategies.base, which runs this
 # package's registry, so its names may not exist yet while this module loads.
 from .. import selector
+from ..backtest_result import BacktestResult
 from ..data import EnvironmentSeries, MarketData
 from ..indicators import rolling_std
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
+from ..timeframes import bars_per_year
 from .base import Costs, Param, ParameterSpace, Strategy
 from .param_columns import param_columns
 

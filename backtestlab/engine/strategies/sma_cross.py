@@ -21,17 +21,18 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import sma
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
+from ..timeframes import bars_per_year
 from .base import Costs, Param, ParameterError, ParameterSpace, Strategy
 
 

@@ -41,12 +41,12 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import atr
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
 from ..simulate import (
     LEVEL_PRICE,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     result_from_buffers,
@@ -67,6 +67,7 @@ from ..smc_zones import (
     zone_lifecycle,
     zone_orders,
 )
+from ..timeframes import bars_per_year
 from .base import Costs, Param, ParameterSpace, Strategy
 
 # The seed's grids.  5 x 4 x 4 x 3 x 2 x 2 = 960 combinations per symbol/timeframe/pattern.
