@@ -44,8 +44,9 @@ from apps.optimization.selectors import job_best_runs, job_groups, jobs_visible_
 from apps.strategies.models import StrategyConfig
 from apps.strategies.selectors import strategy_config_current
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS, compute
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
-from backtestlab.engine.strategies.base import Costs, ParameterError
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.errors import ApplicationError
 
 HEATMAP_AGGS = ("max", "min", "mean", "median")

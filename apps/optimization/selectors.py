@@ -10,8 +10,8 @@ from django.db.models import F, Q, QuerySet
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
-from backtestlab.engine.strategies.base import ParameterError
 
 
 def jobs_visible_to(user) -> QuerySet[OptimizationJob]:

@@ -35,8 +35,9 @@ from apps.optimization.models import (
 from apps.optimization.selectors import job_best_per_dataset, job_best_runs
 from backtestlab.engine import sweep
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
-from backtestlab.engine.strategies.base import Costs, ParameterError
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.errors import ApplicationError
 
 log = logging.getLogger(__name__)

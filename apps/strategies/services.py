@@ -38,8 +38,9 @@ from apps.strategies.models import (
 )
 from apps.strategies.selectors import strategy_config_current
 from backtestlab.engine.metrics import METRICS, compute
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import STRATEGIES, get_strategy
-from backtestlab.engine.strategies.base import Costs, ParameterError
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.errors import ApplicationError
 
 APPLY_PERMISSION = "strategies.apply_parameters"

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import EnvironmentSeries
-from .selector import RULES_BY_PARAM, SELECTOR_RULES, selector_allows
-from .strategies.base import ParameterError, did_you_mean
+from .options_selector_rules import RULES_BY_PARAM, SELECTOR_RULES, selector_allows
+from .parameters import ParameterError, did_you_mean
 from .synthetic import ENVIRONMENT_METRICS, MAX_DAYS
 
 LABEL_DECIMALS = 10

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from backtestlab.engine.metrics import compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 
 from .conftest import make_data
 

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtestlab.engine.strategies import ParameterError, get_strategy
+from backtestlab.engine.parameters import ParameterError
+from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.sweep import grid_size, param_hash, params_range
 
 SPACE = get_strategy("sma_cross").parameter_space()

@@ -18,7 +18,8 @@ from backtestlab.engine.market_state import (
     volume_profile,
 )
 from backtestlab.engine.metrics import compute, compute_row
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.synthetic import synthetic_candles
 
 from .conftest import make_data

@@ -12,8 +12,10 @@ import pytest
 
 from backtestlab.engine.data import EnvironmentSeries
 from backtestlab.engine.metrics import compute
-from backtestlab.engine.selector import SELECTOR_RULES
-from backtestlab.engine.strategies import Costs, ParameterError, get_strategy
+from backtestlab.engine.options_selector_rules import SELECTOR_RULES
+from backtestlab.engine.parameters import ParameterError
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.synthetic import resample, synthetic_candles, synthetic_environment
 
 from .conftest import START, make_data

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtestlab.engine.strategies import Param, ParameterError, ParameterSpace, get_strategy
+from backtestlab.engine.parameters import Param, ParameterError, ParameterSpace
+from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.sweep import grid_size, param_hash, params_at, params_range, run_params
 
 SPACE = get_strategy("sma_cross").parameter_space()
@@ -197,7 +198,7 @@ def test_param_hash_canonical():
 
 def test_run_params_delegates(hourly_btc):
     strat = get_strategy("sma_cross")
-    from backtestlab.engine.strategies import Costs
+    from backtestlab.engine.strategies.base import Costs
 
     ctx = strat.prepare(hourly_btc)
     pl = [{"fast": 5, "slow": 20}]

@@ -7,7 +7,7 @@ import pytest
 
 from backtestlab.engine.metrics import compute
 from backtestlab.engine.simulate import simulate
-from backtestlab.engine.strategies import Costs
+from backtestlab.engine.strategies.base import Costs
 
 from .conftest import make_data
 

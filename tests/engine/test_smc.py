@@ -11,7 +11,8 @@ import pytest
 from backtestlab.engine.metrics import compute, compute_row
 from backtestlab.engine.simulate import simulate
 from backtestlab.engine.smc_zones import PATTERN_TYPES, detect_historical
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.strategies.smc import DEFAULT_PARAMETER_GRID, QUICK_PARAMETER_GRID
 from backtestlab.engine.sweep import grid_size
 

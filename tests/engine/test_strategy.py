@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from backtestlab.engine.metrics import METRIC_NAMES, compute
-from backtestlab.engine.strategies import STRATEGIES, Costs, ParameterError, get_strategy
+from backtestlab.engine.parameters import ParameterError
+from backtestlab.engine.strategies import STRATEGIES, get_strategy
+from backtestlab.engine.strategies.base import Costs
 
 from .conftest import make_data
 

@@ -16,8 +16,8 @@ from backtestlab.engine.environment import (
     selector_frequency_scan,
     selector_heatmap,
 )
-from backtestlab.engine.selector import selector_allows, selector_defaults
-from backtestlab.engine.strategies.base import ParameterError
+from backtestlab.engine.options_selector_rules import selector_allows, selector_defaults
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS
 
 DAY = 86400

@@ -10,7 +10,8 @@ from apps.optimization import results
 from apps.strategies.models import StrategyConfig
 from apps.strategies.selectors import strategy_config_current
 from backtestlab.engine.metrics import METRIC_NAMES, compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from tests.factories import make_job, run_all_chunks
 from tests.results_data import SEED_GRID, job_with_runs, seed_metrics
 

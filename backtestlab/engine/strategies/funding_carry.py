@@ -64,6 +64,7 @@ from ..backtest_result import BacktestResult
 from ..data import FundingSeries, MarketData
 from ..indicators import ema
 from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterSpace
 from ..simulate import (
     LEVEL_FRACTION,
     allocate_trade_buffers,
@@ -72,7 +73,7 @@ from ..simulate import (
     simulate_kernel,
 )
 from ..timeframes import bars_per_year
-from .base import Costs, Param, ParameterSpace, Strategy
+from .base import Costs, Strategy
 from .param_columns import param_columns
 
 MODES: tuple[str, ...] = ("simple", "composite")

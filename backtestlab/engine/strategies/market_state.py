@@ -45,6 +45,7 @@ from ..market_state import (
     window_flow,
 )
 from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterSpace
 from ..simulate import (
     LEVEL_FRACTION,
     allocate_trade_buffers,
@@ -53,7 +54,7 @@ from ..simulate import (
     simulate_kernel,
 )
 from ..timeframes import bars_per_year
-from .base import Costs, Param, ParameterSpace, Strategy
+from .base import Costs, Strategy
 
 
 @njit(cache=True, error_model="numpy")

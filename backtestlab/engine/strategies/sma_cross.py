@@ -25,6 +25,7 @@ from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import sma
 from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterError, ParameterSpace
 from ..simulate import (
     LEVEL_FRACTION,
     allocate_trade_buffers,
@@ -33,7 +34,7 @@ from ..simulate import (
     simulate_kernel,
 )
 from ..timeframes import bars_per_year
-from .base import Costs, Param, ParameterError, ParameterSpace, Strategy
+from .base import Costs, Strategy
 
 
 @njit(cache=True, error_model="numpy")

@@ -45,6 +45,7 @@ from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import atr
 from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterSpace
 from ..simulate import (
     LEVEL_PRICE,
     allocate_trade_buffers,
@@ -68,7 +69,7 @@ from ..smc_zones import (
     zone_orders,
 )
 from ..timeframes import bars_per_year
-from .base import Costs, Param, ParameterSpace, Strategy
+from .base import Costs, Strategy
 
 # The seed's grids.  5 x 4 x 4 x 3 x 2 x 2 = 960 combinations per symbol/timeframe/pattern.
 DEFAULT_PARAMETER_GRID = {

@@ -8,7 +8,8 @@ import pytest
 from backtestlab.engine import sweep
 from backtestlab.engine.evaluation import overfitting, sensitivity, stress, walk_forward
 from backtestlab.engine.metrics import compute_row
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.synthetic import synthetic_candles
 
 GRID = {"fast": [5, 10, 20], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}

@@ -71,7 +71,8 @@ def test_all_wins_and_all_losses():
 
 
 def test_trades_from_any_backtest_compound_to_the_final_equity(hourly_btc):
-    from backtestlab.engine.strategies import Costs, get_strategy
+    from backtestlab.engine.strategies import get_strategy
+    from backtestlab.engine.strategies.base import Costs
 
     strategy = get_strategy("sma_cross")
     result = strategy.run(strategy.prepare(hourly_btc), {"fast": 5, "slow": 30}, Costs())

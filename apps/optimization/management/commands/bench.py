@@ -235,7 +235,8 @@ def _smc_market_state_cases() -> dict:
 def _strategy_line(key, data, companions, grid, sma_ns_per_bar: float) -> str:
     """Backtests/s of one strategy's sweep (fresh context each repeat, best of 3) and its
     cost per bar against sma_cross's."""
-    from backtestlab.engine.strategies import Costs, get_strategy
+    from backtestlab.engine.strategies import get_strategy
+    from backtestlab.engine.strategies.base import Costs
     from backtestlab.engine.sweep import grid_size, params_range
 
     strategy = get_strategy(key)
