@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from backtestlab.engine.market_state import (
+from backtestlab.engine.market_profile import (
     STATE_BALANCE,
     STATE_IMBALANCE_UP,
     STATE_UNKNOWN,

@@ -59,7 +59,7 @@ class Command(BaseCommand):
         )
 
     def engine_bench(self):
-        from backtestlab.engine.benchmark import sweep_throughput
+        from backtestlab.engine.throughput import sweep_throughput
 
         result = sweep_throughput()
         self.stdout.write(
@@ -75,7 +75,7 @@ class Command(BaseCommand):
         self.evaluation_bench()
 
     def evaluation_bench(self):
-        from backtestlab.engine.evaluation.benchmark import monte_carlo_seconds, walk_forward_ratio
+        from backtestlab.engine.throughput import monte_carlo_seconds, walk_forward_ratio
 
         m = monte_carlo_seconds()
         self.stdout.write(

@@ -1,4 +1,4 @@
-"""Market state from 1-minute candles (seed 004): volume profile, order flow, state.
+"""Market profile of 1-minute candles (seed 004): volume profile, order flow, market state.
 
 Everything is computed on the fly from candles, causally: the value at bar ``i`` uses bars
 ``i - lookback + 1 .. i`` only, so any period that has candles can be backtested.
