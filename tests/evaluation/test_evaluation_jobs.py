@@ -37,7 +37,7 @@ def test_a_monte_carlo_job_runs_in_chunks_and_matches_the_engine(alice, sweep):
     assert set(job.evaluation["histograms"]) == {"final_return", "max_drawdown",
                                                  "max_loss_streak"}  # fmt: skip
     trades = evaluation_jobs.run_trades(run)
-    assert job.options["returns"] == [t.pnl_pct for t in trades]
+    assert job.options["returns"] == [t.pnl_frac for t in trades]
 
 
 def test_a_monte_carlo_job_without_trades_is_refused(alice, datasets):

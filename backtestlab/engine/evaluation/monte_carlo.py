@@ -260,7 +260,7 @@ def run_monte_carlo(
 
     ``returns`` may also be a list of :class:`~.trades.TradeResult`.
     """
-    if len(returns) and hasattr(returns[0], "pnl_pct"):
+    if len(returns) and hasattr(returns[0], "pnl_frac"):
         returns = pnl_fractions(returns)
     mode = "bootstrap" if bootstrap else "shuffle"
     final, dd, streak, eq_at, cps = simulate_paths(

@@ -92,11 +92,12 @@ class OptionTradeResult:
     """One closed position, in the shape of seed 002's ``TradeResult`` plus the estimated
     maximum loss that its ``RiskManager`` checks (``OpenPosition.estimated_max_loss_pct``).
 
-    ``pnl_pct`` and ``estimated_max_loss_pct`` are fractions of equity (+0.01 = +1 %).
+    ``pnl_frac`` and ``estimated_max_loss_pct`` (the seed's name) are fractions of equity
+    (+0.01 = +1 %).
     """
 
     timestamp: dt.datetime
-    pnl_pct: float
+    pnl_frac: float
     is_win: bool
     underlying: str
     chain_id: str
@@ -317,7 +318,7 @@ class OptionsSelector(Strategy):
             out.append(
                 OptionTradeResult(
                     timestamp=opened,
-                    pnl_pct=pnl,
+                    pnl_frac=pnl,
                     is_win=pnl > 0,
                     underlying=ctx.underlying,
                     chain_id=f"{ctx.underlying}-{opened:%Y%m%d}-{p['holding_days']}d",
