@@ -122,13 +122,11 @@ class FundingCarryContext:
 
     def __init__(self, data: MarketData, funding: FundingSeries):
         self.data = data
-        self.funding = funding
         close_time = data.ts + data.bar_seconds
         n = len(data)
         last = close_time[-1] if n else np.iinfo(np.int64).min
         keep = funding.ts <= last
         f_ts = funding.ts[keep]
-        self.funding_ts = f_ts
         self.rate = np.ascontiguousarray(funding.rate[keep])
         p_idx = np.searchsorted(close_time, f_ts, side="right") - 1
         self.price = np.where(p_idx >= 0, data.close[np.maximum(p_idx, 0)], np.nan)
