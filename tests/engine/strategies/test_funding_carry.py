@@ -15,7 +15,7 @@ from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.strategies.funding_carry import BASIS_FULL_SCORE
 from backtestlab.engine.synthetic import resample, synthetic_candles, synthetic_funding
 
-from .conftest import START, make_data
+from ..conftest import START, make_data
 
 H = 3600
 COSTS = Costs(commission_pct=0.1, slippage_pct=0.05, initial_equity=10_000.0)

@@ -18,7 +18,7 @@ from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.synthetic import resample, synthetic_candles, synthetic_environment
 
-from .conftest import START, make_data
+from ..conftest import START, make_data
 
 DAY = 86400
 OPT = get_strategy("options_selector")
