@@ -21,8 +21,8 @@ from rest_framework.views import APIView
 
 from apps.lab import synthetic_tools
 from backtestlab.api import NonStrictJSONParser, first_message
-from backtestlab.engine.selector import SELECTOR_RULES
-from backtestlab.engine.strategies.base import Param, ParameterError, did_you_mean
+from backtestlab.engine.options_selector_rules import SELECTOR_RULES
+from backtestlab.engine.parameters import Param, ParameterError, did_you_mean
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS, MAX_DAYS, SYMBOLS
 from backtestlab.errors import ApplicationError
 

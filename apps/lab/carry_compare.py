@@ -19,8 +19,9 @@ from apps.market.selectors import dataset_companion
 from apps.optimization.gateway import result_metrics, window_data
 from apps.optimization.services.validation import costs_validate, date_validate
 from backtestlab.engine.metrics import METRICS
-from backtestlab.engine.strategies import Costs, ParameterError, get_strategy
-from backtestlab.engine.strategies.base import did_you_mean
+from backtestlab.engine.parameters import ParameterError, did_you_mean
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.errors import ApplicationError
 
 STRATEGY = "funding_carry"

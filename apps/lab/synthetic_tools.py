@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 from backtestlab.engine import environment as env_engine
 from backtestlab.engine.data import EnvironmentSeries
-from backtestlab.engine.selector import SELECTOR_RULES, validate_thresholds
-from backtestlab.engine.strategies.base import ParameterError
+from backtestlab.engine.options_selector_rules import SELECTOR_RULES, validate_thresholds
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.synthetic import (
     DEFAULT_SEED,
     ENVIRONMENT_METRICS,

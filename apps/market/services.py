@@ -12,7 +12,8 @@ from django.utils.text import slugify
 from apps.market.models import Dataset
 from apps.market.storage import dataset_path, write_parquet
 from backtestlab.engine import synthetic
-from backtestlab.engine.data import TIMEFRAME_SECONDS, DataError, MarketData, validate_candles
+from backtestlab.engine.data import DataError, MarketData, validate_candles
+from backtestlab.engine.timeframes import TIMEFRAME_SECONDS
 from backtestlab.errors import ApplicationError
 
 DEFAULT_TIMEFRAMES = ("1h", "4h", "1d")

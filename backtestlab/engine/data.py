@@ -10,14 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-TIMEFRAME_SECONDS: dict[str, int] = {
-    "1m": 60,
-    "5m": 300,
-    "15m": 900,
-    "1h": 3600,
-    "4h": 14400,
-    "1d": 86400,
-}
+from .timeframes import TIMEFRAME_SECONDS
+
 REGIME_LABELS: tuple[str, ...] = ("bull", "bear", "chop")
 REGIME_CHOP = 2
 CANDLE_COLUMNS: tuple[str, ...] = ("ts", "open", "high", "low", "close", "volume", "regime")

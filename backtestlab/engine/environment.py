@@ -5,7 +5,8 @@ Three read-only tools share one definition of the decision steps and of a grid a
 * :func:`environment_heatmap` -- for two environment metrics, the share of decision steps the
   environment spends in each (x, y) bucket, ignoring any selector or strategy.
 * :func:`selector_frequency_scan` -- sweep one selector threshold; the share of decision
-  steps on which the selector (:mod:`.selector`) allows a trade, other thresholds fixed.
+  steps on which the selector (:mod:`.options_selector_rules`) allows a trade, other
+  thresholds fixed.
 * :func:`selector_heatmap` -- two thresholds on a grid; the share of steps allowed.
 
 Decision steps
@@ -38,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import EnvironmentSeries
-from .selector import RULES_BY_PARAM, SELECTOR_RULES, selector_allows
-from .strategies.base import ParameterError, did_you_mean
+from .options_selector_rules import RULES_BY_PARAM, SELECTOR_RULES, selector_allows
+from .parameters import ParameterError, did_you_mean
 from .synthetic import ENVIRONMENT_METRICS, MAX_DAYS
 
 LABEL_DECIMALS = 10

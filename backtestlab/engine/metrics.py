@@ -37,17 +37,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import astuple, dataclass, fields
-from typing import TYPE_CHECKING
 
 import numpy as np
 from numba import njit
 
-from .data import TIMEFRAME_SECONDS
+from .backtest_result import BacktestResult
+from .timeframes import HOURS_PER_YEAR
 
-if TYPE_CHECKING:
-    from .simulate import BacktestResult
-
-HOURS_PER_YEAR = 8760.0
 _SECONDS_PER_YEAR_CAGR = 365.25 * 86400.0
 
 METRIC_NAMES: tuple[str, ...] = (
@@ -127,11 +123,6 @@ METRICS: dict[str, MetricInfo] = {
     )
 }
 assert tuple(METRICS) == METRIC_NAMES
-
-
-def bars_per_year(timeframe: str) -> float:
-    """Bars per year for a timeframe (crypto trades 24/7: ``HOURS_PER_YEAR * 3600 / bar``)."""
-    return HOURS_PER_YEAR * 3600.0 / TIMEFRAME_SECONDS[timeframe]
 
 
 @njit(cache=True, error_model="numpy")

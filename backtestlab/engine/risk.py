@@ -57,9 +57,6 @@ class RiskManager:
         self.config = config
         self._new_trades_by_day: dict[tuple[str, date], int] = defaultdict(int)
 
-    def reset_daily_counter(self) -> None:
-        self._new_trades_by_day.clear()
-
     def trades_today(self, strategy_id: str, now: datetime) -> int:
         return self._new_trades_by_day.get((strategy_id, now.date()), 0)
 
@@ -120,7 +117,7 @@ class RiskTrade:
     closes_at: datetime
     underlying: str
     estimated_max_loss_pct: float
-    pnl_pct: float = 0.0
+    pnl_frac: float = 0.0  # the trade's PnL as a fraction of equity
 
 
 @dataclass(frozen=True)
@@ -168,9 +165,9 @@ def risk_summary(verdicts: Sequence[RiskVerdict]) -> dict:
             by_kind[v.kind or ""] = by_kind.get(v.kind or "", 0) + 1
     all_ret = kept_ret = 1.0
     for v in verdicts:
-        all_ret *= 1.0 + v.trade.pnl_pct
+        all_ret *= 1.0 + v.trade.pnl_frac
         if v.allowed:
-            kept_ret *= 1.0 + v.trade.pnl_pct
+            kept_ret *= 1.0 + v.trade.pnl_frac
     return {
         "candidates": len(verdicts),
         "allowed": sum(v.allowed for v in verdicts),

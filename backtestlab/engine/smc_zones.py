@@ -59,11 +59,6 @@ from .data import MarketData
 from .indicators import atr
 
 PATTERN_TYPES: tuple[str, ...] = ("imbalance", "order_block", "liquidity_sweep")
-PATTERN_LABELS: dict[str, str] = {
-    "imbalance": "FVG",
-    "order_block": "OB",
-    "liquidity_sweep": "Sweep",
-}
 ENTRY_METHODS: tuple[str, ...] = ("zone_edge", "zone_mid", "atr_buffer")
 TP_METHODS: tuple[str, ...] = ("fixed_rr", "swing_target", "atr_multiple")
 

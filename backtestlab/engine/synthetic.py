@@ -31,8 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import TIMEFRAME_SECONDS, EnvironmentSeries, FundingSeries, MarketData
+from .data import EnvironmentSeries, FundingSeries, MarketData
 from .indicators import adx, chop, rolling_std, rsi, sma
+from .timeframes import TIMEFRAME_SECONDS
 
 SYMBOLS: tuple[str, ...] = ("BTC", "ETH")
 DEFAULT_SEED = 42

@@ -20,19 +20,20 @@ import warnings
 import numpy as np
 import pytest
 
+from backtestlab.engine.backtest_result import BacktestResult, Trades
 from backtestlab.engine.data import MarketData
 from backtestlab.engine.metrics import (
     METRIC_NAMES,
     METRICS,
     N_METRICS,
     Metrics,
-    bars_per_year,
     compute,
     compute_row,
     metrics_kernel,
 )
-from backtestlab.engine.simulate import BacktestResult, Trades, simulate
-from backtestlab.engine.strategies import Costs
+from backtestlab.engine.simulate import simulate
+from backtestlab.engine.strategies.base import Costs
+from backtestlab.engine.timeframes import bars_per_year
 
 START = 1672531200
 DAY = 86400

@@ -4,10 +4,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Every module of the engine, found on disk so that a new one is checked too.
+MODULES = sorted(
+    ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+    for p in (ROOT / "backtestlab" / "engine").rglob("*.py")
+)
 CODE = (
     "import backtestlab.engine, backtestlab.engine.strategies, backtestlab.engine.sweep, "
     "backtestlab.engine.synthetic, backtestlab.engine.metrics, backtestlab.engine.simulate, "
-    "backtestlab.engine.benchmark, backtestlab.engine.indicators, backtestlab.engine.data; "
+    "backtestlab.engine.throughput, backtestlab.engine.indicators, backtestlab.engine.data; "
+    f"import {', '.join(MODULES)}; "
     "import sys; "
     "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), 'django'; "
     "assert not any(m == 'apps' or m.startswith('apps.') for m in sys.modules), 'apps'; "

@@ -23,7 +23,7 @@ from backtestlab.engine.simulate import (
     run_kernel,
     simulate,
 )
-from backtestlab.engine.strategies import Costs
+from backtestlab.engine.strategies.base import Costs
 
 START = 1672531200
 NAN = np.nan

@@ -7,7 +7,8 @@ Worker processes import this module with ``celery worker --include`` (``WorkerPr
 
 from __future__ import annotations
 
-from backtestlab.engine.strategies import STRATEGIES, SmaCross, register
+from backtestlab.engine.strategies import STRATEGIES, register
+from backtestlab.engine.strategies.sma_cross import SmaCross
 
 CURSED_FAST = 10
 MESSAGE = f"fast={CURSED_FAST} is cursed (test strategy)"

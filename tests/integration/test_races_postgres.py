@@ -51,7 +51,8 @@ from apps.optimization.services.monte_carlo import monte_carlo_job_create
 from apps.optimization.services.schedules import template_fire
 from apps.optimization.services.walk_forward import walk_forward_job_create
 from apps.strategies.models import ParameterChange, StrategyConfig
-from backtestlab.engine.strategies import STRATEGIES, SmaCross, register
+from backtestlab.engine.strategies import STRATEGIES, register
+from backtestlab.engine.strategies.sma_cross import SmaCross
 from backtestlab.errors import ApplicationError
 from tests.factories import SMALL_GRID, make_job, run_all_chunks
 from tests.strategies.conftest import approve, grant

@@ -15,7 +15,8 @@ from apps.market.selectors import dataset_companion, dataset_market_data
 from apps.optimization.models import JobStatus, OptimizationRun
 from apps.optimization.services.jobs import job_create
 from backtestlab.engine.metrics import compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

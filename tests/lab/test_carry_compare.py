@@ -11,7 +11,8 @@ from apps.lab.carry_compare import MAX_POINTS, carry_compare_run, downsample
 from apps.market.models import Dataset
 from apps.market.selectors import dataset_market_data
 from backtestlab.engine.metrics import compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from apps.lab import synthetic_tools as synthetic
-from backtestlab.engine.selector import SELECTOR_RULES
+from backtestlab.engine.options_selector_rules import SELECTOR_RULES
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS
 
 pytestmark = pytest.mark.django_db

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from backtestlab.engine.selector import SELECTOR_RULES
+from backtestlab.engine.options_selector_rules import SELECTOR_RULES
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS
 
 pytestmark = pytest.mark.django_db

@@ -15,8 +15,9 @@ from apps.optimization.services.walk_forward import (
 from backtestlab.engine import sweep as sweep_lib
 from backtestlab.engine.evaluation import monte_carlo as mc
 from backtestlab.engine.evaluation import overfitting, walk_forward
-from backtestlab.engine.metrics import bars_per_year
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
+from backtestlab.engine.timeframes import bars_per_year
 from backtestlab.errors import ApplicationError
 from tests.factories import make_job, run_all_chunks
 
@@ -47,7 +48,7 @@ def test_a_monte_carlo_job_runs_in_chunks_and_matches_the_engine(alice, sweep):
     assert set(job.evaluation["histograms"]) == {"final_return", "max_drawdown",
                                                  "max_loss_streak"}  # fmt: skip
     trades = run_trades(run)
-    assert job.options["returns"] == [t.pnl_pct for t in trades]
+    assert job.options["returns"] == [t.pnl_frac for t in trades]
 
 
 def test_a_monte_carlo_job_without_trades_is_refused(alice, datasets):

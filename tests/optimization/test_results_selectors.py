@@ -14,7 +14,8 @@ from apps.strategies.models import StrategyConfig
 from apps.strategies.selectors.best_table import improvement_pct, job_best_table, production_metrics
 from apps.strategies.selectors.configs import strategy_config_current
 from backtestlab.engine.metrics import METRIC_NAMES, compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from tests.factories import make_job, run_all_chunks
 from tests.results_data import SEED_GRID, job_with_runs, seed_metrics
 

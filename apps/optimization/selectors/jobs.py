@@ -11,8 +11,8 @@ from django.shortcuts import get_object_or_404
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
-from backtestlab.engine.strategies.base import ParameterError
 from backtestlab.errors import ApplicationError
 
 

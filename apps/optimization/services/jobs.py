@@ -28,8 +28,8 @@ from apps.optimization.services.validation import (
     strategy_datasets_validate,
 )
 from backtestlab.engine import sweep
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
-from backtestlab.engine.strategies.base import ParameterError
 from backtestlab.errors import ApplicationError
 
 

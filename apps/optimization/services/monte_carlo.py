@@ -52,7 +52,7 @@ def monte_carlo_job_create(
     seed = int_option("seed", seed, 0, 2**63 - 1)
     if run.status != OptimizationRun.Status.SUCCEEDED:
         raise ApplicationError(f"run {run.id} failed; pick a succeeded run", field="run")
-    returns = [t.pnl_pct for t in run_trades(run)]
+    returns = [t.pnl_frac for t in run_trades(run)]
     if not returns:
         raise _no_trades(run)
     if trades_per_sim is None or (trades_per_sim == 0 and not isinstance(trades_per_sim, bool)):

@@ -10,9 +10,9 @@ from django.db import transaction
 from apps.optimization.gateway import job_context, json_safe
 from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
 from backtestlab.engine.evaluation import overfitting
-from backtestlab.engine.metrics import bars_per_year
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
+from backtestlab.engine.timeframes import bars_per_year
 from backtestlab.errors import ApplicationError
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,9 @@ from django.conf import settings
 from apps.market.models import Dataset
 from apps.market.selectors import dataset_companion
 from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
-from backtestlab.engine.strategies.base import Costs, ParameterError
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.errors import ApplicationError
 
 COST_BOUNDS = {

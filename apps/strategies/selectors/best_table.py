@@ -12,8 +12,8 @@ from apps.optimization.selectors.slices import job_slices
 from apps.strategies.models import StrategyConfig
 from apps.strategies.selectors.configs import strategy_config_current
 from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
-from backtestlab.engine.strategies.base import ParameterError
 
 _production_cache: dict[tuple, dict] = {}
 

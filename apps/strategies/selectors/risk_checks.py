@@ -29,14 +29,14 @@ def run_risk_check(run: OptimizationRun) -> dict:
                 "reason": f"{strategy_key} does not estimate a trade's maximum loss as a "
                           "fraction of equity; only options_selector does"}  # fmt: skip
     trades = [
-        RiskTrade(t.timestamp, t.settled_at, t.underlying, t.estimated_max_loss_pct, t.pnl_pct)
+        RiskTrade(t.timestamp, t.settled_at, t.underlying, t.estimated_max_loss_pct, t.pnl_frac)
         for t in strategy.trade_results(ctx, run.params, costs)
     ]
     verdicts = risk_filter(trades, config.as_engine(), strategy_key)
     vetoed = [
         {"opened_at": v.trade.opened_at, "underlying": v.trade.underlying, "kind": v.kind,
          "reason": v.reason, "estimated_max_loss_pct": v.trade.estimated_max_loss_pct,
-         "pnl_pct": v.trade.pnl_pct}
+         "pnl_pct": v.trade.pnl_frac}
         for v in verdicts if not v.allowed
     ]  # fmt: skip
     return {

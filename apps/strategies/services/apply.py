@@ -21,8 +21,8 @@ from apps.strategies.models import (
 from apps.strategies.selectors.best_table import improvement_pct, production_metrics
 from apps.strategies.selectors.configs import strategy_config_current
 from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import STRATEGIES, get_strategy
-from backtestlab.engine.strategies.base import ParameterError
 from backtestlab.errors import ApplicationError
 
 APPLY_PERMISSION = "strategies.apply_parameters"

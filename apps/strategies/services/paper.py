@@ -98,7 +98,7 @@ def paper_book_step(*, book_id: int, today: dt.date | None = None) -> dict:
             for p in PaperTrade.objects.filter(underlying=book.symbol, closed_at__gt=lo)
         ]
         candidates = [
-            RiskTrade(t.timestamp, t.settled_at, t.underlying, t.estimated_max_loss_pct, t.pnl_pct)
+            RiskTrade(t.timestamp, t.settled_at, t.underlying, t.estimated_max_loss_pct, t.pnl_frac)
             for t in new
         ]
         verdicts = risk_filter(
@@ -113,7 +113,7 @@ def paper_book_step(*, book_id: int, today: dt.date | None = None) -> dict:
                     book=book, config_version=config.version, underlying=t.underlying, side=-1,
                     opened_at=t.opened_at, closed_at=t.closes_at,
                     entry_price=spot.get(int(t.opened_at.timestamp()), 0.0),
-                    estimated_max_loss_pct=t.estimated_max_loss_pct, pnl_pct=t.pnl_pct,
+                    estimated_max_loss_pct=t.estimated_max_loss_pct, pnl_pct=t.pnl_frac,
                 )  # fmt: skip
                 allowed += 1
             else:

@@ -28,8 +28,6 @@ from .psychology import REACHABLE_RANGE, PsychologyScore
 from .regimes import RegimeCoverage
 from .trades import StrategyStats
 
-STAGES = ("RESEARCH", "PILOT", "PRODUCTION")
-
 
 @dataclass(frozen=True)
 class ApprovalConfig:

@@ -30,6 +30,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from numba import njit
 
+from .trades import NoTradesError, pnl_fractions
+
 BLOCK = 1000
 MODES = ("bootstrap", "shuffle")
 BAND_PERCENTILES = (5, 25, 50, 75, 95)
@@ -110,8 +112,6 @@ def _walk(paths, checkpoints, final_out, dd_out, streak_out, eq_at):
 
 
 def _check(returns, sims: int, trades_per_sim: int | None, mode: str) -> tuple[np.ndarray, int]:
-    from .trades import NoTradesError
-
     r = np.ascontiguousarray(returns, dtype=np.float64)
     if r.ndim != 1 or r.size == 0:
         raise NoTradesError()
@@ -260,9 +260,7 @@ def run_monte_carlo(
 
     ``returns`` may also be a list of :class:`~.trades.TradeResult`.
     """
-    if len(returns) and hasattr(returns[0], "pnl_pct"):
-        from .trades import pnl_fractions
-
+    if len(returns) and hasattr(returns[0], "pnl_frac"):
         returns = pnl_fractions(returns)
     mode = "bootstrap" if bootstrap else "shuffle"
     final, dd, streak, eq_at, cps = simulate_paths(

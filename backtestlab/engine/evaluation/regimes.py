@@ -22,10 +22,6 @@ class RegimeCoverage:
     shares: dict | None = None  # label -> share of bars in the trades' span
     bars: int = 0
 
-    @property
-    def all_covered(self) -> bool:
-        return self.bull and self.bear and self.chop
-
     def as_dict(self) -> dict:
         return {
             "bull": self.bull, "bear": self.bear, "chop": self.chop,

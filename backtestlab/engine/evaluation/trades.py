@@ -2,8 +2,9 @@
 
 Every backtest yields :class:`TradeResult` records through :func:`trades_from_backtest`,
 whatever the strategy: the simulator's ``Trades`` already hold each closed position's PnL in
-percent of the equity just before entry, so the seed's ``pnl_pct`` (a *fraction* of equity)
-is ``Trades.pnl_pct / 100`` and compounding the fractions gives the final equity exactly.
+percent of the equity just before entry, so a record's ``pnl_frac`` (the seed's ``pnl_pct``, a
+*fraction* of equity) is ``Trades.pnl_pct / 100`` and compounding the fractions gives the final
+equity exactly.
 
 One deliberate change to the seed's formula: its expectancy weights the average loss by
 ``1 - win_rate``, which counts break-even trades as losses.  Here it is weighted by the loss
@@ -31,12 +32,12 @@ class NoTradesError(ValueError):
 class TradeResult:
     """Generic trade or chain result (seed 002).
 
-    ``timestamp`` is the exit (settlement) time, UTC; ``pnl_pct`` a fraction of equity
+    ``timestamp`` is the exit (settlement) time, UTC; ``pnl_frac`` a fraction of equity
     (+0.01 = +1 %).
     """
 
     timestamp: dt.datetime
-    pnl_pct: float
+    pnl_frac: float
     is_win: bool
     underlying: str
     chain_id: str | None = None
@@ -76,7 +77,7 @@ def trades_from_backtest(result, *, underlying: str) -> list[TradeResult]:
         out.append(
             TradeResult(
                 timestamp=_utc(t.exit_ts[k]),
-                pnl_pct=pnl,
+                pnl_frac=pnl,
                 is_win=pnl > 0,
                 underlying=underlying,
                 chain_id=f"{underlying}-{opened:%Y%m%dT%H%M}",
@@ -86,7 +87,7 @@ def trades_from_backtest(result, *, underlying: str) -> list[TradeResult]:
 
 
 def pnl_fractions(trades: Sequence[TradeResult]) -> np.ndarray:
-    return np.fromiter((t.pnl_pct for t in trades), dtype=np.float64, count=len(trades))
+    return np.fromiter((t.pnl_frac for t in trades), dtype=np.float64, count=len(trades))
 
 
 def compute_strategy_stats(
@@ -100,8 +101,8 @@ def compute_strategy_stats(
     if not trades:
         raise NoTradesError()
     n = len(trades)
-    wins = [t.pnl_pct for t in trades if t.pnl_pct > 0]
-    losses = [t.pnl_pct for t in trades if t.pnl_pct < 0]
+    wins = [t.pnl_frac for t in trades if t.pnl_frac > 0]
+    losses = [t.pnl_frac for t in trades if t.pnl_frac < 0]
     win_rate = len(wins) / n
     loss_rate = len(losses) / n
     avg_win = sum(wins) / len(wins) if wins else 0.0
@@ -113,13 +114,13 @@ def compute_strategy_stats(
     max_dd = 0.0
     max_consec_losses = max_consec_wins = cur_losses = cur_wins = 0
     for t in trades:
-        equity *= 1 + t.pnl_pct
+        equity *= 1 + t.pnl_frac
         peak = max(peak, equity)
         max_dd = min(max_dd, (equity - peak) / peak)
-        if t.pnl_pct > 0:
+        if t.pnl_frac > 0:
             cur_wins += 1
             cur_losses = 0
-        elif t.pnl_pct < 0:
+        elif t.pnl_frac < 0:
             cur_losses += 1
             cur_wins = 0
         max_consec_losses = max(max_consec_losses, cur_losses)

@@ -1,8 +1,9 @@
-"""Strategy registry."""
+"""The strategy registry: every strategy instance by its key."""
 
 from __future__ import annotations
 
-from .base import Costs, Param, ParameterError, ParameterSpace, Strategy, did_you_mean
+from ..parameters import ParameterError, did_you_mean
+from .base import Strategy
 from .funding_carry import FundingCarry
 from .market_state import MarketState
 from .options_selector import OptionsSelector
@@ -34,15 +35,3 @@ register(FundingCarry())
 register(OptionsSelector())
 register(Smc())
 register(MarketState())
-
-__all__ = [
-    "STRATEGIES",
-    "Costs",
-    "Param",
-    "ParameterError",
-    "ParameterSpace",
-    "SmaCross",
-    "Strategy",
-    "get_strategy",
-    "register",
-]

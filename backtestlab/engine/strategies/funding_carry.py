@@ -60,18 +60,20 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import FundingSeries, MarketData
 from ..indicators import ema
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterSpace
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
-from .base import Costs, Param, ParameterSpace, Strategy
+from ..timeframes import bars_per_year
+from .base import Costs, Strategy
 from .param_columns import param_columns
 
 MODES: tuple[str, ...] = ("simple", "composite")
@@ -120,13 +122,11 @@ class FundingCarryContext:
 
     def __init__(self, data: MarketData, funding: FundingSeries):
         self.data = data
-        self.funding = funding
         close_time = data.ts + data.bar_seconds
         n = len(data)
         last = close_time[-1] if n else np.iinfo(np.int64).min
         keep = funding.ts <= last
         f_ts = funding.ts[keep]
-        self.funding_ts = f_ts
         self.rate = np.ascontiguousarray(funding.rate[keep])
         p_idx = np.searchsorted(close_time, f_ts, side="right") - 1
         self.price = np.where(p_idx >= 0, data.close[np.maximum(p_idx, 0)], np.nan)

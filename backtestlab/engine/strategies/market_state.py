@@ -1,7 +1,7 @@
 """Market state (seed 004): trade BALANCE / IMBALANCE states computed from 1-minute candles.
 
 Volume profile, order flow and the state rules are defined in
-:mod:`backtestlab.engine.market_state`; this module turns the states into orders for the ONE
+:mod:`backtestlab.engine.market_profile`; this module turns the states into orders for the ONE
 simulator (market orders at the next open, ATR stops and targets as fractions of the fill).
 
 Rules, evaluated at each 1-minute close once the lookback window is full
@@ -30,9 +30,10 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import atr
-from ..market_state import (
+from ..market_profile import (
     STATE_BALANCE,
     STATE_IMBALANCE_DOWN,
     STATE_IMBALANCE_UP,
@@ -43,16 +44,17 @@ from ..market_state import (
     volume_profile,
     window_flow,
 )
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterSpace
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
-from .base import Costs, Param, ParameterSpace, Strategy
+from ..timeframes import bars_per_year
+from .base import Costs, Strategy
 
 
 @njit(cache=True, error_model="numpy")

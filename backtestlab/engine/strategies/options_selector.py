@@ -9,11 +9,11 @@ Decisions
 The dataset is a daily :class:`~backtestlab.engine.data.EnvironmentSeries`; row ``d`` holds
 values known at day ``d``'s open.  Decision steps are days ``0, k, 2k, ...`` with
 ``k = decision_interval_days``.  At a step where no position is open, the ONE selector
-(:func:`backtestlab.engine.selector.selector_allows`, thresholds = the ``SELECTOR_RULES``
-parameters) decides whether to open one position at day ``d``'s open; it is held for
-``holding_days`` and settled at the open of day ``d + holding_days``.  The simulator fills one
-order per bar open, so the first step after a settlement at which a new position can open
-is the day after the settlement day.
+(:func:`backtestlab.engine.options_selector_rules.selector_allows`, thresholds = the
+``SELECTOR_RULES`` parameters) decides whether to open one position at day ``d``'s open; it
+is held for ``holding_days`` and settled at the open of day ``d + holding_days``.  The
+simulator fills one order per bar open, so the first step after a settlement at which a new
+position can open is the day after the settlement day.
 
 Underlying prices come from the companion candles of the same symbol (any timeframe; daily
 is enough): the price at time ``t`` is the close of the latest candle closed at or before
@@ -62,21 +62,21 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-# A module reference, not names: selector.py imports strategies.base, which runs this
-# package's registry, so its names may not exist yet while this module loads.
-from .. import selector
+from ..backtest_result import BacktestResult
 from ..data import EnvironmentSeries, MarketData
 from ..indicators import rolling_std
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
+from ..options_selector_rules import SELECTOR_RULES, selector_allows
+from ..parameters import Param, ParameterSpace
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
-from .base import Costs, Param, ParameterSpace, Strategy
+from ..timeframes import bars_per_year
+from .base import Costs, Strategy
 from .param_columns import param_columns
 
 DAY = 86400
@@ -92,11 +92,12 @@ class OptionTradeResult:
     """One closed position, in the shape of seed 002's ``TradeResult`` plus the estimated
     maximum loss that its ``RiskManager`` checks (``OpenPosition.estimated_max_loss_pct``).
 
-    ``pnl_pct`` and ``estimated_max_loss_pct`` are fractions of equity (+0.01 = +1 %).
+    ``pnl_frac`` and ``estimated_max_loss_pct`` (the seed's name) are fractions of equity
+    (+0.01 = +1 %).
     """
 
     timestamp: dt.datetime
-    pnl_pct: float
+    pnl_frac: float
     is_win: bool
     underlying: str
     chain_id: str
@@ -202,7 +203,7 @@ class OptionsSelectorContext:
     """Environment rows with the underlying's price, realised and implied vol per day."""
 
     def __init__(self, env: EnvironmentSeries, candles: MarketData):
-        needed = {"vrp_30d", *(r.metric for r in selector.SELECTOR_RULES)}
+        needed = {"vrp_30d", *(r.metric for r in SELECTOR_RULES)}
         missing = sorted(needed - set(env.metrics))
         if missing:
             raise ValueError(
@@ -238,10 +239,10 @@ class OptionsSelectorContext:
         self._allowed: dict[tuple, np.ndarray] = {}
 
     def allowed(self, thresholds: dict[str, float]) -> np.ndarray:
-        key = tuple(float(thresholds[r.param]) for r in selector.SELECTOR_RULES)
+        key = tuple(float(thresholds[r.param]) for r in SELECTOR_RULES)
         arr = self._allowed.get(key)
         if arr is None:
-            arr = np.ascontiguousarray(selector.selector_allows(self.env.metrics, thresholds))
+            arr = np.ascontiguousarray(selector_allows(self.env.metrics, thresholds))
             self._allowed[key] = arr
         return arr
 
@@ -257,28 +258,20 @@ class OptionsSelector(Strategy):
     data_kind = "environment"
     companion_kinds = ("candles",)
 
-    _space_cache: ParameterSpace | None = None
+    _space = ParameterSpace([
+        Param("decision_interval_days", "int", 1, 1, 30, label="Decision interval (days)",
+              help="A decision step every k-th day"),
+        Param("holding_days", "int", 7, 1, 90, label="Holding period (days)",
+              help="Days from opening to settlement"),
+        Param("wing_sigmas", "float", 2.0, 0.5, 5.0, label="Wings (implied sigmas)",
+              help="Long wings this many implied one-sigma moves from the strike"),
+        Param("max_loss_pct", "float", 1.0, 0.05, 10.0, label="Max loss per trade %",
+              help="Estimated maximum loss of a position, percent of equity"),
+        *(rule.as_param() for rule in SELECTOR_RULES),
+    ])  # fmt: skip
 
     def parameter_space(self) -> ParameterSpace:
-        # Built on first use: the selector's rules are not importable at class creation.
-        if self._space_cache is None:
-            type(self)._space_cache = ParameterSpace(self._own_params() + [
-                rule.as_param() for rule in selector.SELECTOR_RULES
-            ])  # fmt: skip
-        return self._space_cache
-
-    @staticmethod
-    def _own_params() -> list[Param]:
-        return [
-            Param("decision_interval_days", "int", 1, 1, 30, label="Decision interval (days)",
-                  help="A decision step every k-th day"),
-            Param("holding_days", "int", 7, 1, 90, label="Holding period (days)",
-                  help="Days from opening to settlement"),
-            Param("wing_sigmas", "float", 2.0, 0.5, 5.0, label="Wings (implied sigmas)",
-                  help="Long wings this many implied one-sigma moves from the strike"),
-            Param("max_loss_pct", "float", 1.0, 0.05, 10.0, label="Max loss per trade %",
-                  help="Estimated maximum loss of a position, percent of equity"),
-        ]  # fmt: skip
+        return self._space
 
     def prepare(self, data: EnvironmentSeries, companions=None) -> OptionsSelectorContext:
         candles = (companions or {}).get("candles")
@@ -295,7 +288,7 @@ class OptionsSelector(Strategy):
         exit_ = np.empty(n, dtype=np.bool_)
         flow = np.empty(n)
         comm, slip = cost_fractions(costs)
-        allowed = ctx.allowed({r.param: p[r.param] for r in selector.SELECTOR_RULES})
+        allowed = ctx.allowed({r.param: p[r.param] for r in SELECTOR_RULES})
         option_schedule(
             ctx.env.ts, allowed, ctx.spot, ctx.iv, ctx.c_close_time, ctx.c_close,
             p["decision_interval_days"], p["holding_days"], p["wing_sigmas"],
@@ -325,7 +318,7 @@ class OptionsSelector(Strategy):
             out.append(
                 OptionTradeResult(
                     timestamp=opened,
-                    pnl_pct=pnl,
+                    pnl_frac=pnl,
                     is_win=pnl > 0,
                     underlying=ctx.underlying,
                     chain_id=f"{ctx.underlying}-{opened:%Y%m%d}-{p['holding_days']}d",
@@ -347,12 +340,12 @@ class OptionsSelector(Strategy):
         if m == 0:
             return out
         cols = param_columns(self.parameter_space(), param_list)
-        rule_cols = np.column_stack([cols[r.param] for r in selector.SELECTOR_RULES])
+        rule_cols = np.column_stack([cols[r.param] for r in SELECTOR_RULES])
         keys, allowed_idx = np.unique(rule_cols, axis=0, return_inverse=True)
         rows = np.empty((len(keys), len(ctx.env)), dtype=np.bool_)
         for j, key in enumerate(keys):
             rows[j] = ctx.allowed(
-                {r.param: float(v) for r, v in zip(selector.SELECTOR_RULES, key, strict=True)}
+                {r.param: float(v) for r, v in zip(SELECTOR_RULES, key, strict=True)}
             )
         matrix = np.ascontiguousarray(np.column_stack([cols[n] for n in _OWN_PARAMS]))
         comm, slip = cost_fractions(costs)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .base import ParameterError, ParameterSpace
+from ..parameters import ParameterError, ParameterSpace
 
 
 def param_columns(space: ParameterSpace, param_list: Sequence[dict]) -> dict[str, np.ndarray]:

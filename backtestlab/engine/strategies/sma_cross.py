@@ -21,18 +21,20 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import sma
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterError, ParameterSpace
 from ..simulate import (
     LEVEL_FRACTION,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     run_kernel,
     simulate_kernel,
 )
-from .base import Costs, Param, ParameterError, ParameterSpace, Strategy
+from ..timeframes import bars_per_year
+from .base import Costs, Strategy
 
 
 @njit(cache=True, error_model="numpy")

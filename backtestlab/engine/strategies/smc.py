@@ -17,8 +17,8 @@ the fill, so a target there is not trusted.  An order that does not fill is gone
 consumed by the touch anyway (see the lifecycle), so the next order is another zone's.  Orders
 are only taken when flat: a zone touch never reverses an open position (no pyramiding).
 
-TP1 / TP2 / TP3: three equal sub-positions, no simulator change
---------------------------------------------------------------
+TP1 / TP2 / TP3: three equal sub-positions
+------------------------------------------
 ``fixed_rr`` has one target and is one simulator run with the whole equity.  ``swing_target``
 and ``atr_multiple`` have three targets; the position is modelled as three equal
 sub-positions (a third of the equity each) with the same entry and stop and targets TP1, TP2,
@@ -29,9 +29,9 @@ three always enter together.  Equity is the sum of the three; each group positio
 as one trade (entry, last exit, the quantity-weighted exit price, the reason of the last exit,
 pnl of the whole group).  Each third compounds on its own (a third that took TP1 keeps its
 profit for the next entry), which is the one way this differs from a single account that
-re-splits its equity at every entry.  This was chosen over adding partial exits to the
-simulator: the kernel every strategy and the golden tests depend on stays unchanged apart
-from the limit-entry option, and the model is exact for partial exits at fixed levels.
+re-splits its equity at every entry.  Partial exits live here rather than in the simulator,
+so the one kernel every strategy uses keeps one position per account; the model is exact for
+partial exits at fixed levels.
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ from collections.abc import Sequence
 import numpy as np
 from numba import njit
 
+from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import atr
-from ..metrics import N_METRICS, bars_per_year, metrics_kernel
+from ..metrics import N_METRICS, metrics_kernel
+from ..parameters import Param, ParameterSpace
 from ..simulate import (
     LEVEL_PRICE,
-    BacktestResult,
     allocate_trade_buffers,
     cost_fractions,
     result_from_buffers,
@@ -67,7 +68,8 @@ from ..smc_zones import (
     zone_lifecycle,
     zone_orders,
 )
-from .base import Costs, Param, ParameterSpace, Strategy
+from ..timeframes import bars_per_year
+from .base import Costs, Strategy
 
 # The seed's grids.  5 x 4 x 4 x 3 x 2 x 2 = 960 combinations per symbol/timeframe/pattern.
 DEFAULT_PARAMETER_GRID = {

@@ -4,7 +4,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
 MODULES = ("trades", "monte_carlo", "psychology", "walk_forward", "stress", "sensitivity",
-           "regimes", "overfitting", "approval", "benchmark")  # fmt: skip
+           "regimes", "overfitting", "approval")  # fmt: skip
 
 
 def test_the_evaluation_package_imports_without_django():

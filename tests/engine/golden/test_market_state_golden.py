@@ -32,7 +32,7 @@ import math
 import numpy as np
 import pytest
 
-from backtestlab.engine.market_state import (
+from backtestlab.engine.market_profile import (
     STATE_BALANCE,
     STATE_IMBALANCE_DOWN,
     STATE_IMBALANCE_UP,
@@ -40,9 +40,11 @@ from backtestlab.engine.market_state import (
     VALUE_AREA_SHARE,
     VP_BUCKET_PCT,
 )
-from backtestlab.engine.metrics import bars_per_year, compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.metrics import compute
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.sweep import run_params
+from backtestlab.engine.timeframes import bars_per_year
 
 from ..conftest import make_data
 from . import reference as ref

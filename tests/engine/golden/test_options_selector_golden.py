@@ -38,9 +38,11 @@ import numpy as np
 import pytest
 
 from backtestlab.engine.data import EnvironmentSeries
-from backtestlab.engine.metrics import bars_per_year, compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.metrics import compute
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.sweep import run_params
+from backtestlab.engine.timeframes import bars_per_year
 
 from ..conftest import START, make_data
 from . import reference as ref

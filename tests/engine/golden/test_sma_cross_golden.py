@@ -18,9 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtestlab.engine.metrics import METRIC_NAMES, bars_per_year, compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.metrics import METRIC_NAMES, compute
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.sweep import run_params
+from backtestlab.engine.timeframes import bars_per_year
 
 from ..conftest import make_data
 from . import reference as ref

@@ -19,11 +19,16 @@ from apps.optimization.models import FINISHED_STATUSES, JobChunk, JobStatus, Opt
 from apps.optimization.processes import WorkerProcess
 from apps.optimization.services.jobs import job_create
 from backtestlab.engine import synthetic
-from backtestlab.engine.benchmark import sweep_throughput
-from backtestlab.engine.evaluation.benchmark import monte_carlo_seconds, walk_forward_ratio
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.strategies.smc import DEFAULT_PARAMETER_GRID
 from backtestlab.engine.sweep import grid_size, params_range
+from backtestlab.engine.throughput import (
+    market_state_year_seconds,
+    monte_carlo_seconds,
+    sweep_throughput,
+    walk_forward_ratio,
+)
 
 # 20 fast × 20 slow × 5 stops × 10 reward/risk ratios = 20,000 runs.
 BENCH_GRID = {
@@ -80,8 +85,6 @@ class Command(BaseCommand):
         self.evaluation_bench()
 
     def market_state_year_bench(self):
-        from backtestlab.engine.benchmark import market_state_year_seconds
-
         r = market_state_year_seconds()
         self.stdout.write(
             f"market_state: a year of minutes ({r['bars']:,} bars) prepared and backtested in "

@@ -71,15 +71,16 @@ def test_all_wins_and_all_losses():
 
 
 def test_trades_from_any_backtest_compound_to_the_final_equity(hourly_btc):
-    from backtestlab.engine.strategies import Costs, get_strategy
+    from backtestlab.engine.strategies import get_strategy
+    from backtestlab.engine.strategies.base import Costs
 
     strategy = get_strategy("sma_cross")
     result = strategy.run(strategy.prepare(hourly_btc), {"fast": 5, "slow": 30}, Costs())
     trades = trades_from_backtest(result, underlying="BTC")
     assert len(trades) == len(result.trades) > 0
-    growth = math.prod(1 + t.pnl_pct for t in trades)
+    growth = math.prod(1 + t.pnl_frac for t in trades)
     assert growth == pytest.approx(result.equity[-1] / result.initial_equity, rel=1e-9)
-    assert all(t.is_win == (t.pnl_pct > 0) for t in trades)
+    assert all(t.is_win == (t.pnl_frac > 0) for t in trades)
     assert trades[0].timestamp == dt.datetime.fromtimestamp(
         int(result.trades.exit_ts[0]), tz=dt.UTC
     )

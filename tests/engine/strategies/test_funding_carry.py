@@ -10,11 +10,12 @@ import pytest
 
 from backtestlab.engine.data import FundingSeries
 from backtestlab.engine.metrics import compute
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.strategies.funding_carry import BASIS_FULL_SCORE
 from backtestlab.engine.synthetic import resample, synthetic_candles, synthetic_funding
 
-from .conftest import START, make_data
+from ..conftest import START, make_data
 
 H = 3600
 COSTS = Costs(commission_pct=0.1, slippage_pct=0.05, initial_equity=10_000.0)
@@ -279,7 +280,7 @@ def test_run_many_equals_run_plus_compute_for_random_parameter_sets(year_ctx):
 
 
 def test_run_many_rejects_bad_values_by_name(year_ctx):
-    from backtestlab.engine.strategies import ParameterError
+    from backtestlab.engine.parameters import ParameterError
 
     with pytest.raises(ParameterError) as err:
         CARRY.run_many(year_ctx, [{"strategy_mode": "fancy"}], COSTS)

@@ -12,11 +12,13 @@ import pytest
 
 from backtestlab.engine.data import EnvironmentSeries
 from backtestlab.engine.metrics import compute
-from backtestlab.engine.selector import SELECTOR_RULES
-from backtestlab.engine.strategies import Costs, ParameterError, get_strategy
+from backtestlab.engine.options_selector_rules import SELECTOR_RULES
+from backtestlab.engine.parameters import ParameterError
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.synthetic import resample, synthetic_candles, synthetic_environment
 
-from .conftest import START, make_data
+from ..conftest import START, make_data
 
 DAY = 86400
 OPT = get_strategy("options_selector")
@@ -98,9 +100,9 @@ def test_trade_results_carry_the_seed_002_fields():
     assert trades[0].settled_at == dt.datetime(2023, 2, 8, tzinfo=dt.UTC)
     assert [tr.is_win for tr in trades] == [True, False]
     assert all(tr.underlying == "BTC" and tr.estimated_max_loss_pct == 0.01 for tr in trades)
-    assert all(tr.pnl_pct >= -tr.estimated_max_loss_pct for tr in trades)
+    assert all(tr.pnl_frac >= -tr.estimated_max_loss_pct for tr in trades)
     half = OPT.trade_results(ctx, {"max_loss_pct": 0.5}, COSTS)
-    assert np.isclose(half[1].pnl_pct, trades[1].pnl_pct / 2, rtol=1e-12)
+    assert np.isclose(half[1].pnl_frac, trades[1].pnl_frac / 2, rtol=1e-12)
     assert half[0].estimated_max_loss_pct == 0.005
 
 

@@ -1,4 +1,4 @@
-"""Market state from 1-minute candles (seed 004): volume profile, order flow, state.
+"""Market profile of 1-minute candles (seed 004): volume profile, order flow, market state.
 
 Everything is computed on the fly from candles, causally: the value at bar ``i`` uses bars
 ``i - lookback + 1 .. i`` only, so any period that has candles can be backtested.
@@ -56,12 +56,6 @@ STATE_UNKNOWN = -2
 STATE_IMBALANCE_DOWN = -1
 STATE_BALANCE = 0
 STATE_IMBALANCE_UP = 1
-STATE_NAMES: dict[int, str] = {
-    STATE_UNKNOWN: "UNKNOWN",
-    STATE_IMBALANCE_DOWN: "IMBALANCE_DOWN",
-    STATE_BALANCE: "BALANCE",
-    STATE_IMBALANCE_UP: "IMBALANCE_UP",
-}
 
 
 @njit(cache=True, error_model="numpy")

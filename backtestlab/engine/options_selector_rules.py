@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from .strategies.base import Param, ParameterError
+from .parameters import Param, ParameterError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,6 @@ def selector_defaults() -> dict[str, float]:
 
 def validate_thresholds(thresholds: Mapping[str, float | None]) -> dict[str, float | None]:
     """Known threshold names only (did-you-mean), finite values within bounds; defaults fill in."""
-    from .strategies.base import did_you_mean
-
     known = [r.param for r in SELECTOR_RULES]
     out: dict[str, float | None] = selector_defaults()
     for name, value in thresholds.items():

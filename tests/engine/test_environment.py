@@ -1,4 +1,5 @@
-"""The pure engine of the synthetic tools: decision steps, buckets, labels, golden counts."""
+"""The pure engine of the synthetic tools: decision steps, buckets (half-open, also exactly on
+an edge), labels, golden counts, the selector scan and heatmap."""
 
 import math
 
@@ -16,8 +17,8 @@ from backtestlab.engine.environment import (
     selector_frequency_scan,
     selector_heatmap,
 )
-from backtestlab.engine.selector import selector_allows, selector_defaults
-from backtestlab.engine.strategies.base import ParameterError
+from backtestlab.engine.options_selector_rules import selector_allows, selector_defaults
+from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS
 
 DAY = 86400
@@ -302,3 +303,19 @@ def test_a_sweep_beyond_the_thresholds_bounds_names_the_step():
             steps, param="min_iv_rank_6m", axis=Axis(50.0, 10.0, 10), thresholds={}
         )
     assert err.value.field == "step" and "100" in err.value.message
+
+
+@settings(max_examples=200)
+@given(
+    start=dyadic,
+    step=st.sampled_from([0.25, 0.5, 1.0, 2.0, 5.0]),
+    points=st.integers(1, 20),
+)
+def test_a_value_on_an_edge_belongs_to_the_bucket_it_opens(start, step, points):
+    axis = Axis(start, step, points)
+    edges = axis.edges()
+    assert len(edges) == points + 1 and np.all(np.diff(edges) > 0)
+    buckets = axis.bucket(np.asarray(edges, dtype=float))
+    assert buckets.tolist() == [*range(points), -1]  # the last edge closes the grid
+    assert axis.bucket(np.array([start - step / 2]))[0] == -1
+    assert len(axis.labels()) == points

@@ -1,4 +1,4 @@
-"""SMC zones: detectors, limit fills, TP1/TP2/TP3 thirds, golden trade, sweep == run."""
+"""SMC zones: detectors, TP1/TP2/TP3 thirds, golden trade, sweep == run."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from backtestlab.engine.metrics import compute, compute_row
-from backtestlab.engine.simulate import simulate
 from backtestlab.engine.smc_zones import PATTERN_TYPES, detect_historical
-from backtestlab.engine.strategies import Costs, get_strategy
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.strategies.smc import DEFAULT_PARAMETER_GRID, QUICK_PARAMETER_GRID
 from backtestlab.engine.sweep import grid_size
 
-from .conftest import make_data
+from ..conftest import make_data
 
 COSTS = Costs()
 C = 0.001
@@ -76,32 +76,6 @@ def test_golden_fvg_trade():
     assert np.isclose(m.total_return_pct, (final / 10_000 - 1) * 100, rtol=1e-8)
     assert np.isclose(m.total_return_pct, 1.8614444395642638, rtol=1e-8)
     assert m.win_rate == 100.0 and m.n_trades == 1
-
-
-def test_limit_fill_rules_in_the_simulator():
-    # A buy limit at 99 armed on the close of bar 0, for bar 1 only.
-    close = [100, 100, 100, 100]
-    entries = np.array([1, 0, 0, 0], dtype=np.int8)
-    limit = np.array([99.0, np.nan, np.nan, np.nan])
-    kw = dict(costs=Costs(0, 0), entry_limit=limit, stop_price=np.full(4, 90.0))
-    # bar 1 never reaches 99: no fill, the order is gone
-    no_touch = make_data(close, low=[99.5, 99.5, 98, 99.5])
-    assert len(simulate(no_touch, entries, **kw).trades) == 0
-    # bar 1 trades down to 98.5: filled at the limit
-    touch = make_data(close, low=[99.5, 98.5, 99.5, 99.5])
-    assert simulate(touch, entries, **kw).trades.entry_price[0] == 99.0
-    # bar 1 opens at 97 (gap through the limit): filled at the open
-    gap = make_data(close, open_=[100, 97, 100, 100], low=[99.5, 96.5, 99.5, 99.5])
-    assert simulate(gap, entries, **kw).trades.entry_price[0] == 97.0
-    # on a limit-fill bar a target is not trusted (its high may precede the fill)
-    kw_t = dict(kw, target_price=np.full(4, 100.5))
-    spiky = make_data(close, high=[100, 101, 100, 101], low=[99.5, 98.5, 99.5, 99.5])
-    t = simulate(spiky, entries, **kw_t).trades
-    assert (t.exit_idx[0], t.reason[0]) == (3, "target")
-    # a limit signal never reverses an open position
-    rev = np.array([1, 0, -1, 0], dtype=np.int8)
-    t = simulate(touch, rev, costs=Costs(0, 0), entry_limit=np.array([np.nan, 0, 99.0, 0]))
-    assert list(t.trades.side) == [1] and t.trades.reason[0] == "end"
 
 
 def test_presets_are_the_seed_grids():

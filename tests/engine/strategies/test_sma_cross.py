@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 
 from backtestlab.engine.metrics import METRIC_NAMES, compute
-from backtestlab.engine.strategies import STRATEGIES, Costs, ParameterError, get_strategy
+from backtestlab.engine.parameters import ParameterError
+from backtestlab.engine.strategies import get_strategy
+from backtestlab.engine.strategies.base import Costs
 
-from .conftest import make_data
+from ..conftest import make_data
 
 COSTS = Costs()
 
@@ -155,21 +157,3 @@ def test_no_look_ahead(hourly_btc, k):
         full.trades.entry_idx[full.trades.entry_idx < k], cut.trades.entry_idx
     )
     np.testing.assert_array_equal(full.equity[: k - 1], cut.equity[: k - 1])
-
-
-def test_registry():
-    assert "sma_cross" in STRATEGIES
-    s = get_strategy("sma_cross")
-    assert s.label == "SMA crossover" and s.data_kind == "candles"
-    with pytest.raises(ParameterError) as exc:
-        get_strategy("sma")
-    assert exc.value.field == "strategy"
-    assert "did you mean 'sma_cross'?" in str(exc.value)
-    assert "Known: sma_cross" in str(exc.value)
-
-
-def test_costs_validation():
-    with pytest.raises(ParameterError):
-        Costs(commission_pct=float("nan"))
-    with pytest.raises(ParameterError):
-        Costs(initial_equity=0)
