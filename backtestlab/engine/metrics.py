@@ -4,7 +4,8 @@ The compiled kernel :func:`metrics_kernel` is the definition; :func:`compute` an
 sweep path call it, so a metric can never mean two different things.
 
 Definitions (``eq`` is the per-bar equity curve marked to market at each close, ``E0`` the
-initial equity, ``r[i] = eq[i] / eq[i-1] - 1`` for ``i >= 1`` the per-bar simple returns,
+initial equity, ``r[i] = eq[i] / eq[i-1] - 1`` for ``i >= 1`` the per-bar simple returns
+(0 after a wipe-out, when ``eq[i-1] <= 0``: nothing is left to gain or lose),
 ``bpy`` bars per year, trade ``pnl`` in percent of equity at entry):
 
 =====================  =========================================================================

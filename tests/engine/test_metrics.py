@@ -14,6 +14,7 @@ A crypto year has 8760 hours: 525 600 one-minute bars, 8760 hourly, 2190 four-ho
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -250,6 +251,25 @@ def test_a_wipe_out_followed_by_flat_bars_counts_their_returns_as_zero():
     assert m.calmar == -1.0
 
 
+def test_a_near_wipe_out_is_not_a_wipe_out():
+    # 100 -> 0.5 over 4 years (two daily bars 4 * 365.25 - 1 days apart): 0.005 ** 0.25 - 1
+    ts = np.array([START, START + int(4 * YEAR_S) - DAY])
+    m = compute(backtest([100.0, 0.5], ts=ts, timeframe="1d"))
+    assert close(m.cagr_pct, -73.40852051527506)
+    assert close(m.total_return_pct, -99.5)
+
+
+def test_a_negative_final_equity_is_a_wipe_out_and_returns_after_it_are_zero():
+    # A hand-built curve may go below 0 (the simulator closes out at 0 instead): from a
+    # non-positive equity nothing is left to gain or lose, so those returns count as 0.
+    eq = [100.0, -50.0, 20.0, -0.5]
+    r = np.array([-1.5, 0.0, -1.025])  # -50 / 100 - 1, then 0 from -50, then -0.5 / 20 - 1
+    m = compute(backtest(eq, timeframe="1d"))
+    assert m.cagr_pct == -100.0
+    assert close(m.sharpe, r.mean() / r.std(ddof=1) * math.sqrt(365))
+    assert close(m.sortino, r.mean() / math.sqrt(np.mean(r**2)) * math.sqrt(365))
+
+
 def test_one_bar_has_a_total_return_and_cagr_but_no_ratios():
     m = compute(backtest([102.0], e0=100.0, timeframe="1d"))
     assert close(m.total_return_pct, 2.0)
@@ -378,6 +398,9 @@ def test_trade_duration_is_in_hours_whatever_the_timeframe():
     # daily bars: 0 -> 2 is 48 h, 1 -> 1 is 0 h (in and out within one bar)
     m = compute(trades_result([1.0, -1.0], entry=[0, 1], exit_=[2, 1], timeframe="1d"))
     assert close(m.avg_trade_duration_h, 24.0)
+    # one-minute bars: 90 and 45 minutes are 1.5 h and 0.75 h, not whole hours
+    m = compute(trades_result([1.0, 1.0], entry=[0, 5], exit_=[90, 50], n=100, timeframe="1m"))
+    assert close(m.avg_trade_duration_h, (1.5 + 0.75) / 2)
 
 
 @pytest.mark.parametrize(
@@ -390,6 +413,8 @@ def test_trade_duration_is_in_hours_whatever_the_timeframe():
         ([1.0, -1.0, 1.0, 1.0, 1.0], 3, 1),  # the longest run is the last one
         ([-1.0, 1.0, -1.0, -1.0], 1, 2),
         ([0.0, 0.0], 0, 0),
+        ([0.0, 1.0, 1.0], 2, 0),  # a run after a zero counts from its first trade
+        ([0.0, -1.0, -1.0], 0, 2),
     ],
 )
 def test_a_zero_pnl_trade_breaks_winning_and_losing_streaks(pnl, wins, losses):
@@ -462,8 +487,9 @@ def test_no_bars_give_nan_for_every_equity_metric():
             assert math.isnan(getattr(m, name)), name
 
 
-def test_without_initial_capital_the_equity_metrics_are_undefined():
-    m = compute(backtest(CURVE, e0=0.0))
+@pytest.mark.parametrize("e0", [0.0, -100.0])
+def test_without_initial_capital_the_equity_metrics_are_undefined(e0):
+    m = compute(backtest(CURVE, e0=e0))
     for name in ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar"):
         assert math.isnan(getattr(m, name)), name
     assert math.isnan(m.max_drawdown_pct) and math.isnan(m.exposure_pct)
@@ -474,13 +500,23 @@ def test_without_initial_capital_the_equity_metrics_are_undefined():
     [
         backtest(np.empty(0), e0=100.0),
         backtest([100.0]),
+        backtest([100.0, 95.0]),
         backtest([100.0] * 5),
         backtest([100.0, 60.0, 0.0, 0.0]),
         trades_result([1.0, 2.0]),
         trades_result([0.0]),
         trades_result([-1.0]),
     ],
-    ids=["no bars", "one bar", "flat", "wipe-out", "no losses", "zero pnl", "no wins"],
+    ids=[
+        "no bars",
+        "one bar",
+        "one return",
+        "flat",
+        "wipe-out",
+        "no losses",
+        "zero pnl",
+        "no wins",
+    ],
 )
 def test_degenerate_inputs_raise_no_floating_point_warning(result):
     with warnings.catch_warnings(), np.errstate(all="raise"):
@@ -516,8 +552,16 @@ def test_metrics_round_trip_through_a_row_and_a_dict():
     assert np.array_equal(m.as_row(), row, equal_nan=True)
     assert list(m.as_dict()) == list(METRIC_NAMES)
     assert m.as_dict()["profit_factor"] == row[METRIC_NAMES.index("profit_factor")]
-    with pytest.raises(ValueError, match="expected 16 metric values"):
-        Metrics.from_row(row[:-1])
+    for bad in (row[:-1], np.r_[row, 1.0], row[None, :]):
+        with pytest.raises(ValueError, match="expected 16 metric values"):
+            Metrics.from_row(bad)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.sharpe = 0.0  # type: ignore[misc]
+
+
+def test_the_metric_table_cannot_be_changed_at_run_time():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        METRICS["sharpe"].higher_is_better = False  # type: ignore[misc]
 
 
 def test_each_metric_says_which_direction_is_better():
@@ -558,7 +602,19 @@ def test_drawdown_is_never_positive_nor_below_minus_100_percent():
         assert close(m.max_drawdown_pct, textbook_drawdown_pct(eq))
 
 
-@pytest.mark.parametrize("factor", [0.001, 3.0, 1e6])
+@pytest.mark.parametrize("epoch", [3600, START + 10**9])
+def test_moving_the_timestamps_to_another_epoch_changes_no_metric(epoch):
+    # Only differences of timestamps matter (CAGR's window, trade durations).
+    ts = START + np.arange(20, dtype=np.int64) * 3600
+    eq = np.r_[np.linspace(100.0, 130.0, 10), np.linspace(125.0, 110.0, 10)]
+    kw = {"pnl": PNL, "entry_idx": ENTRY, "exit_idx": EXIT}
+    a = compute_row(backtest(eq, ts=ts, **kw))
+    b = compute_row(backtest(eq, ts=ts - START + epoch, **kw))
+    assert np.array_equal(a, b, equal_nan=True)
+    assert close(a[METRIC_NAMES.index("avg_trade_duration_h")], 19 / 8)
+
+
+@pytest.mark.parametrize("factor", [1e-6, 0.001, 3.0, 1e6])
 def test_scaling_equity_leaves_every_return_based_metric_unchanged(factor):
     names = ("total_return_pct", "cagr_pct", "sharpe", "sortino", "calmar", "max_drawdown_pct")
     for eq in random_curves():
