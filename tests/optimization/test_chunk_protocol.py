@@ -12,6 +12,8 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from apps.market.models import Dataset
+from apps.market.services import synthetic_universe_create
 from apps.optimization import services
 from apps.optimization.models import (
     JobChunk,
@@ -51,6 +53,14 @@ def enqueued(monkeypatch):
     sent: list[int] = []
     monkeypatch.setattr(run_chunk, "delay", sent.append)
     return sent
+
+
+@pytest.fixture
+def datasets(db):
+    """BTC and ETH hourly candles, 20 synthetic days (smaller than the shared fixture's: these
+    tests run once per mutant in ``make mutation``)."""
+    synthetic_universe_create(days=20, timeframes=("1h",))
+    return list(Dataset.objects.filter(kind=Dataset.Kind.CANDLES).order_by("id"))
 
 
 @pytest.fixture
@@ -532,3 +542,22 @@ def test_a_job_whose_every_run_failed_fails_whatever_the_tolerance(
     assert done.best_run is None and done.best_params is None
     assert done.evaluation is None  # no best run: no overfitting figures
     assert done.finished_at is not None
+
+
+@pytest.mark.parametrize("broken", ["a row short", "a metric short"])
+def test_a_strategy_answering_the_wrong_shape_fails_the_chunk_loudly(job, monkeypatch, broken):
+    """A strategy whose metrics matrix does not match its parameter sets must not store a
+    partial or shifted chunk: the task fails (and is retried), nothing is stored."""
+    strategy = get_strategy("sma_cross")
+    original = type(strategy).run_many
+
+    def run_many(self, ctx, param_list, costs):
+        matrix = original(self, ctx, param_list, costs)
+        return matrix[:-1] if broken == "a row short" else matrix[:, :-1]
+
+    monkeypatch.setattr(type(strategy), "run_many", run_many)
+    chunk = chunks_of(job)[0]
+    with pytest.raises(ValueError, match="zip"):
+        services.chunk_execute(chunk_id=chunk.id, worker="w1")
+    assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
+    assert JobChunk.objects.get(id=chunk.id).status == JobChunk.Status.RUNNING  # the reaper's

@@ -126,7 +126,7 @@ class Param:
         if not math.isfinite(f):
             raise self._err(f"{self.name} must be a finite number, got {value!r}")
         if self.kind == "int":
-            if f != math.floor(f):
+            if not f.is_integer():
                 raise self._err(f"{self.name} must be a whole number, got {_fmt(f)}")
             iv = int(f)
             self._check_bounds(iv)
