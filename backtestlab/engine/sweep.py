@@ -46,28 +46,24 @@ def params_at(grid: Mapping[str, Sequence], index: int) -> dict[str, Any]:
 def params_range(grid: Mapping[str, Sequence], start: int, stop: int) -> list[dict[str, Any]]:
     """``[params_at(grid, i) for i in range(start, stop)]`` using an odometer (O(1) per
     combination instead of a full decode).  ``stop`` is clamped to the grid size."""
-    size = grid_size(grid)
     start = max(int(start), 0)
-    stop = min(int(stop), size)
-    if start >= stop:  # pragma: no mutate: GtE_Gt
-        return []
+    stop = min(int(stop), grid_size(grid))
     keys = list(grid)
     values = [grid[k] for k in keys]
     radix = [len(v) for v in values]
-    digits = [0] * len(keys)
+    digits = []  # of ``start``, most significant first
     rem = start
-    for j in range(len(keys) - 1, -1, -1):
-        rem, digits[j] = divmod(rem, radix[j])
+    for r in reversed(radix):
+        rem, digit = divmod(rem, r)
+        digits.insert(0, digit)
     out = []
     for _ in range(start, stop):
         out.append({k: values[j][digits[j]] for j, k in enumerate(keys)})
-        j = len(keys) - 1
-        while j >= 0:
+        for j in reversed(range(len(keys))):  # advance the odometer, last key fastest
             digits[j] += 1
-            if digits[j] < radix[j]:
+            if digits[j] < radix[j]:  # pragma: no mutate: Lt_NotEq (steps of one from below)
                 break
             digits[j] = 0
-            j -= 1
     return out
 
 
