@@ -158,7 +158,7 @@ def monte_carlo_job_create(
         )
     source = run.job
     with transaction.atomic():
-        job_quota_check(user=user)
+        job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
             name=(name or f"Monte Carlo of run {run.id}")[:100],
             kind=OptimizationJob.Kind.MONTE_CARLO,
@@ -246,7 +246,7 @@ def walk_forward_job_create(
     except ValueError as exc:  # what is left: too few bars for the splits
         raise ApplicationError(str(exc), field="n_splits") from None
     with transaction.atomic():
-        services.job_quota_check(user=user)
+        services.job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
             name=(name or f"Walk-forward {strategy} on {dataset.name}")[:100],
             kind=OptimizationJob.Kind.WALK_FORWARD,

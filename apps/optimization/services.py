@@ -209,7 +209,7 @@ def date_validate(field: str, value: Any) -> dt.datetime | None:
 # --- creation ----------------------------------------------------------------------------------
 
 
-def job_quota_check(*, user, lock: bool = True) -> None:
+def job_quota_check(*, user, lock: bool) -> None:
     """Per-user limits on every surface: creation rate and jobs active at once (HTTP 429).
 
     Counting and then inserting races: two requests could both count 4 jobs of 5 and both
@@ -298,7 +298,7 @@ def job_create(
                 field="date_from",
             )
     with transaction.atomic():
-        job_quota_check(user=user)
+        job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
             name=name.strip(),
             description=description,
@@ -372,7 +372,7 @@ def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) ->
     suffix = " (re-run)" if rerun else " (copy)"
     with transaction.atomic():
         if start:
-            job_quota_check(user=user)
+            job_quota_check(user=user, lock=True)
         copy = OptimizationJob.objects.create(
             name=(job.name[: 100 - len(suffix)] + suffix),
             description=job.description,

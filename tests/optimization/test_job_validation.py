@@ -202,12 +202,14 @@ def test_bad_dataset_lists_are_explained(alice, datasets, dataset_ids, message):
     assert OptimizationJob.objects.count() == 0
 
 
-def test_the_smallest_dataset_id_is_a_valid_one(alice, datasets):
+def test_the_smallest_and_the_largest_dataset_ids_are_valid_ones(alice, datasets):
     from apps.market.models import Dataset
 
+    largest = 2**63 - 1  # a 64-bit integer column's
+    Dataset.objects.filter(id=datasets[1].id).update(id=largest)
     Dataset.objects.filter(id=datasets[0].id).update(id=1)  # ids of earlier tests are not reused
-    job = make_job(alice, [Dataset.objects.get(id=1)])
-    assert list(job.datasets.values_list("id", flat=True)) == [1]
+    job = make_job(alice, list(Dataset.objects.filter(id__in=[1, largest]).order_by("id")))
+    assert list(job.datasets.order_by("id").values_list("id", flat=True)) == [1, largest]
 
 
 def test_a_dataset_named_twice_is_run_once(alice, datasets):

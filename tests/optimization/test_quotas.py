@@ -134,3 +134,19 @@ def test_jobs_without_a_user_are_not_limited(datasets, settings):
     for i in range(3):
         make_job(None, datasets[:1], name=f"bench {i}")
     assert OptimizationJob.objects.filter(created_by=None).count() == 3
+
+
+def test_a_user_already_over_a_lowered_limit_is_refused(alice, datasets, settings):
+    """Limits can be lowered while jobs exist (and a duplicate is made without a check)."""
+    for i in range(2):
+        make_job(alice, datasets[:1], name=f"before {i}")
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "MAX_ACTIVE_JOBS_PER_USER": 1}
+    with pytest.raises(ApplicationError) as err:
+        make_job(alice, datasets[:1], name="after")
+    assert err.value.status == 429
+    assert err.value.message.startswith("you have 2 jobs pending or running (limit 1)")
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "JOBS_PER_MINUTE": 1}
+    with pytest.raises(ApplicationError) as err:
+        make_job(alice, datasets[:1], name="after")
+    assert err.value.message.startswith("you created 2 jobs in the last minute (limit 1)")
+    assert OptimizationJob.objects.count() == 2
