@@ -147,6 +147,35 @@ def function_lines(source: str, names: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every annotation, if the module never evaluates them.
+
+    Under ``from __future__ import annotations`` an annotation is a string nobody runs, so a
+    mutant inside one (``-> int | None`` becoming ``-> int * None``) cannot change anything.
+    """
+    tree = ast.parse(source)
+    postponed = any(
+        isinstance(node, ast.ImportFrom)
+        and node.module == "__future__"
+        and any(alias.name == "annotations" for alias in node.names)
+        for node in tree.body
+    )
+    if not postponed:
+        return []
+    spans = []
+    for node in ast.walk(tree):
+        annotations = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            args = node.args
+            every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+            annotations = [a.annotation for a in every if a is not None and a.annotation]
+            annotations += [node.returns] if node.returns else []
+        elif isinstance(node, ast.AnnAssign):
+            annotations = [node.annotation]
+        spans += [((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)) for a in annotations]
+    return spans
+
+
 def pragma_operators(line: str) -> list[str] | None:
     """None: no pragma; []: every operator; else the operator-name words it names."""
     match = PRAGMA.search(line)
@@ -207,6 +236,7 @@ def run_target(target: Target, python: str, verbose: bool) -> Outcome:
     lines = source.splitlines()
     spans = function_lines(source, target.functions) if target.functions else None
     excluded = [re.compile(p) for p in target.exclude_operators]
+    annotations = annotation_spans(source)
 
     def skip(db, job_id, why):
         db.set_result(job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
@@ -225,6 +255,12 @@ def run_target(target: Target, python: str, verbose: bool) -> Outcome:
                 outcome.mutants -= 1
                 outcome.filtered += 1
                 skip(db, item.job_id, "operator excluded")
+                continue
+            start, end = tuple(mutation.start_pos), tuple(mutation.end_pos)
+            if any(a <= start and end <= b for a, b in annotations):
+                outcome.mutants -= 1
+                outcome.filtered += 1
+                skip(db, item.job_id, "inside an annotation, which never runs")
                 continue
             end_line = mutation.end_pos[0] - (1 if mutation.end_pos[1] == 0 else 0)
             words = [pragma_operators(lines[n - 1]) for n in range(line_no, end_line + 1)]

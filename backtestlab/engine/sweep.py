@@ -46,28 +46,24 @@ def params_at(grid: Mapping[str, Sequence], index: int) -> dict[str, Any]:
 def params_range(grid: Mapping[str, Sequence], start: int, stop: int) -> list[dict[str, Any]]:
     """``[params_at(grid, i) for i in range(start, stop)]`` using an odometer (O(1) per
     combination instead of a full decode).  ``stop`` is clamped to the grid size."""
-    size = grid_size(grid)
     start = max(int(start), 0)
-    stop = min(int(stop), size)
-    if start >= stop:
-        return []
+    stop = min(int(stop), grid_size(grid))
     keys = list(grid)
     values = [grid[k] for k in keys]
     radix = [len(v) for v in values]
-    digits = [0] * len(keys)
+    digits = []  # of ``start``, most significant first
     rem = start
-    for j in range(len(keys) - 1, -1, -1):
-        rem, digits[j] = divmod(rem, radix[j])
+    for r in reversed(radix):
+        rem, digit = divmod(rem, r)
+        digits.insert(0, digit)
     out = []
     for _ in range(start, stop):
         out.append({k: values[j][digits[j]] for j, k in enumerate(keys)})
-        j = len(keys) - 1
-        while j >= 0:
+        for j in reversed(range(len(keys))):  # advance the odometer, last key fastest
             digits[j] += 1
-            if digits[j] < radix[j]:
+            if digits[j] < radix[j]:  # pragma: no mutate: Lt_NotEq (steps of one from below)
                 break
             digits[j] = 0
-            j -= 1
     return out
 
 
@@ -91,12 +87,17 @@ def param_hash(params: Mapping[str, Any]) -> str:
     via ``repr`` (round-trip exact), bools as JSON booleans.  Hash VALIDATED params: the
     int parameter 5 and the float 5.0 are different values until coercion unifies them."""
     canon = {str(k): _canonical(v) for k, v in params.items()}
-    text = json.dumps(canon, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(
+        canon,
+        sort_keys=True,
+        separators=(",", ":"),
+        allow_nan=False,  # pragma: no mutate (a second guard: _canonical refuses NaN and inf)
+    )
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 def run_params(strategy, ctx, param_list: Sequence[dict], costs) -> np.ndarray:
     """Metrics matrix for ``param_list`` (delegates to ``strategy.run_many``)."""
-    if getattr(costs, "signal_delay_bars", 0):
+    if costs.signal_delay_bars:
         raise ValueError("signal_delay_bars is a stress scenario of single runs (Strategy.run)")
     return strategy.run_many(ctx, param_list, costs)

@@ -12,6 +12,8 @@ import uuid
 import pytest
 from django.utils import timezone
 
+from apps.market.models import Dataset
+from apps.market.services import synthetic_universe_create
 from apps.optimization import queue
 from apps.optimization.models import (
     JobChunk,
@@ -71,10 +73,23 @@ def enqueued(monkeypatch):
     return sent
 
 
+def hourly(*symbols: str) -> list[Dataset]:
+    """Hourly candles of 20 synthetic days (smaller than the shared fixture's: these tests run
+    once per mutant in ``make mutation``)."""
+    synthetic_universe_create(symbols=symbols, days=20, timeframes=("1h",))
+    return list(Dataset.objects.filter(kind=Dataset.Kind.CANDLES).order_by("id"))
+
+
 @pytest.fixture
-def job(alice, datasets, small_chunks):
+def btc(db) -> Dataset:
+    (btc,) = hourly("BTC")
+    return btc
+
+
+@pytest.fixture
+def job(alice, btc, small_chunks):
     """SMALL_GRID (12 runs) on BTC in chunks of 5: grid indexes [0:5) [5:10) [10:12)."""
-    return make_job(alice, datasets[:1])
+    return make_job(alice, [btc])
 
 
 @pytest.fixture
@@ -405,12 +420,12 @@ def test_the_reaper_sends_a_chunk_both_stale_and_pending_once(job, enqueued):
 
 
 def test_the_reaper_finalizes_every_running_job_without_chunks_left(
-    alice, datasets, small_chunks, enqueued
+    alice, btc, small_chunks, enqueued
 ):
-    jobs = [make_job(alice, datasets[:1], name=f"job {i}") for i in range(2)]
+    jobs = [make_job(alice, [btc], name=f"job {i}") for i in range(2)]
     for job in jobs:
         commit_all_without_finalizing(job)
-    unfinished = make_job(alice, datasets[:1], name="still running")
+    unfinished = make_job(alice, [btc], name="still running")
     chunk_execute(chunk_id=chunks_of(unfinished)[0].id)
 
     assert chunks_reap() == {"reset": 0, "requeued": 0, "finalized": 2}
@@ -455,13 +470,13 @@ def test_finalize_refuses_a_job_with_chunks_left_or_not_running(job):
     assert refused.best_run_id is None and refused.finished_at is None and refused.error == ""
 
 
-def test_finalize_happens_once_with_its_side_effects(alice, datasets, small_chunks):
+def test_finalize_happens_once_with_its_side_effects(alice, btc, small_chunks):
     approve("PILOT")
     template = JobTemplate.objects.create(
         name="weekly", strategy="sma_cross", parameter_grid=SMALL_GRID, owner=grant(alice),
         auto_apply="dry_run", min_improvement_pct=-1e9,
     )  # fmt: skip
-    template.datasets.set(datasets[:1])
+    template.datasets.set([btc])
     job = template_fire(template_id=template.id, now=NOW).job
     commit_all_without_finalizing(job)
 
@@ -482,7 +497,8 @@ def test_finalize_happens_once_with_its_side_effects(alice, datasets, small_chun
     assert proposal.dry_run and proposal.job_id == job.id
 
 
-def test_best_params_name_the_top_run_overall_and_on_each_dataset(alice, datasets):
+def test_best_params_name_the_top_run_overall_and_on_each_dataset(alice, db):
+    datasets = hourly("BTC", "ETH")
     job = make_job(alice, datasets, objective="total_return_pct")
     commit_all_without_finalizing(job)
     assert job_finalize(job_id=job.id) is True
@@ -517,12 +533,12 @@ def test_best_params_name_the_top_run_overall_and_on_each_dataset(alice, dataset
 
 @pytest.mark.parametrize("tolerance, status", [(0.5, "succeeded"), (0.49, "failed")])
 def test_a_job_fails_only_when_the_failed_share_exceeds_the_tolerance(
-    alice, datasets, settings, cursed_fast, tolerance, status
+    alice, btc, settings, cursed_fast, tolerance, status
 ):
     settings.BACKTESTLAB = {**settings.BACKTESTLAB, "FAILURE_TOLERANCE": tolerance}
     cursed_fast(5)
     grid = {"fast": [5, 10], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}  # 4 of 8 fail
-    job = make_job(alice, datasets[:1], grid=grid)
+    job = make_job(alice, [btc], grid=grid)
     commit_all_without_finalizing(job)
     assert job_finalize(job_id=job.id) is True
     done = fresh(job)
@@ -537,11 +553,11 @@ def test_a_job_fails_only_when_the_failed_share_exceeds_the_tolerance(
 
 
 def test_a_job_whose_every_run_failed_fails_whatever_the_tolerance(
-    alice, datasets, settings, cursed_fast
+    alice, btc, settings, cursed_fast
 ):
     settings.BACKTESTLAB = {**settings.BACKTESTLAB, "FAILURE_TOLERANCE": 1.0}
     cursed_fast(5, 10, 20)
-    job = make_job(alice, datasets[:1])
+    job = make_job(alice, [btc])
     commit_all_without_finalizing(job)
     assert job_finalize(job_id=job.id) is True
     done = fresh(job)
@@ -550,3 +566,22 @@ def test_a_job_whose_every_run_failed_fails_whatever_the_tolerance(
     assert done.best_run is None and done.best_params is None
     assert done.evaluation is None  # no best run: no overfitting figures
     assert done.finished_at is not None
+
+
+@pytest.mark.parametrize("broken", ["a row short", "a metric short"])
+def test_a_strategy_answering_the_wrong_shape_fails_the_chunk_loudly(job, monkeypatch, broken):
+    """A strategy whose metrics matrix does not match its parameter sets must not store a
+    partial or shifted chunk: the task fails (and is retried), nothing is stored."""
+    strategy = get_strategy("sma_cross")
+    original = type(strategy).run_many
+
+    def run_many(self, ctx, param_list, costs):
+        matrix = original(self, ctx, param_list, costs)
+        return matrix[:-1] if broken == "a row short" else matrix[:, :-1]
+
+    monkeypatch.setattr(type(strategy), "run_many", run_many)
+    chunk = chunks_of(job)[0]
+    with pytest.raises(ValueError, match="zip"):
+        chunk_execute(chunk_id=chunk.id, worker="w1")
+    assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
+    assert JobChunk.objects.get(id=chunk.id).status == JobChunk.Status.RUNNING  # the reaper's

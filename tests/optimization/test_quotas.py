@@ -1,5 +1,6 @@
 """Per-user limits: jobs per minute and jobs active at once answer 429 and write nothing."""
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.optimization.models import OptimizationJob
@@ -101,3 +103,51 @@ def test_concurrent_creations_on_the_embedded_sqlite_never_exceed_the_quota(tmp_
         assert status == 429 and message.startswith("you have 2 jobs pending or running (limit 2)")
     assert sorted(result["jobs"]) == sorted(created)
     assert result["chunks"] == 2 and result["dataset_links"] == 2
+
+
+@pytest.mark.parametrize("age_seconds, counted", [(50, True), (70, False)])
+def test_the_rate_limit_counts_the_jobs_of_the_last_minute_only(
+    alice, datasets, settings, age_seconds, counted
+):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "JOBS_PER_MINUTE": 1}
+    earlier = make_job(alice, datasets[:1], name="earlier", start=False)
+    OptimizationJob.objects.filter(id=earlier.id).update(
+        created_at=timezone.now() - dt.timedelta(seconds=age_seconds)
+    )
+    if counted:
+        with pytest.raises(ApplicationError) as err:
+            make_job(alice, datasets[:1], name="now")
+        assert err.value.status == 429
+        assert err.value.message.startswith("you created 1 jobs in the last minute (limit 1)")
+        assert OptimizationJob.objects.count() == 1
+    else:
+        make_job(alice, datasets[:1], name="now")
+        assert OptimizationJob.objects.count() == 2
+
+
+def test_jobs_without_a_user_are_not_limited(datasets, settings):
+    """A command (bench) creates jobs with no user: no person's quota to count them against."""
+    settings.BACKTESTLAB = {
+        **settings.BACKTESTLAB,
+        "JOBS_PER_MINUTE": 1,
+        "MAX_ACTIVE_JOBS_PER_USER": 1,
+    }
+    for i in range(3):
+        make_job(None, datasets[:1], name=f"bench {i}")
+    assert OptimizationJob.objects.filter(created_by=None).count() == 3
+
+
+def test_a_user_already_over_a_lowered_limit_is_refused(alice, datasets, settings):
+    """Limits can be lowered while jobs exist (and a duplicate is made without a check)."""
+    for i in range(2):
+        make_job(alice, datasets[:1], name=f"before {i}")
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "MAX_ACTIVE_JOBS_PER_USER": 1}
+    with pytest.raises(ApplicationError) as err:
+        make_job(alice, datasets[:1], name="after")
+    assert err.value.status == 429
+    assert err.value.message.startswith("you have 2 jobs pending or running (limit 1)")
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "JOBS_PER_MINUTE": 1}
+    with pytest.raises(ApplicationError) as err:
+        make_job(alice, datasets[:1], name="after")
+    assert err.value.message.startswith("you created 2 jobs in the last minute (limit 1)")
+    assert OptimizationJob.objects.count() == 2

@@ -130,7 +130,7 @@ def job_create(
     )
     datasets, grid = spec["datasets"], spec["parameter_grid"]
     with transaction.atomic():
-        job_quota_check(user=user)
+        job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
             name=name.strip(),
             description=description,
@@ -197,7 +197,7 @@ def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) ->
     suffix = " (re-run)" if rerun else " (copy)"
     with transaction.atomic():
         if start:
-            job_quota_check(user=user)
+            job_quota_check(user=user, lock=True)
         copy = OptimizationJob.objects.create(
             name=(job.name[: 100 - len(suffix)] + suffix),
             description=job.description,

@@ -71,7 +71,7 @@ def monte_carlo_job_create(
         )
     source = run.job
     with transaction.atomic():
-        job_quota_check(user=user)
+        job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
             name=(name or f"Monte Carlo of run {run.id}")[:100],
             kind=OptimizationJob.Kind.MONTE_CARLO,

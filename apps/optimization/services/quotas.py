@@ -15,7 +15,7 @@ from apps.optimization.services.validation import setting
 from backtestlab.errors import ApplicationError
 
 
-def job_quota_check(*, user, lock: bool = True, exclude: int | None = None) -> None:
+def job_quota_check(*, user, lock: bool, exclude: int | None = None) -> None:
     """Per-user limits on every surface: creation rate and jobs active at once (HTTP 429).
 
     Counting and then inserting races: two requests could both count 4 jobs of 5 and both
@@ -29,7 +29,7 @@ def job_quota_check(*, user, lock: bool = True, exclude: int | None = None) -> N
     """
     if not getattr(user, "is_authenticated", False):
         return
-    if lock:
+    if lock:  # pragma: no mutate
         list(
             get_user_model()
             .objects.select_for_update()

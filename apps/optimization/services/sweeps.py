@@ -74,11 +74,10 @@ def sweep_outcome(job: OptimizationJob) -> tuple[str, dict | None, OptimizationR
     The sweep fails when no run succeeded or the share of failed runs is above
     FAILURE_TOLERANCE; the error then quotes the first failure.
     """
-    best = job_best_runs(job=job, limit=1)
+    best = next(iter(job_best_runs(job=job, limit=1)), None)  # pragma: no mutate: NumberReplacer
     tolerance = setting("FAILURE_TOLERANCE")
-    failed_share = job.failed_runs / job.total_runs if job.total_runs else 0.0
     error = ""
-    if job.completed_runs == 0 or failed_share > tolerance:
+    if job.completed_runs == 0 or job.failed_runs > tolerance * job.total_runs:
         sample = (
             job.runs.filter(status=OptimizationRun.Status.FAILED)
             .values_list("error", flat=True)
@@ -88,11 +87,11 @@ def sweep_outcome(job: OptimizationJob) -> tuple[str, dict | None, OptimizationR
             f"{job.failed_runs} of {job.total_runs} runs failed "
             f"(tolerance {tolerance:.0%}); first error: {sample or 'n/a'}"
         )
-    if not best:
+    if best is None:
         return error, None, None
     best_params = {
         "objective": job.objective,
-        "overall": _run_summary(best[0], job.objective),
+        "overall": _run_summary(best, job.objective),
         "per_dataset": [_run_summary(r, job.objective) for r in job_best_per_dataset(job=job)],
     }
-    return error, best_params, best[0]
+    return error, best_params, best

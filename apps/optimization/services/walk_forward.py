@@ -81,7 +81,7 @@ def walk_forward_job_create(
     except ValueError as exc:  # what is left: too few bars for the splits
         raise ApplicationError(str(exc), field="n_splits") from None
     with transaction.atomic():
-        job_quota_check(user=user)
+        job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
             name=(name or f"Walk-forward {strategy} on {dataset.name}")[:100],
             kind=OptimizationJob.Kind.WALK_FORWARD,
