@@ -147,6 +147,31 @@ def function_lines(source: str, names: list[str]) -> list[tuple[int, int]]:
     return spans
 
 
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every annotation, when the module postpones their evaluation
+    (``from __future__ import annotations``): a mutant there (``str | None`` -> ``str + None``)
+    is never evaluated, so it is no mutant at all."""
+    tree = ast.parse(source)
+    postponed = any(
+        isinstance(n, ast.ImportFrom)
+        and n.module == "__future__"
+        and any(a.name == "annotations" for a in n.names)
+        for n in tree.body
+    )
+    if not postponed:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = node.args
+            args = [*a.posonlyargs, *a.args, *a.kwonlyargs, a.vararg, a.kwarg]
+            found += [x.annotation for x in args if x is not None and x.annotation is not None]
+            found += [node.returns] if node.returns is not None else []
+        elif isinstance(node, ast.AnnAssign):
+            found.append(node.annotation)
+    return [((n.lineno, n.col_offset), (n.end_lineno, n.end_col_offset)) for n in found]
+
+
 def pragma_operators(line: str) -> list[str] | None:
     """None: no pragma; []: every operator; else the operator-name words it names."""
     match = PRAGMA.search(line)
@@ -207,6 +232,7 @@ def run_target(target: Target, python: str, verbose: bool) -> Outcome:
     lines = source.splitlines()
     spans = function_lines(source, target.functions) if target.functions else None
     excluded = [re.compile(p) for p in target.exclude_operators]
+    annotations = annotation_spans(source)
 
     def skip(db, job_id, why):
         db.set_result(job_id, WorkResult(output=why, worker_outcome=WorkerOutcome.SKIPPED))
@@ -220,6 +246,12 @@ def run_target(target: Target, python: str, verbose: bool) -> Outcome:
             if spans is not None and not any(a <= line_no <= b for a, b in spans):
                 outcome.mutants -= 1
                 skip(db, item.job_id, "outside the target's functions")
+                continue
+            position = tuple(mutation.start_pos)
+            if any(a <= position < b for a, b in annotations):
+                outcome.mutants -= 1
+                outcome.filtered += 1
+                skip(db, item.job_id, "in an annotation, which is never evaluated")
                 continue
             if any(p.search(op) for p in excluded):
                 outcome.mutants -= 1
