@@ -526,7 +526,7 @@ def config_audit_record(
     return AuditEntry.objects.create(
         kind=kind, action=action, object_id=obj.pk, object_repr=str(obj)[:200], before=before,
         after=None if deleted else config_snapshot(obj), source=source,
-        user=user if getattr(user, "is_authenticated", False) else None,
+        user=user if user is not None and user.is_authenticated else None,
     )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ Fractions are dyadic (0.25, 0.125 …) so sums are exact in binary floating poin
 at the limit" really is exactly at it.
 """
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -250,3 +251,25 @@ def test_an_empty_run_has_no_return():
         "return_pct_without_risk": 0.0,
         "return_pct_with_risk": 0.0,
     }
+
+
+# --- values, not state ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        RiskConfig(),
+        OpenPosition("p", "BTC", 0.01, T0),
+        CandidateTrade("BTC", 0.01, T0, "s"),
+        RiskTrade(T0, T0 + H, "BTC", 0.01),
+        RiskVerdict(RiskTrade(T0, T0 + H, "BTC", 0.01), True, None, None),
+    ],
+    ids=lambda v: type(v).__name__,
+)
+def test_configs_positions_trades_and_verdicts_are_frozen_values(value):
+    """A manager's limits cannot be changed under it, and equal values hash alike."""
+    name = next(iter(dataclasses.asdict(value)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, name, None)
+    assert hash(value) == hash(dataclasses.replace(value))

@@ -9,7 +9,13 @@ from django.contrib.auth.models import AnonymousUser
 
 from apps.optimization.models import OptimizationRun
 from apps.strategies import services
-from apps.strategies.models import AuditEntry, ParameterChange, RiskConfig, StrategyConfig
+from apps.strategies.models import (
+    ApprovalConfig,
+    AuditEntry,
+    ParameterChange,
+    RiskConfig,
+    StrategyConfig,
+)
 from backtestlab.errors import ApplicationError
 from tests.factories import make_job, run_all_chunks
 from tests.results_data import SEED_GRID, job_with_runs, seed_metrics
@@ -475,6 +481,19 @@ def test_a_runs_production_key_carries_its_group_value(seed_job, datasets):
     }
 
 
+def test_a_run_of_a_retired_strategy_has_no_group_in_its_key(seed_job, datasets):
+    """A job stored before its strategy left the registry still names its key."""
+    run = services.job_best_run_for(job=seed_job, group="imbalance")
+    type(seed_job).objects.filter(id=seed_job.id).update(strategy="retired_zones")
+    run = OptimizationRun.objects.select_related("job", "dataset").get(id=run.id)
+    assert services.run_target(run) == {
+        "strategy": "retired_zones",
+        "symbol": "BTC",
+        "timeframe": "1h",
+        "pattern": "",
+    }
+
+
 # --- restore ---------------------------------------------------------------------------------
 
 
@@ -719,3 +738,41 @@ def test_risk_config_for_answers_the_seeds_defaults_unsaved():
         "stored": False,
         "updated_at": None,
     }
+
+
+# --- the audit of risk and approval configs ------------------------------------------------------
+
+
+def test_the_audit_records_create_update_and_delete_of_an_approval_config(alice):
+    config = ApprovalConfig.objects.create(name="strict", min_trades=300)
+    created = services.config_audit_record(obj=config, before=None, user=alice, source="admin")
+    assert (created.kind, created.action, created.object_id) == (
+        "approval_config",
+        "create",
+        config.pk,
+    )
+    assert created.object_repr == "strict" and created.after["min_trades"] == 300
+    before = services.config_snapshot(config)
+    config.min_trades = 100
+    config.save()
+    updated = services.config_audit_record(obj=config, before=before, user=alice, source="admin")
+    assert updated.action == "update" and updated.before["min_trades"] == 300
+    assert updated.after["min_trades"] == 100 and updated.user == alice
+    deleted = services.config_audit_record(
+        obj=config,
+        before=services.config_snapshot(config),
+        user=AnonymousUser(),
+        source="admin",
+        deleted=True,
+    )
+    assert (deleted.action, deleted.after, deleted.user) == ("delete", None, None)
+    assert deleted.before["min_trades"] == 100
+
+
+def test_the_audit_of_a_risk_config_cuts_a_long_name_to_200_characters():
+    entry = services.config_audit_record(
+        obj=RiskConfig(strategy="x" * 300), before=None, user=None, source="api"
+    )
+    assert entry.kind == "risk_config" and entry.action == "create" and entry.user is None
+    assert entry.object_repr == ("risk " + "x" * 300)[:200]
+    assert AuditEntry.objects.get().object_repr == entry.object_repr
