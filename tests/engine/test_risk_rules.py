@@ -123,6 +123,16 @@ def test_a_vetoed_trade_is_not_counted():
     assert rm.counters() == {}
 
 
+def test_a_cap_lowered_below_todays_count_vetoes_the_next_trade():
+    """Today's counter restored from 3 paper trades, then the cap lowered to 2."""
+    rm = RiskManager(RiskConfig(1.0, 1.0, 2))
+    for i in range(3):
+        rm.record_trade("s", T0 + i * H)
+    ok, reason = rm.check_trade(cand(0.001, at=T0 + 4 * H), [])
+    assert not ok and reason == "daily trade cap reached for strategy s (3/2)"
+    assert rm.trades_today("s", T0) == 3
+
+
 # --- the reasons -----------------------------------------------------------------------------
 
 
@@ -240,6 +250,13 @@ def test_the_summary_counts_vetoes_by_reason():
     summary = risk_summary(verdicts)
     assert summary["vetoed_by_reason"] == {PER_TRADE: 1, PER_UNDERLYING: 1, DAILY_CAP: 1}
     assert (summary["allowed"], summary["vetoed"]) == (3, 3)
+
+
+def test_a_trade_without_a_known_pnl_counts_as_flat():
+    bare = RiskTrade(T0, T0 + H, "BTC", 0.001)
+    assert bare.pnl_pct == 0.0
+    summary = risk_summary(risk_filter([bare], WIDE, "s"))
+    assert summary["return_pct_with_risk"] == 0.0 == summary["return_pct_without_risk"]
 
 
 def test_an_empty_run_has_no_return():
