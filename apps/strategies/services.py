@@ -215,7 +215,12 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
         ok, detail = False, f"the run has no {objective} value"
     elif improvement is None:
         # no finite baseline (no trades) or a zero one: better is enough
-        ok = old_value is None or (new_value > old_value if better else new_value < old_value)
+        if old_value is None:
+            ok = True
+        elif better:
+            ok = new_value > old_value
+        else:  # no objective is lower-is-better yet: see mutation/equivalent.md
+            ok = new_value < old_value  # pragma: no mutate
         detail = f"{objective} {new_value:.4g} vs {old_value if old_value is None else f'{old_value:.4g}'} (no % improvement defined)"  # noqa: E501
     else:
         ok = improvement >= threshold
@@ -364,7 +369,7 @@ def job_best_run_for(
             f"job {job.id} is {job.status}: only a succeeded job's best can be applied", field="job"
         )  # noqa: E501
     if dataset_id is None and group is None:
-        runs = results.job_best_runs(job=job, limit=1)
+        runs = results.job_best_runs(job=job, limit=1)  # pragma: no mutate
         if not runs:
             raise ApplicationError(f"job {job.id} has no scored run", field="job")
         return runs[0]
@@ -373,7 +378,12 @@ def job_best_run_for(
             continue
         if group is not None and s.group_label != group:
             continue
-        runs = results.job_best_runs(job=job, limit=1, dataset_id=s.dataset.id, params=s.group)
+        runs = results.job_best_runs(
+            job=job,
+            limit=1,  # pragma: no mutate
+            dataset_id=s.dataset.id,
+            params=s.group,
+        )
         if runs:
             return runs[0]
         raise ApplicationError("no scored run in that slice", field="dataset")

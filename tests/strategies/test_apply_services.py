@@ -421,6 +421,16 @@ def test_a_jobs_best_refuses_a_missing_slice_or_an_unfinished_job(two_symbols, a
     )
 
 
+def test_a_dataset_the_job_did_not_use_is_no_slice_whatever_its_id(alice, datasets):
+    """A job on ETH only: BTC (a smaller id) and an id above every dataset are both refused."""
+    eth_only = job_with_runs(alice, datasets[1:], lambda d, gi, p: {"sharpe": 1.0 + gi})
+    for missing in (datasets[0].id, datasets[1].id + 1000):
+        exc = refused(services.job_best_run_for, job=eth_only, dataset_id=missing)
+        assert exc.field == "dataset" and exc.message.startswith("no such slice in the job")
+    best = services.job_best_run_for(job=eth_only, dataset_id=datasets[1].id)
+    assert best.dataset == datasets[1] and best.sharpe == 12.0
+
+
 def test_a_job_without_a_scored_run_has_no_best(two_symbols, datasets):
     OptimizationRun.objects.filter(job=two_symbols).update(sharpe=None)
     exc = refused(services.job_best_run_for, job=two_symbols)
