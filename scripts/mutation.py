@@ -251,6 +251,12 @@ def run_target(target: Target, python: str, verbose: bool) -> Outcome:
                 outcome.mutants -= 1
                 skip(db, item.job_id, "outside the target's functions")
                 continue
+            position = tuple(mutation.start_pos)
+            if any(a <= position < b for a, b in annotations):
+                outcome.mutants -= 1
+                outcome.filtered += 1
+                skip(db, item.job_id, "in an annotation, which is never evaluated")
+                continue
             if any(p.search(op) for p in excluded):
                 outcome.mutants -= 1
                 outcome.filtered += 1

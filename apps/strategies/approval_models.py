@@ -9,11 +9,15 @@ StrategyApproval is one evaluation: never edited, so the rows of a strategy are 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from backtestlab.engine.evaluation.approval import ApprovalConfig as EngineApprovalConfig
 
 _D = EngineApprovalConfig()
+# A threshold out of its range makes every strategy pass or fail a gate: refused in admin.
+_SHARE = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+_SCORE = [MinValueValidator(0.0), MaxValueValidator(100.0)]
 
 
 class ApprovalConfig(models.Model):
@@ -21,21 +25,22 @@ class ApprovalConfig(models.Model):
     is_active = models.BooleanField(default=True)
 
     min_trades = models.PositiveIntegerField(default=_D.min_trades)
-    min_years = models.FloatField(default=_D.min_years)
+    min_years = models.FloatField(default=_D.min_years, validators=[MinValueValidator(0.0)])
     require_bull_bear_chop = models.BooleanField(default=_D.require_bull_bear_chop)
-    max_worst_dd_research = models.FloatField(default=_D.max_worst_dd_research)
-    max_worst_dd_pilot = models.FloatField(default=_D.max_worst_dd_pilot)
-    max_worst_dd_prod = models.FloatField(default=_D.max_worst_dd_prod)
+    max_worst_dd_research = models.FloatField(default=_D.max_worst_dd_research, validators=_SHARE)
+    max_worst_dd_pilot = models.FloatField(default=_D.max_worst_dd_pilot, validators=_SHARE)
+    max_worst_dd_prod = models.FloatField(default=_D.max_worst_dd_prod, validators=_SHARE)
     max_loss_streak_pilot = models.PositiveIntegerField(default=_D.max_loss_streak_pilot)
     max_loss_streak_prod = models.PositiveIntegerField(default=_D.max_loss_streak_prod)
-    min_psych_score_pilot = models.FloatField(default=_D.min_psych_score_pilot)
-    min_psych_score_prod = models.FloatField(default=_D.min_psych_score_prod)
+    min_psych_score_pilot = models.FloatField(default=_D.min_psych_score_pilot, validators=_SCORE)
+    min_psych_score_prod = models.FloatField(default=_D.min_psych_score_prod, validators=_SCORE)
     require_param_sensitivity_ok = models.BooleanField(default=_D.require_param_sensitivity_ok)
     require_walk_forward_ok = models.BooleanField(default=_D.require_walk_forward_ok)
     require_stress_test_ok = models.BooleanField(default=_D.require_stress_test_ok)
 
     max_neighbour_drop = models.FloatField(
         default=_D.max_neighbour_drop,
+        validators=_SHARE,
         help_text="Largest allowed objective drop in the best run's grid neighbourhood "
         "(0.5 = neighbours keep half the best objective)",
     )
@@ -44,6 +49,7 @@ class ApprovalConfig(models.Model):
     )
     min_oos_positive_share = models.FloatField(
         default=_D.min_oos_positive_share,
+        validators=_SHARE,
         help_text="Share of walk-forward folds with a positive OOS objective, at least",
     )
     stress_min_fraction = models.FloatField(
@@ -56,9 +62,10 @@ class ApprovalConfig(models.Model):
     )
     min_regime_share = models.FloatField(
         default=_D.min_regime_share,
+        validators=_SHARE,
         help_text="A regime counts when this share of the bars in the trades' span has it",
     )
-    mc_sims = models.PositiveIntegerField(default=_D.mc_sims)
+    mc_sims = models.PositiveIntegerField(default=_D.mc_sims, validators=[MinValueValidator(1)])
     mc_seed = models.PositiveBigIntegerField(default=_D.mc_seed)
 
     updated_at = models.DateTimeField(auto_now=True)

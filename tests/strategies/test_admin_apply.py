@@ -342,6 +342,32 @@ def test_a_risk_config_out_of_bounds_is_refused_in_admin(client, django_user_mod
     assert RiskConfig.objects.count() == 0 and AuditEntry.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("max_worst_dd_prod", "1.5"),
+        ("max_worst_dd_pilot", "-0.1"),
+        ("min_psych_score_prod", "101"),
+        ("min_regime_share", "2"),
+        ("max_neighbour_drop", "-1"),
+        ("min_oos_positive_share", "1.01"),
+        ("min_years", "-1"),
+        ("mc_sims", "0"),
+    ],
+)
+def test_an_approval_threshold_out_of_its_range_is_refused_in_admin(
+    client, django_user_model, field, value
+):
+    """Drawdowns, shares and drops are fractions, psychology scores 0..100: a threshold outside
+    would make every strategy pass (or fail) its gate."""
+    root = django_user_model.objects.create_superuser("root", password="root-pw-123")
+    client.force_login(root)
+    response = client.post("/admin/strategies/approvalconfig/add/", approval_form(**{field: value}))
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == [field]
+    assert ApprovalConfig.objects.count() == 0 and AuditEntry.objects.count() == 0
+
+
 # --- what nobody edits ---
 
 

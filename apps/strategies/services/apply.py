@@ -49,6 +49,8 @@ def can_apply(user) -> bool:
 
 
 def permission_check(user) -> None:
+    """Refuses (403) everyone but the system (``None``) and users with the permission, so after
+    it ``user`` is None or an authenticated user and may be stored as the author as it is."""
     if user is not None and not can_apply(user):
         raise ApplicationError(
             "you may not apply parameters to production: the strategies.apply_parameters "
@@ -186,7 +188,12 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
         ok, detail = False, f"the run has no {objective} value"
     elif improvement is None:
         # no finite baseline (no trades) or a zero one: better is enough
-        ok = old_value is None or (new_value > old_value if better else new_value < old_value)
+        if old_value is None:
+            ok = True
+        elif better:
+            ok = new_value > old_value
+        else:  # no objective is lower-is-better yet: see mutation/equivalent.md
+            ok = new_value < old_value  # pragma: no mutate
         detail = f"{objective} {new_value:.4g} vs {old_value if old_value is None else f'{old_value:.4g}'} (no % improvement defined)"  # noqa: E501
     else:
         ok = improvement >= threshold
@@ -297,8 +304,7 @@ def run_apply_to_production(
         **plan.target, from_version=base, to_version=base + 1, old_params=plan.old_params,
         new_params=plan.new_params, job=run.job, run=run, objective=plan.objective,
         old_value=plan.old_value, new_value=plan.new_value, improvement_pct=plan.improvement_pct,
-        stage=plan.stage, reason=reason, source=source,
-        user=user if getattr(user, "is_authenticated", False) else None,
+        stage=plan.stage, reason=reason, source=source, user=user,
     )  # fmt: skip
     if dry_run:
         if record_proposal:
@@ -331,28 +337,30 @@ def job_best_run_for(
         raise ApplicationError(
             f"job {job.id} is {job.status}: only a succeeded job's best can be applied", field="job"
         )  # noqa: E501
+    if dataset_id is None and group is None:
+        runs = job_best_runs(job=job, limit=1)  # pragma: no mutate
+        if not runs:
+            raise ApplicationError(f"job {job.id} has no scored run", field="job")
+        return runs[0]
     for s in job_slices(job):
         if dataset_id is not None and s.dataset.id != dataset_id:
             continue
         if group is not None and s.group_label != group:
             continue
-        if dataset_id is None and group is None:
-            break
-        runs = job_best_runs(job=job, limit=1, dataset_id=s.dataset.id, params=s.group)
+        runs = job_best_runs(
+            job=job,
+            limit=1,  # pragma: no mutate
+            dataset_id=s.dataset.id,
+            params=s.group,
+        )
         if runs:
             return runs[0]
         raise ApplicationError("no scored run in that slice", field="dataset")
-    else:
-        if dataset_id is not None or group is not None:
-            raise ApplicationError(
-                "no such slice in the job (dataset must be one of its datasets, group one of "
-                "its group values)",
-                field="dataset" if dataset_id is not None else "group",
-            )
-    runs = job_best_runs(job=job, limit=1)
-    if not runs:
-        raise ApplicationError(f"job {job.id} has no scored run", field="job")
-    return runs[0]
+    raise ApplicationError(
+        "no such slice in the job (dataset must be one of its datasets, group one of its group "
+        "values)",
+        field="dataset" if dataset_id is not None else "group",
+    )
 
 
 def job_apply_best(*, job: OptimizationJob, user, dataset_id=None, group=None, **kwargs) -> dict:
@@ -397,16 +405,15 @@ def strategy_config_restore(
             f"there is no version {version} (current is {current.version})", field="version"
         )  # noqa: E501
     base = _version_check(current.version, expected_version)
-    actor = user if getattr(user, "is_authenticated", False) else None
     with transaction.atomic():
         config = _write_version(
-            target=target, base_version=base, params=old.params, user=actor,
+            target=target, base_version=base, params=old.params, user=user,
             note=reason or f"restored version {version}",
         )  # fmt: skip
         change = ParameterChange.objects.create(
             **target, kind=ParameterChange.Kind.RESTORE, from_version=base, to_version=base + 1,
             old_params=current.params, new_params=old.params, config=config, reason=reason,
-            source=source, user=actor,
+            source=source, user=user,
         )  # fmt: skip
     return {"ok": True, "applied": True, **target, "version": config.version,
             "restored_version": version, "params": config.params, "change": change.id}  # fmt: skip
@@ -457,13 +464,12 @@ def strategy_config_add(
               "pattern": pattern or ""}  # fmt: skip
     current = strategy_config_current(**target)
     base = _version_check(current.version if current else 0, expected_version)
-    actor = user if getattr(user, "is_authenticated", False) else None
     with transaction.atomic():
-        config = _write_version(target=target, base_version=base, params=params, user=actor,
+        config = _write_version(target=target, base_version=base, params=params, user=user,
                                 note=note)  # fmt: skip
         ParameterChange.objects.create(
             **target, kind=ParameterChange.Kind.MANUAL, from_version=base, to_version=base + 1,
             old_params=current.params if current else None, new_params=params, config=config,
-            reason=note, source=source, user=actor,
+            reason=note, source=source, user=user,
         )  # fmt: skip
     return config

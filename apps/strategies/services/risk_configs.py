@@ -42,7 +42,7 @@ def config_audit_record(
     return AuditEntry.objects.create(
         kind=kind, action=action, object_id=obj.pk, object_repr=str(obj)[:200], before=before,
         after=None if deleted else config_snapshot(obj), source=source,
-        user=user if getattr(user, "is_authenticated", False) else None,
+        user=user if user is not None and user.is_authenticated else None,
     )  # fmt: skip
 
 
@@ -97,7 +97,7 @@ def risk_config_update(*, strategy: str, data: dict, user, source: str = "api") 
         obj = obj or RiskConfig(strategy=strategy)
         for k, v in values.items():
             setattr(obj, k, v)
-        obj.updated_by = user if getattr(user, "is_authenticated", False) else None
+        obj.updated_by = user
         obj.save()
         config_audit_record(obj=obj, before=before, user=user, source=source)
     return obj
