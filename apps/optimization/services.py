@@ -223,12 +223,7 @@ def job_quota_check(*, user, lock: bool) -> None:
     if not getattr(user, "is_authenticated", False):
         return
     if lock:  # pragma: no mutate
-        list(
-            get_user_model()
-            .objects.select_for_update()
-            .filter(pk=user.pk)
-            .values_list("pk", flat=True)
-        )
+        get_user_model().objects.select_for_update().get(pk=user.pk)
     jobs = OptimizationJob.objects.filter(created_by=user)
     per_minute = _conf("JOBS_PER_MINUTE")
     recent = jobs.filter(created_at__gte=timezone.now() - dt.timedelta(minutes=1)).count()
@@ -471,7 +466,8 @@ def _build_runs(job, chunk, param_list) -> list[OptimizationRun]:
         log.exception("chunk %s: batch run failed, retrying one by one", chunk.id)
         for params in param_list:
             try:
-                rows.append(sweep.run_params(strategy, ctx, [params], costs)[0])
+                (row,) = sweep.run_params(strategy, ctx, [params], costs)
+                rows.append(row)
             except Exception as exc:  # recorded on the run, shown to the operator
                 rows.append(f"{type(exc).__name__}: {exc}")
     runs = []
