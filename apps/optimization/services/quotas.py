@@ -30,12 +30,7 @@ def job_quota_check(*, user, lock: bool, exclude: int | None = None) -> None:
     if not getattr(user, "is_authenticated", False):
         return
     if lock:  # pragma: no mutate
-        list(
-            get_user_model()
-            .objects.select_for_update()
-            .filter(pk=user.pk)
-            .values_list("pk", flat=True)
-        )
+        get_user_model().objects.select_for_update().get(pk=user.pk)
     jobs = OptimizationJob.objects.filter(created_by=user)
     if exclude is not None:
         jobs = jobs.exclude(id=exclude)

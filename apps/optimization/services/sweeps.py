@@ -36,7 +36,8 @@ def chunk_runs(job: OptimizationJob, chunk: JobChunk) -> list[OptimizationRun]:
         log.exception("chunk %s: batch run failed, retrying one by one", chunk.id)
         for params in param_list:
             try:
-                rows.append(params_metrics(job, chunk.dataset, [params])[0])
+                (row,) = params_metrics(job, chunk.dataset, [params])
+                rows.append(row)
             except Exception as exc:  # recorded on the run, shown to the operator
                 rows.append(f"{type(exc).__name__}: {exc}")
     runs = []
