@@ -57,6 +57,10 @@ class RiskManager:
         self.config = config
         self._new_trades_by_day: dict[tuple[str, date], int] = defaultdict(int)
 
+    def reset_daily_counter(self) -> None:
+        """The seed's daily reset: forget every day's count of new trades."""
+        self._new_trades_by_day.clear()
+
     def trades_today(self, strategy_id: str, now: datetime) -> int:
         return self._new_trades_by_day.get((strategy_id, now.date()), 0)
 

@@ -254,7 +254,7 @@ def test_the_summary_counts_vetoes_by_reason():
 
 def test_a_trade_without_a_known_pnl_counts_as_flat():
     bare = RiskTrade(T0, T0 + H, "BTC", 0.001)
-    assert bare.pnl_pct == 0.0
+    assert bare.pnl_frac == 0.0
     summary = risk_summary(risk_filter([bare], WIDE, "s"))
     assert summary["return_pct_with_risk"] == 0.0 == summary["return_pct_without_risk"]
 

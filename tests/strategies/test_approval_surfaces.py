@@ -240,7 +240,9 @@ def test_admin_lists_configs_and_approvals(client, staff, sweep, django_user_mod
     a = StrategyApproval.objects.get()
     listing = client.get("/admin/strategies/strategyapproval/")
     assert listing.status_code == 200
-    row = listing.content.decode().split(f'value="{a.id}"', 1)[1].split("</tr>", 1)[0]
+    # The approval history is read-only (no actions, so no checkbox): find the row by its link.
+    link = f'href="/admin/strategies/strategyapproval/{a.id}/change/'
+    row = listing.content.decode().split(link, 1)[1].split("</tr>", 1)[0]
     assert '<td class="field-stage">Research</td>' in row
     assert f'<td class="field-reason">{escape(a.reason)}</td>' in row
     assert '<td class="field-trigger">Admin</td>' in row
