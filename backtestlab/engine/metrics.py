@@ -134,21 +134,57 @@ def _finite_or_nan(x):
 
 
 @njit(cache=True, error_model="numpy")
-def metrics_kernel(
-    ts, equity, in_pos, entry_idx, exit_idx, pnl_pct, n_trades, bpy, initial_equity, out
-):
-    """Fill ``out[0:N_METRICS]`` (order = ``METRIC_NAMES``) for one backtest.
+def curve_fold(equity, in_pos, m, moved):
+    """One pass over the first ``m`` bars of an equity curve: ``(mdd, held, s, dsq,
+    n_moved)`` - the worst drawdown (fraction, <= 0), bars held, the sum of the per-bar
+    returns, the sum of the squared negative ones, and the count of returns that are not 0
+    (written to ``moved``, for the variance).
 
-    Only the first ``n_trades`` entries of the trade arrays are read, so callers may pass
-    reusable oversize buffers.  See the module docstring for the formulas.
+    The ONE per-bar definition of the curve metrics.  Divisions are the cost here, so they
+    are skipped where the result is known exactly: a bar whose equity equals the previous one
+    has r = 0 (``x / x == 1``; the sum is never -0.0, so adding 0 changes nothing), and a
+    drawdown is only computed at a new low since the peak (``e / peak`` grows with ``e``).
+    So a flat bar with no position changes nothing at all, and a sweep may leave such bars
+    out of the curve it folds (:func:`simulate_kernel`'s ``compact`` mode) and get the same
+    numbers.
     """
-    for k in range(out.shape[0]):
-        out[k] = np.nan
-    n = equity.shape[0]
-    out[M_N_TRADES] = n_trades
+    peak = equity[0]
+    trough = peak
+    mdd = 0.0
+    held = 0
+    s = 0.0
+    dsq = 0.0
+    n_moved = 0
+    prev = peak
+    for i in range(m):
+        e = equity[i]
+        if e > peak:
+            peak = e
+            trough = e
+        elif e < trough:
+            trough = e
+            if peak > 0.0:
+                dd = e / peak - 1.0
+                if dd < mdd:
+                    mdd = dd
+        if in_pos[i]:
+            held += 1
+        if e != prev and prev > 0.0:
+            r = e / prev - 1.0
+            s += r
+            moved[n_moved] = r
+            n_moved += 1
+            if r < 0.0:
+                dsq += r * r
+        prev = e
+    return mdd, held, s, dsq, n_moved
 
+
+@njit(cache=True, error_model="numpy")
+def curve_metrics(ts, n, last, mdd, held, s, dsq, moved, n_moved, bpy, initial_equity, out):
+    """The equity-curve metrics of ``n`` bars from the state :func:`curve_step` left
+    (``last``: the final equity)."""
     if n > 0 and initial_equity > 0.0:
-        last = equity[n - 1]
         out[M_TOTAL_RETURN] = _finite_or_nan((last / initial_equity - 1.0) * 100.0)
         bar_seconds = HOURS_PER_YEAR * 3600.0 / bpy
         years = (ts[n - 1] - ts[0] + bar_seconds) / _SECONDS_PER_YEAR_CAGR
@@ -156,28 +192,6 @@ def metrics_kernel(
             out[M_CAGR] = -100.0
         elif years > 0.0:
             out[M_CAGR] = _finite_or_nan(((last / initial_equity) ** (1.0 / years) - 1.0) * 100.0)
-
-        peak = equity[0]
-        mdd = 0.0
-        held = 0
-        s = 0.0
-        dsq = 0.0
-        for i in range(n):
-            e = equity[i]
-            if e > peak:
-                peak = e
-            if peak > 0.0:
-                dd = e / peak - 1.0
-                if dd < mdd:
-                    mdd = dd
-            if in_pos[i]:
-                held += 1
-            if i > 0:
-                prev = equity[i - 1]
-                r = e / prev - 1.0 if prev > 0.0 else 0.0
-                s += r
-                if r < 0.0:
-                    dsq += r * r
         out[M_MAX_DD] = mdd * 100.0
         out[M_EXPOSURE] = 100.0 * held / n
         nr = n - 1
@@ -187,11 +201,13 @@ def metrics_kernel(
             if down > 0.0:
                 out[M_SORTINO] = _finite_or_nan(mean / down * math.sqrt(bpy))
             if nr >= 2:
+                # Sum of squared deviations: the moved returns one by one, then the bars
+                # whose return is exactly 0 at once (the same terms, fewer roundings).
                 v = 0.0
-                for i in range(1, n):
-                    prev = equity[i - 1]
-                    r = equity[i] / prev - 1.0 if prev > 0.0 else 0.0
-                    v += (r - mean) * (r - mean)
+                for j in range(n_moved):
+                    d = moved[j] - mean
+                    v += d * d
+                v += (nr - n_moved) * (mean * mean)
                 sd = math.sqrt(v / (nr - 1))
                 # Float noise on a flat curve leaves a std of ~1e-19; treat it as zero.
                 if sd > 1e-14:
@@ -199,6 +215,11 @@ def metrics_kernel(
         if mdd < 0.0 and not math.isnan(out[M_CAGR]):
             out[M_CALMAR] = _finite_or_nan(out[M_CAGR] / (-mdd * 100.0))
 
+
+@njit(cache=True, error_model="numpy")
+def trade_metrics(ts, entry_idx, exit_idx, pnl_pct, n_trades, out):
+    """The trade metrics of the first ``n_trades`` trades."""
+    out[M_N_TRADES] = n_trades
     if n_trades > 0:
         wins = 0
         losses = 0
@@ -244,6 +265,39 @@ def metrics_kernel(
     else:
         out[M_CONSEC_WINS] = 0.0
         out[M_CONSEC_LOSSES] = 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def curve_and_trade_metrics(
+    ts, equity, in_pos, m, n, entry_idx, exit_idx, pnl_pct, n_trades, bpy, initial_equity, out
+):  # fmt: skip
+    """:func:`metrics_kernel` of a curve of ``n`` bars given by its first ``m`` entries
+    (``m < n`` only for a compact curve without its flat, position-free bars)."""
+    for k in range(out.shape[0]):
+        out[k] = np.nan
+    if n > 0:
+        moved = np.empty(m)
+        mdd, held, s, dsq, n_moved = curve_fold(equity, in_pos, m, moved)
+        curve_metrics(
+            ts, n, equity[m - 1], mdd, held, s, dsq, moved, n_moved, bpy, initial_equity, out
+        )
+    trade_metrics(ts, entry_idx, exit_idx, pnl_pct, n_trades, out)
+
+
+@njit(cache=True, error_model="numpy")
+def metrics_kernel(
+    ts, equity, in_pos, entry_idx, exit_idx, pnl_pct, n_trades, bpy, initial_equity, out
+):
+    """Fill ``out[0:N_METRICS]`` (order = ``METRIC_NAMES``) for one backtest.
+
+    Only the first ``n_trades`` entries of the trade arrays are read, so callers may pass
+    reusable oversize buffers.  See the module docstring for the formulas.
+    """
+    n = equity.shape[0]
+    curve_and_trade_metrics(
+        ts, equity, in_pos, n, n, entry_idx, exit_idx, pnl_pct, n_trades, bpy, initial_equity,
+        out,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

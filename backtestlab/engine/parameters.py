@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 import math
 import numbers
+import operator
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -53,12 +55,72 @@ def did_you_mean(kind: str, name: str, known: Sequence[str]) -> str:
     return f"unknown {kind} '{name}'{hint} Known: {', '.join(known)}"
 
 
+ROLES: tuple[str, ...] = ("signal", "exit", "sizing")
+_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "!=": operator.ne,
+}
+_CONSTRAINT = re.compile(
+    r"^\s*([A-Za-z_]\w*)\s*(<=|>=|<|>|!=)\s*([A-Za-z_]\w*|-?[\d.]+(?:e-?\d+)?)\s*$"
+)
+
+
+class Constraint:
+    """A rule every combination must keep, written as the trader says it: ``"fast < slow"``.
+
+    The left side is a parameter name; the right side a parameter name or a number; the
+    operator one of ``< <= > >= !=``.  A constraint works on one combination (a mapping of
+    values: :meth:`message`) and on a whole sweep at once (a mapping of equal-length arrays:
+    :meth:`holds`), so a grid's broken combinations are counted without a Python loop.
+    ``reason`` is appended to the message (e.g. "this combination never trades").
+    """
+
+    def __init__(self, rule: str, reason: str = ""):
+        match = _CONSTRAINT.match(rule)
+        if not match:
+            raise ValueError(
+                f"constraint {rule!r}: write it as '<parameter> <op> <parameter or number>' "
+                "with op one of <, <=, >, >=, != (e.g. 'fast < slow')"
+            )
+        self.left, self.op, right = match.groups()
+        self.right: str | float = right if re.match(r"[A-Za-z_]", right) else float(right)
+        self.rule = f"{self.left} {self.op} {right}"
+        self.reason = reason
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.left,) + ((self.right,) if isinstance(self.right, str) else ())
+
+    def holds(self, values: Mapping[str, Any]) -> Any:
+        """True where the rule holds (a bool, or a bool array for array values)."""
+        right = values[self.right] if isinstance(self.right, str) else self.right
+        return _OPS[self.op](values[self.left], right)
+
+    def message(self, params: Mapping[str, Any]) -> str | None:
+        if self.holds(params):
+            return None
+        shown = ", ".join(f"{n}={_fmt(params[n])}" for n in self.names)
+        return f"{self.rule} does not hold ({shown})" + (f"; {self.reason}" if self.reason else "")
+
+    __call__ = message
+
+    def __repr__(self) -> str:
+        return f"Constraint({self.rule!r})"
+
+
 @dataclass(frozen=True)
 class Param:
     """One strategy parameter.
 
     ``low``/``high`` are inclusive bounds for numeric kinds; ``choices`` lists the allowed
-    values for ``kind == "choice"``.
+    values for ``kind == "choice"``.  ``role`` says what the parameter acts on: ``"signal"``
+    (the default: entries and exits), ``"exit"`` (only stop and target levels) or
+    ``"sizing"`` (only the position size).  Combinations of a sweep that share their signal
+    parameters share one signal computation; exit and sizing parameters reach the strategy's
+    ``levels`` only.
     """
 
     name: str
@@ -69,6 +131,14 @@ class Param:
     choices: tuple = ()
     label: str = ""
     help: str = ""
+    role: Literal["signal", "exit", "sizing"] = "signal"
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(
+                f"parameter {self.name!r}: role must be one of {', '.join(ROLES)}, "
+                f"got {self.role!r}"
+            )
 
     def _err(self, message: str) -> ParameterError:
         return ParameterError(self.name, message)
@@ -137,22 +207,39 @@ _RANGE_KEYS = frozenset({"start", "stop", "step"})
 class ParameterSpace:
     """Ordered set of :class:`Param` with validation helpers.
 
-    ``constraints`` are callables ``params -> str | None`` describing combinations that are
-    legal but degenerate (e.g. ``fast >= slow`` for an SMA crossover, which never trades).
-    They are informational: such combinations are still run.
+    ``constraints`` describe combinations that are legal but degenerate (e.g. ``fast >= slow``
+    for an SMA crossover, which never trades): a rule string such as ``"fast < slow"`` (see
+    :class:`Constraint`) or a callable ``params -> str | None`` returning the reason a
+    combination breaks it.  They are informational here: such combinations are still run.
     """
 
     def __init__(
         self,
         params: Sequence[Param],
-        constraints: Sequence[Callable[[Mapping[str, Any]], str | None]] = (),
+        constraints: Sequence[str | Constraint | Callable[[Mapping[str, Any]], str | None]] = (),
     ):
         self.params: tuple[Param, ...] = tuple(params)
         self.names: tuple[str, ...] = tuple(p.name for p in self.params)
         if len(set(self.names)) != len(self.names):
             raise ValueError("duplicate parameter names")
         self._by_name = {p.name: p for p in self.params}
-        self._constraints = tuple(constraints)
+        self._constraints = tuple(Constraint(c) if isinstance(c, str) else c for c in constraints)
+        for c in self._constraints:
+            if isinstance(c, Constraint):
+                unknown = [n for n in c.names if n not in self._by_name]
+                if unknown:
+                    raise ValueError(
+                        f"constraint {c.rule!r}: "
+                        + did_you_mean("parameter", unknown[0], self.names)
+                    )
+
+    @property
+    def constraints(self) -> tuple:
+        return self._constraints
+
+    def names_with_role(self, *roles: str) -> tuple[str, ...]:
+        """Parameter names whose role is one of ``roles``, in declared order."""
+        return tuple(p.name for p in self.params if p.role in roles)
 
     def __getitem__(self, name: str) -> Param:
         try:

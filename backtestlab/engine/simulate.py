@@ -61,6 +61,15 @@ leg's, so the mark is ``base + side * qty * (hedge_fill - entry_fill)`` plus the
 Sizing stays all-in: ``qty = E / (entry_fill + comm * (entry_fill + hedge_fill))``, so both
 legs' entry commissions plus the first leg's notional equal ``E``.  Without ``flow`` and
 ``hedged`` nothing above changes (the unhedged code path is the same arithmetic).
+
+Position size (optional ``size``, per signal bar): an entry commits ``size * E`` of the equity
+``E`` (0 < size <= 1) with the all-in rules above and keeps the rest as cash, which is added to
+every mark and to the exit's proceeds.  The close-out at zero applies to the position's own
+equity.  ``size = 1`` (or no ``size``) is exactly the all-in model.
+
+Partial exits (:func:`simulate_parts`): K targets make K equal sub-positions (1/K of the
+initial equity each) with the same entries and stop and target k each; they are reported as
+one trade per group position (see that function).
 """
 
 from __future__ import annotations
@@ -145,6 +154,8 @@ def simulate_kernel(
     flow=None,
     hedged=False,
     delay=0,
+    size=None,
+    compact=None,
 ):
     """Run one backtest; returns the number of trades written to the ``t_*`` buffers.
 
@@ -179,6 +190,15 @@ def simulate_kernel(
         signals, levels and limits of bar ``i - delay`` (none before the first bar), so an
         order reaches the market ``delay`` bars late.  Prices, stops, targets and flows are
         not delayed.  ``0`` (the default) is the execution model above, unchanged.
+    size : ndarray[float64] (n,) or (1,), optional
+        Fraction of equity in (0, 1] committed by an entry signalled on that bar (see
+        "Position size"); ``None`` = 1, all-in.
+    compact : ndarray[int64] (1,), optional
+        Sweep mode: bars that are flat, with nothing pending and no signal (their equity is
+        the previous bar's and no position is held) are left out of ``equity_out`` and
+        ``in_pos_out``, which then hold the other bars in order from index 0 (bar 0 always);
+        their count is written to ``compact[0]``.  The metrics of such a compact curve are
+        exactly those of the full one (see :func:`~backtestlab.engine.metrics.curve_fold`).
     """
     n = open_.shape[0]
     ns = stop_level.shape[0]
@@ -198,13 +218,37 @@ def simulate_kernel(
     pend_target = np.nan
     pend_limit = np.nan
     pend_exit = False
+    pend_size = 1.0
+    rest = 0.0  # cash kept outside the position (size < 1)
+    wipe = np.nan
+    nz = 1 if size is None else size.shape[0]
     count = 0
-    for i in range(n):
+    w = 0  # compact mode: bars written
+    i = -1
+    while i < n - 1:
+        i += 1
+        if side == 0 and pend_side == 0 and not pend_exit:
+            # Flat with nothing pending: nothing can happen until an entry signal (or the
+            # last bar), so those bars are only marked at the cash.
+            while i < n - 1:
+                si = i - delay
+                if si >= 0 and entry_side[si] != 0:
+                    break
+                if compact is None:
+                    equity_out[i] = cash
+                    in_pos_out[i] = False
+                elif i == 0:
+                    equity_out[0] = cash
+                    in_pos_out[0] = False
+                    w = 1
+                i += 1
         o = open_[i]
         held = False
         if pend_exit and side != 0:
             fill = o * (1.0 - side * slip)
-            cash = _close_cash(base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, o, slip)
+            cash = rest + _close_cash(
+                base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, o, slip
+            )
             count = _record_trade(
                 count, entry_i, i, entry_fill, fill, side, cash, eq_before, REASON_SIGNAL,
                 t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
@@ -223,12 +267,16 @@ def simulate_kernel(
             side = pend_side
             entry_fill = fill_px * (1.0 + side * slip)
             eq_before = cash
-            base = cash / (1.0 + comm)
+            alloc = cash * pend_size
+            rest = cash - alloc
+            base = alloc / (1.0 + comm)
             qty = base / entry_fill
             if hedged:
                 hedge_fill = fill_px * (1.0 - side * slip)
-                qty = cash / (entry_fill + comm * (entry_fill + hedge_fill))
-                base = cash - comm * qty * (entry_fill + hedge_fill)
+                qty = alloc / (entry_fill + comm * (entry_fill + hedge_fill))
+                base = alloc - comm * qty * (entry_fill + hedge_fill)
+            # The price at which the position's own equity is gone (see the module docstring).
+            wipe = entry_fill - side * base / qty
             entry_i = i
             if stop_mode == LEVEL_FRACTION:
                 stop = entry_fill * (1.0 - side * pend_stop)
@@ -252,7 +300,6 @@ def simulate_kernel(
             if not hedged:
                 # The equity is all gone at this price (a short at twice its entry fill): the
                 # position is closed out there like a stop, so it cannot come back from below 0.
-                wipe = entry_fill - side * base / qty
                 if not side * (wipe - stop) <= 0.0:
                     stp = wipe
             # NaN levels compare False, so "no stop"/"no target" needs no extra branch.
@@ -272,7 +319,7 @@ def simulate_kernel(
                     px = o if o <= tgt else tgt
             if reason >= 0:
                 fill = px * (1.0 - side * slip)
-                cash = _close_cash(
+                cash = rest + _close_cash(
                     base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, px, slip
                 )
                 count = _record_trade(
@@ -284,11 +331,12 @@ def simulate_kernel(
         if flow is not None:
             if side != 0:
                 base += side * qty * flow[i]
+                wipe = entry_fill - side * base / qty
         c = close[i]
         if i == n - 1:
             if side != 0:
                 fill = c * (1.0 - side * slip)
-                cash = _close_cash(
+                cash = rest + _close_cash(
                     base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, c, slip
                 )
                 count = _record_trade(
@@ -302,6 +350,7 @@ def simulate_kernel(
             eq = base + side * qty * ((hedge_fill if hedged else c) - entry_fill)
             if eq < 0.0:  # a flow after the close-out check (unhedged: closed at the next open)
                 eq = 0.0
+            eq = rest + eq
             si = i - delay
             if si >= 0:
                 if exit_flag[si]:
@@ -316,6 +365,8 @@ def simulate_kernel(
                     pend_stop = stop_level[si if ns > 1 else 0]
                     pend_target = target_level[si if nt > 1 else 0]
                     pend_limit = np.nan
+                    if size is not None:
+                        pend_size = size[si if nz > 1 else 0]
         else:
             eq = cash
             si = i - delay
@@ -327,9 +378,125 @@ def simulate_kernel(
                 pend_limit = np.nan
                 if entry_limit is not None:
                     pend_limit = entry_limit[si]
-        equity_out[i] = eq
-        in_pos_out[i] = held
+                if size is not None:
+                    pend_size = size[si if nz > 1 else 0]
+        if compact is None:
+            equity_out[i] = eq
+            in_pos_out[i] = held
+        else:
+            equity_out[w] = eq
+            in_pos_out[w] = held
+            w += 1
+    if compact is not None:
+        compact[0] = w
     return count
+
+
+@njit(cache=True)
+def parts_work(max_parts, n):
+    """Scratch arrays for :func:`simulate_parts` with up to ``max_parts`` targets on ``n``
+    bars (allocated once per sweep, not once per backtest)."""
+    last = max(max_parts - 1, 1)
+    m = max(n, 1)
+    return (
+        np.empty(n),  # the last part's equity
+        np.empty((last, n)),  # the other parts' equity
+        np.empty(n, dtype=np.bool_),  # their in-position flags (unused)
+        np.empty(n, dtype=np.int8),  # the group's entries
+        np.empty((last, m), dtype=np.int64),  # entry bars
+        np.empty((last, m), dtype=np.int64),  # exit bars
+        np.empty((last, m)),  # exit prices
+        np.empty((last, m)),  # pnl
+        np.empty(m),  # entry prices (unused)
+        np.empty(m, dtype=np.int8),  # sides (unused)
+        np.empty(m, dtype=np.int8),  # reasons (unused)
+    )
+
+
+@njit(cache=True, error_model="numpy")
+def simulate_parts(
+    open_, high, low, close, entry_side, exit_flag, stop_level, stop_mode, targets, n_parts,
+    target_mode, comm, slip, initial_equity, equity_out, in_pos_out,
+    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason, work,
+    entry_limit=None, flow=None, hedged=False, delay=0, size=None,
+):  # fmt: skip
+    """:func:`simulate_kernel` with ``n_parts`` targets ``targets[0 .. n_parts-1]`` (each a
+    level array like ``target_level``); returns the number of (group) trades.
+
+    One part is exactly :func:`simulate_kernel`.  With K > 1 parts the account is split into K
+    equal sub-accounts with the same stop and target k each.  The last part (furthest target,
+    exits last) is simulated first on the entry signals; the others are simulated on the
+    entries that part took, so all parts always enter together.  Equity is the sum of the
+    parts; each group position is one trade: its entry, the last part's exit bar and reason,
+    the equity-weighted exit price and the pnl of the whole group.  Each part compounds on its
+    own (a part that took its target keeps the profit for the next entry), which is the one
+    way this differs from one account re-split at every entry; it is exact for partial exits
+    at fixed levels.
+    """
+    if n_parts == 1:
+        return simulate_kernel(
+            open_, high, low, close, entry_side, exit_flag, stop_level, stop_mode, targets[0],
+            target_mode, comm, slip, initial_equity, equity_out, in_pos_out,
+            t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+            entry_limit, flow, hedged, delay, size,
+        )  # fmt: skip
+    n = open_.shape[0]
+    last = n_parts - 1
+    part = initial_equity / n_parts
+    eq_last, eqs, scratch_pos, group_side, e_idx, x_idx, x_px, pnl, e_px, sd, rs = work
+    c_last = simulate_kernel(
+        open_, high, low, close, entry_side, exit_flag, stop_level, stop_mode, targets[last],
+        target_mode, comm, slip, part, eq_last, in_pos_out,
+        t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+        entry_limit, flow, hedged, delay, size,
+    )  # fmt: skip
+    group_side[:] = 0
+    for k in range(c_last):
+        j = t_entry_idx[k] - 1 - delay  # the signal bar of this entry
+        group_side[j] = t_side[k]
+    counts = np.empty(last, dtype=np.int64)
+    for t in range(last):
+        counts[t] = simulate_kernel(
+            open_, high, low, close, group_side, exit_flag, stop_level, stop_mode, targets[t],
+            target_mode, comm, slip, part, eqs[t], scratch_pos,
+            e_idx[t], x_idx[t], e_px, x_px[t], sd, pnl[t], rs,
+            entry_limit, flow, hedged, delay, size,
+        )  # fmt: skip
+    for i in range(n):
+        e = eqs[0, i]
+        for t in range(1, last):
+            e += eqs[t, i]
+        equity_out[i] = e + eq_last[i]
+    # Merge the parts into one trade per group position (written over the last part's
+    # buffers, which are read before being overwritten at the same index).
+    s_part = np.full(last, part)
+    ptr = np.zeros(last, dtype=np.int64)
+    s_last = part
+    for k in range(c_last):
+        e = t_entry_idx[k]
+        before = s_last
+        s_last = s_last * (1.0 + t_pnl[k] / 100.0)
+        after = s_last
+        wx = before * t_exit_px[k]
+        w = before
+        for t in range(last):
+            # A part with zero equity skips an entry (shorts only); match parts by entry bar.
+            while ptr[t] < counts[t] and e_idx[t, ptr[t]] < e:
+                s_part[t] = s_part[t] * (1.0 + pnl[t, ptr[t]] / 100.0)
+                ptr[t] += 1
+            if ptr[t] < counts[t] and e_idx[t, ptr[t]] == e:
+                before += s_part[t]
+                wx += s_part[t] * x_px[t, ptr[t]]
+                w += s_part[t]
+                s_part[t] = s_part[t] * (1.0 + pnl[t, ptr[t]] / 100.0)
+                after += s_part[t]
+                ptr[t] += 1
+            else:
+                before += s_part[t]
+                after += s_part[t]
+        t_exit_px[k] = wx / w if w > 0.0 else t_exit_px[k]
+        t_pnl[k] = (after / before - 1.0) * 100.0 if before > 0.0 else 0.0
+    return c_last
 
 
 @njit(cache=True)
@@ -382,6 +549,7 @@ def simulate(
     stop_price: np.ndarray | None = None,
     target_price: np.ndarray | None = None,
     entry_limit: np.ndarray | None = None,
+    size: float | np.ndarray | None = None,
 ) -> BacktestResult:
     """Simulate one strategy run on ``data`` (see the module docstring for the rules).
 
@@ -402,6 +570,8 @@ def simulate(
         Absolute levels per signal bar (NaN = none); exclusive with the ``*_pct`` form.
     entry_limit : ndarray (n,), optional
         Limit price per entry-signal bar (NaN = market order); see "Limit entries".
+    size : float or ndarray (n,), optional
+        Fraction of equity in (0, 1] an entry commits (per signal bar); see "Position size".
     """
     n = len(data)
     entries = np.asarray(entries)
@@ -425,6 +595,13 @@ def simulate(
         entry_limit = np.ascontiguousarray(entry_limit, dtype=np.float64)
         if entry_limit.shape != (n,):
             raise ValueError(f"entry_limit must have shape ({n},), got {entry_limit.shape}")
+    size_arr = None
+    if size is not None:
+        size_arr = np.ascontiguousarray(np.atleast_1d(np.asarray(size, dtype=np.float64)))
+        if size_arr.ndim != 1 or size_arr.shape[0] not in (1, n):
+            raise ValueError(f"size must be a number or have one value per bar ({n})")
+        if not ((size_arr > 0.0) & (size_arr <= 1.0)).all():
+            raise ValueError("size must be a fraction of equity in (0, 1]")
     comm, slip = cost_fractions(costs)
     return run_kernel(
         data,
@@ -439,6 +616,7 @@ def simulate(
         float(costs.initial_equity),
         entry_limit=entry_limit,
         delay=getattr(costs, "signal_delay_bars", 0),
+        size=size_arr,
     )
 
 
@@ -462,6 +640,7 @@ def run_kernel(
     flow=None,
     hedged=False,
     delay=0,
+    size=None,
 ) -> BacktestResult:
     """Call :func:`simulate_kernel` on prepared arrays and wrap the result (``delay``: the
     signal delay in bars, see :func:`simulate_kernel`; strategies pass
@@ -491,6 +670,7 @@ def run_kernel(
         flow,
         hedged,
         int(delay),
+        size,
     )
     return result_from_buffers(data, equity, in_pos, bufs, count, initial_equity)
 

@@ -94,7 +94,7 @@ def test_a_bool_parameter_takes_only_booleans():
 
 def test_the_first_violated_constraint_is_reported():
     assert SMA.check_constraints({"fast": 50, "slow": 30, "sl_pct": 2.0, "rr": 2.0}) == (
-        "fast must be smaller than slow; this combination never trades"
+        "fast < slow does not hold (fast=50, slow=30); this combination never trades"
     )
     assert SMA.check_constraints({"fast": 10, "slow": 30, "sl_pct": 2.0, "rr": 2.0}) is None
     space = ParameterSpace(

@@ -580,3 +580,47 @@ def test_a_flow_that_exhausts_the_equity_at_a_close_marks_zero_and_closes_at_the
     t = res.trades
     assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 100, -100)
     assert near(res.equity, [1000, 0, 0, 0])
+
+
+# --- position size ------------------------------------------------------------------------
+
+
+def test_a_half_size_entry_keeps_half_the_equity_in_cash():
+    # Entry at 100 (bar 1 open), closed at 110 (last close); commission 0.1 %, no slippage.
+    rows = [FLAT, (100.0, 100.0, 100.0, 105.0), (105.0, 111.0, 104.0, 110.0)]
+    res = simulate(bars(*rows), signal_at(3, 0), costs=costs(0.1), size=0.5)
+    c = 0.001
+    alloc = 500.0
+    position = alloc / (1 + c) * 110 / 100 * (1 - c)  # the all-in formula on the allocation
+    assert near(res.equity[1], 500.0 + alloc / (1 + c) * 105 / 100)  # marked: cash + position
+    assert near(res.equity[-1], 500.0 + position)
+    assert near(res.trades.pnl_pct[0], ((500.0 + position) / 1000.0 - 1) * 100)
+    full = simulate(bars(*rows), signal_at(3, 0), costs=costs(0.1))
+    assert near(res.trades.pnl_pct[0], full.trades.pnl_pct[0] / 2)
+
+
+def test_size_one_is_exactly_all_in_and_a_bad_size_is_refused():
+    rows = [FLAT, (100.0, 104.0, 97.0, 103.0), (103.0, 104.0, 98.0, 99.0), FLAT]
+    entries = signal_at(4, 0, 2, side=1)
+    a = simulate(bars(*rows), entries, costs=costs(0.1, 0.05), stop_pct=2.0, size=1.0)
+    b = simulate(bars(*rows), entries, costs=costs(0.1, 0.05), stop_pct=2.0)
+    np.testing.assert_array_equal(a.equity, b.equity)
+    np.testing.assert_array_equal(a.trades.pnl_pct, b.trades.pnl_pct)
+    for bad in (0.0, 1.5, np.nan):
+        with pytest.raises(ValueError, match=r"size must be a fraction of equity in \(0, 1\]"):
+            simulate(bars(*rows), entries, costs=costs(), size=bad)
+
+
+def test_a_per_bar_size_is_read_from_the_signal_bar():
+    up = (100.0, 100.0, 100.0, 120.0)
+    rows = [FLAT, FLAT, up, FLAT, FLAT, up]
+    entries = signal_at(6, 0, 3)
+    exits = flags(6, 2)  # the first position leaves at bar 3's open (100)
+    size = np.array([0.25, 1.0, 1.0, 0.75, 1.0, 1.0])
+    res = simulate(bars(*rows), entries, exits, costs=costs(), size=size)
+    # A quarter of 1000 from bar 1's open (100), marked at bar 2's close (120).
+    assert near(res.equity[2], 750.0 + 250.0 * 120 / 100)
+    assert near(res.equity[3], 1000.0)
+    # The entry signalled on bar 3 uses bar 3's size: three quarters from bar 4's open.
+    assert near(res.equity[-1], 250.0 + 750.0 * 120 / 100)
+    assert list(res.trades.entry_idx) == [1, 4]

@@ -48,33 +48,24 @@ funding).  A position entered at ``t`` therefore does not collect the rate settl
 one simulator's mark (flat between funding times apart from the fills' spread); metrics come
 from the one metrics kernel.
 
-``run_many`` is one compiled loop (signals, simulator, metrics) over the parameter sets and
-returns exactly ``compute(run(...))``.
+A sweep computes the signals of many parameter sets in one compiled loop
+(:meth:`FundingCarry.signals_batch`); the engine runs them through the simulator and metrics.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numba import njit
 
-from ..backtest_result import BacktestResult
 from ..data import FundingSeries, MarketData
 from ..indicators import ema
-from ..metrics import N_METRICS, metrics_kernel
 from ..parameters import Param, ParameterSpace
-from ..simulate import (
-    LEVEL_FRACTION,
-    allocate_trade_buffers,
-    cost_fractions,
-    run_kernel,
-    simulate_kernel,
-)
-from ..timeframes import bars_per_year
-from .base import Costs, Strategy
-from .param_columns import param_columns
+from ..signals import Signals
+from .base import Strategy
 
 MODES: tuple[str, ...] = ("simple", "composite")
 MODE_SIMPLE, MODE_COMPOSITE = range(2)
@@ -82,7 +73,9 @@ RATE_FULL_SCORE = 0.0003  # the seed's min_funding_rate: such a rate scores 1 on
 TREND_FULL_SCORE = 0.0001  # rate above its EMA by this much scores 1 on trend
 BASIS_EMA_PERIODS = 21  # 7 days of 8-hourly funding-time prices
 BASIS_FULL_SCORE = 0.05  # spot 5 % above its 7-day EMA scores 1 on the basis proxy
-_NAN1 = np.full(1, np.nan)
+# An EMA seeded with its first value forgets the seed by (1 - 2 / (span + 1)) ** k, about
+# e ** (-2 k / span): after 6 spans ~6e-6.  The warm-up counts that many spans.
+WARMUP_EMA_SPANS = 6
 
 
 def _clip01(x: np.ndarray) -> np.ndarray:
@@ -216,32 +209,21 @@ def carry_signals(
 
 
 @njit(cache=True, error_model="numpy")
-def _run_many_kernel(
-    ts, open_, high, low, close, flow, rate, emas, ema_row, basis, bar, cols, comm, slip,
-    initial_equity, bpy, out,
+def carry_signals_rows(
+    rate, emas, ema_row, basis, bar, mode, min_rate, exit_rate, entry_th, exit_th, w_level,
+    w_trend, w_persist, w_basis, persist_th, persist_max, entry_out, exit_out,
 ):  # fmt: skip
-    n = open_.shape[0]
-    entry = np.zeros(n, dtype=np.int8)
-    exit_ = np.zeros(n, dtype=np.bool_)
-    equity = np.empty(n)
-    in_pos = np.empty(n, dtype=np.bool_)
-    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = allocate_trade_buffers(n)
-    nan1 = np.full(1, np.nan)
-    for j in range(cols.shape[0]):
-        c = cols[j]
+    """:func:`carry_signals` for each row ``j`` of the parameter columns."""
+    for j in range(mode.shape[0]):
         carry_signals(
-            int(c[0]), rate, emas[ema_row[j]], basis, bar, c[1], c[2], c[3], c[4], c[5], c[6],
-            c[7], c[8], c[10], int(c[11]), entry, exit_,
+            mode[j], rate, emas[ema_row[j]], basis, bar, min_rate[j], exit_rate[j], entry_th[j],
+            exit_th[j], w_level[j], w_trend[j], w_persist[j], w_basis[j], persist_th[j],
+            persist_max[j], entry_out[j], exit_out[j],
         )  # fmt: skip
-        count = simulate_kernel(
-            open_, high, low, close, entry, exit_, nan1, LEVEL_FRACTION, nan1, LEVEL_FRACTION,
-            comm, slip, initial_equity, equity, in_pos, e_idx, x_idx, e_px, x_px, t_side, pnl,
-            reason, None, flow, True,
-        )  # fmt: skip
-        metrics_kernel(ts, equity, in_pos, e_idx, x_idx, pnl, count, bpy, initial_equity, out[j])
 
 
 def _weights_set(params: Mapping[str, Any]) -> str | None:
+    """composite mode needs a positive weight"""
     if params["strategy_mode"] == "composite" and not any(
         params[w] > 0
         for w in ("weight_rate_level", "weight_trend", "weight_persistence", "weight_basis")
@@ -264,7 +246,8 @@ class FundingCarry(Strategy):
     companion_kinds = ("funding",)
     group_by = ("strategy_mode",)
 
-    _space = ParameterSpace(
+    hedged = True
+    parameters = ParameterSpace(
         [
             Param("strategy_mode", "choice", "simple", choices=MODES, label="Mode",
                   help="simple: rate thresholds; composite: weighted signal score"),
@@ -291,9 +274,6 @@ class FundingCarry(Strategy):
         constraints=[_weights_set],
     )  # fmt: skip
 
-    def parameter_space(self) -> ParameterSpace:
-        return self._space
-
     def prepare(self, data: MarketData, companions=None) -> FundingCarryContext:
         funding = (companions or {}).get("funding")
         if funding is None:
@@ -303,9 +283,7 @@ class FundingCarry(Strategy):
             )
         return FundingCarryContext(data, funding)
 
-    def signals(self, ctx: FundingCarryContext, params: dict) -> tuple[np.ndarray, np.ndarray]:
-        """Bar entry (int8) and exit (bool) signals for validated ``params``."""
-        p = params
+    def signals(self, ctx: FundingCarryContext, p) -> Signals:
         n = len(ctx.data)
         entry = np.empty(n, dtype=np.int8)
         exit_ = np.empty(n, dtype=np.bool_)
@@ -316,38 +294,35 @@ class FundingCarry(Strategy):
             p["weight_persistence"], p["weight_basis"], p["persistence_threshold"],
             p["persistence_max_periods"], entry, exit_,
         )  # fmt: skip
-        return entry, exit_
+        return Signals(entries=entry, exits=exit_, flow=ctx.flow)
 
-    def run(self, ctx: FundingCarryContext, params: dict, costs: Costs) -> BacktestResult:
-        p = self._space.validate_params(params)
-        entry, exit_ = self.signals(ctx, p)
-        comm, slip = cost_fractions(costs)
-        return run_kernel(
-            ctx.data, entry, exit_, _NAN1, LEVEL_FRACTION, _NAN1, LEVEL_FRACTION, comm, slip,
-            float(costs.initial_equity), None, ctx.flow, True, costs.signal_delay_bars,
-        )  # fmt: skip
+    def warmup(self, p) -> dt.timedelta:
+        """Funding periods of history: the basis proxy's and the trend's EMAs (seeded with the
+        first rate) converge, the persistence count fills and the entry/exit hysteresis
+        settles; measured in time because funding is 8-hourly whatever the candles."""
+        periods = max(
+            WARMUP_EMA_SPANS * BASIS_EMA_PERIODS,
+            WARMUP_EMA_SPANS * p["trend_ema_span"],
+            2 * p["persistence_max_periods"],
+        )
+        return dt.timedelta(hours=8 * periods)
 
-    def run_many(
-        self, ctx: FundingCarryContext, param_list: Sequence[dict], costs: Costs
-    ) -> np.ndarray:
-        """Metrics for many parameter sets in one compiled loop (== ``compute(run(...))``)."""
-        m = len(param_list)
-        out = np.empty((m, N_METRICS), dtype=np.float64)
-        if m == 0:
-            return out
-        cols = param_columns(self._space, param_list)
-        matrix = np.ascontiguousarray(np.column_stack([cols[n] for n in self._space.names]))
-        spans = np.unique(cols["trend_ema_span"]).astype(np.int64)
-        k = len(ctx.rate)
-        emas = np.empty((len(spans), k))
+    def signals_batch(self, ctx: FundingCarryContext, p) -> Signals:
+        """The signals of many parameter sets (``p``: a column per parameter) in one compiled
+        loop; the same as ``signals`` row by row."""
+        mode = np.array([MODES.index(m) for m in p.strategy_mode], dtype=np.int64)
+        spans = np.unique(p.trend_ema_span)
+        emas = np.empty((len(spans), len(ctx.rate)))
         for j, span in enumerate(spans):
             emas[j] = ctx.rate_ema(int(span))
-        ema_row = np.searchsorted(spans, cols["trend_ema_span"].astype(np.int64))
-        comm, slip = cost_fractions(costs)
-        data = ctx.data
-        _run_many_kernel(
-            data.ts, data.open, data.high, data.low, data.close, ctx.flow, ctx.rate, emas,
-            ema_row, ctx.basis, ctx.bar, matrix, comm, slip, float(costs.initial_equity),
-            bars_per_year(data.timeframe), out,
+        ema_row = np.searchsorted(spans, p.trend_ema_span)
+        g, n = len(mode), len(ctx.data)
+        entry = np.empty((g, n), dtype=np.int8)
+        exit_ = np.empty((g, n), dtype=np.bool_)
+        carry_signals_rows(
+            ctx.rate, emas, ema_row, ctx.basis, ctx.bar, mode, p.min_funding_rate,
+            p.exit_funding_rate, p.entry_threshold, p.exit_threshold, p.weight_rate_level,
+            p.weight_trend, p.weight_persistence, p.weight_basis, p.persistence_threshold,
+            p.persistence_max_periods, entry, exit_,
         )  # fmt: skip
-        return out
+        return Signals(entries=entry, exits=exit_, flow=ctx.flow)

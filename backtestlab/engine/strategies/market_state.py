@@ -25,12 +25,9 @@ run is one O(n) classification pass, the simulator and the metrics kernel, all c
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from numba import njit
 
-from ..backtest_result import BacktestResult
 from ..data import MarketData
 from ..indicators import atr
 from ..market_profile import (
@@ -44,30 +41,31 @@ from ..market_profile import (
     volume_profile,
     window_flow,
 )
-from ..metrics import N_METRICS, metrics_kernel
 from ..parameters import Param, ParameterSpace
-from ..simulate import (
-    LEVEL_FRACTION,
-    allocate_trade_buffers,
-    cost_fractions,
-    run_kernel,
-    simulate_kernel,
+from ..signals import Signals
+from .base import Strategy
+
+# The parameters the state classification depends on (its cache key).
+_STATE_PARAMS = (
+    "lookback_period",
+    "lookback_buckets",
+    "poc_distance_threshold",
+    "momentum_threshold",
+    "cvd_pressure_threshold",
 )
-from ..timeframes import bars_per_year
-from .base import Costs, Strategy
 
 
 @njit(cache=True, error_model="numpy")
 def state_signals(
     close, vah, val, state, confidence, atr_, allow_balance, min_conf, sl_mult, tp_mult,
-    entry, stop_frac, target_frac,
+    entry, stop_pct, target_pct,
 ):  # fmt: skip
-    """Entry side (+1/-1/0) and stop/target distances (fractions of the fill) per close."""
+    """Entry side (+1/-1/0) and stop/target distances (percent of the fill) per close."""
     n = close.shape[0]
     for i in range(n):
         entry[i] = 0
-        stop_frac[i] = np.nan
-        target_frac[i] = np.nan
+        stop_pct[i] = np.nan
+        target_pct[i] = np.nan
         s = state[i]
         a = atr_[i]
         if s == STATE_UNKNOWN or not confidence[i] >= min_conf or not a > 0.0:
@@ -85,44 +83,8 @@ def state_signals(
                 e = -1
         if e != 0:
             entry[i] = e
-            stop_frac[i] = sl_mult * a / close[i]
-            target_frac[i] = tp_mult * a / close[i]
-
-
-@njit(cache=True, error_model="numpy")
-def _run_many_kernel(
-    ts, open_, high, low, close,
-    poc, vah, val, pressure, momentum, cvd_mom, atrs,
-    win_row, bucket_row, atr_row,
-    poc_thr, mom_thr, cvd_thr, allow_balance, min_conf, sl_mult, tp_mult,
-    comm, slip, initial_equity, bpy, out,
-):  # fmt: skip
-    n = close.shape[0]
-    state = np.empty(n, dtype=np.int8)
-    conf = np.empty(n)
-    entry = np.empty(n, dtype=np.int8)
-    no_exit = np.zeros(n, dtype=np.bool_)
-    stop = np.empty(n)
-    target = np.empty(n)
-    equity = np.empty(n)
-    in_pos = np.empty(n, dtype=np.bool_)
-    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = allocate_trade_buffers(n)
-    for k in range(win_row.shape[0]):
-        w = win_row[k]
-        classify_kernel(
-            close, poc[w], pressure[w], momentum[w], cvd_mom[bucket_row[k]],
-            poc_thr[k], mom_thr[k], cvd_thr[k], state, conf,
-        )  # fmt: skip
-        state_signals(
-            close, vah[w], val[w], state, conf, atrs[atr_row[k]], allow_balance[k],
-            min_conf[k], sl_mult[k], tp_mult[k], entry, stop, target,
-        )  # fmt: skip
-        count = simulate_kernel(
-            open_, high, low, close, entry, no_exit, stop, LEVEL_FRACTION, target,
-            LEVEL_FRACTION, comm, slip, initial_equity, equity, in_pos,
-            e_idx, x_idx, e_px, x_px, t_side, pnl, reason,
-        )  # fmt: skip
-        metrics_kernel(ts, equity, in_pos, e_idx, x_idx, pnl, count, bpy, initial_equity, out[k])
+            stop_pct[i] = sl_mult * a / close[i] * 100.0
+            target_pct[i] = tp_mult * a / close[i] * 100.0
 
 
 class MarketStateContext:
@@ -142,6 +104,13 @@ class MarketStateContext:
         self._atr: dict[int, np.ndarray] = {}
         self._buy = None
         self._delta = None
+        self._cache: dict = {}
+
+    def cached(self, key, compute):
+        """``compute()`` once per ``key`` (the states of one classification)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
 
     def check(self) -> None:
         if self.error:
@@ -191,7 +160,7 @@ class MarketState(Strategy):
     data_kind = "candles"
     timeframes = ("1m",)
 
-    _space = ParameterSpace(
+    parameters = ParameterSpace(
         [
             Param(
                 "lookback_period",
@@ -276,29 +245,30 @@ class MarketState(Strategy):
         ]
     )
 
-    def parameter_space(self) -> ParameterSpace:
-        return self._space
-
     def prepare(self, data: MarketData, companions=None) -> MarketStateContext:
         return MarketStateContext(data)
 
-    def states(self, ctx: MarketStateContext, params: dict) -> tuple[np.ndarray, np.ndarray]:
-        """State codes (``STATE_*``) and confidence per bar for ``params``."""
+    def states(self, ctx: MarketStateContext, p) -> tuple[np.ndarray, np.ndarray]:
+        """State codes (``STATE_*``) and confidence per bar (cached per classification)."""
         ctx.check()
-        p = self._space.validate_params(params)
-        n = len(ctx.data)
-        poc, _vah, _val, pressure, momentum = ctx.window(p["lookback_period"])
-        state = np.empty(n, dtype=np.int8)
-        conf = np.empty(n)
-        classify_kernel(
-            ctx.data.close, poc, pressure, momentum, ctx.cvd_momentum(p["lookback_buckets"]),
-            float(p["poc_distance_threshold"]), float(p["momentum_threshold"]),
-            float(p["cvd_pressure_threshold"]), state, conf,
-        )  # fmt: skip
-        return state, conf
+        p = self.parameters.validate_params(p)
+        key = tuple(p[k] for k in _STATE_PARAMS)
 
-    def run(self, ctx: MarketStateContext, params: dict, costs: Costs) -> BacktestResult:
-        p = self._space.validate_params(params)
+        def classify():
+            n = len(ctx.data)
+            poc, _vah, _val, pressure, momentum = ctx.window(p["lookback_period"])
+            state = np.empty(n, dtype=np.int8)
+            conf = np.empty(n)
+            classify_kernel(
+                ctx.data.close, poc, pressure, momentum, ctx.cvd_momentum(p["lookback_buckets"]),
+                float(p["poc_distance_threshold"]), float(p["momentum_threshold"]),
+                float(p["cvd_pressure_threshold"]), state, conf,
+            )  # fmt: skip
+            return state, conf
+
+        return ctx.cached(("states", key), classify)
+
+    def signals(self, ctx: MarketStateContext, p) -> Signals:
         state, conf = self.states(ctx, p)
         data = ctx.data
         n = len(data)
@@ -311,54 +281,8 @@ class MarketState(Strategy):
             bool(p["allow_balance_trades"]), float(p["min_confidence"]),
             float(p["sl_atr_mult"]), float(p["tp_atr_mult"]), entry, stop, target,
         )  # fmt: skip
-        comm, slip = cost_fractions(costs)
-        return run_kernel(
-            data,
-            entry,
-            np.zeros(n, dtype=np.bool_),
-            stop,
-            LEVEL_FRACTION,
-            target,
-            LEVEL_FRACTION,
-            comm,
-            slip,
-            float(costs.initial_equity),
-            delay=costs.signal_delay_bars,
-        )
+        return Signals(entries=entry, stop_pct=stop, target_pct=target)
 
-    def run_many(
-        self, ctx: MarketStateContext, param_list: Sequence[dict], costs: Costs
-    ) -> np.ndarray:
-        """Metrics for many parameter sets in one compiled loop (equal to ``run`` + compute)."""
-        m = len(param_list)
-        out = np.empty((m, N_METRICS), dtype=np.float64)
-        if m == 0:
-            return out
-        ctx.check()
-        valid = [self._space.validate_params(p) for p in param_list]
-
-        def rows(name, build):
-            keys = sorted({p[name] for p in valid})
-            stacked = [build(k) for k in keys]
-            index = np.array([keys.index(p[name]) for p in valid], dtype=np.int64)
-            return stacked, index
-
-        windows, win_row = rows("lookback_period", ctx.window)
-        cvds, bucket_row = rows("lookback_buckets", ctx.cvd_momentum)
-        atrs, atr_row = rows("atr_period", ctx.atr)
-        comm, slip = cost_fractions(costs)
-        data = ctx.data
-
-        def col(name, dtype=np.float64):
-            return np.array([p[name] for p in valid], dtype=dtype)
-
-        _run_many_kernel(
-            data.ts, data.open, data.high, data.low, data.close,
-            *(np.stack([w[j] for w in windows]) for j in range(5)),
-            np.stack(cvds), np.stack(atrs), win_row, bucket_row, atr_row,
-            col("poc_distance_threshold"), col("momentum_threshold"),
-            col("cvd_pressure_threshold"), col("allow_balance_trades", np.bool_),
-            col("min_confidence"), col("sl_atr_mult"), col("tp_atr_mult"),
-            comm, slip, float(costs.initial_equity), bars_per_year(data.timeframe), out,
-        )  # fmt: skip
-        return out
+    def warmup(self, p) -> int:
+        # The ATR of the stops is Wilder-smoothed: ~25 periods to agree to 1e-9.
+        return max(p["lookback_period"], p["lookback_buckets"], 25 * p["atr_period"]) + 1

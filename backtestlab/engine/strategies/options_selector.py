@@ -56,35 +56,23 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
-from ..backtest_result import BacktestResult
 from ..data import EnvironmentSeries, MarketData
 from ..indicators import rolling_std
-from ..metrics import N_METRICS, metrics_kernel
 from ..options_selector_rules import SELECTOR_RULES, selector_allows
 from ..parameters import Param, ParameterSpace
-from ..simulate import (
-    LEVEL_FRACTION,
-    allocate_trade_buffers,
-    cost_fractions,
-    run_kernel,
-    simulate_kernel,
-)
-from ..timeframes import bars_per_year
+from ..signals import Signals
+from ..simulate import cost_fractions
 from .base import Costs, Strategy
-from .param_columns import param_columns
 
 DAY = 86400
 RV_DAYS = 30
 MIN_IV_PCT = 5.0
 _SQRT_2_PI = math.sqrt(2.0 / math.pi)
-_NAN1 = np.full(1, np.nan)
-_OWN_PARAMS = ("decision_interval_days", "holding_days", "wing_sigmas", "max_loss_pct")
 
 
 @dataclass(frozen=True)
@@ -164,30 +152,17 @@ def option_schedule(
 
 
 @njit(cache=True, error_model="numpy")
-def _run_many_kernel(
-    ts, ones, allowed_rows, allowed_idx, spot, iv, c_close_time, c_close, cols, comm, slip,
-    initial_equity, bpy, out,
+def option_schedule_rows(
+    ts, allowed_rows, allowed_idx, spot, iv, c_close_time, c_close, interval, holding,
+    wing_sigmas, max_loss_pct, comm, slip, entry_out, exit_out, flow_out,
 ):  # fmt: skip
-    n = ts.shape[0]
-    entry = np.zeros(n, dtype=np.int8)
-    exit_ = np.zeros(n, dtype=np.bool_)
-    flow = np.zeros(n)
-    equity = np.empty(n)
-    in_pos = np.empty(n, dtype=np.bool_)
-    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = allocate_trade_buffers(n)
-    nan1 = np.full(1, np.nan)
-    for r in range(cols.shape[0]):
-        c = cols[r]
+    """:func:`option_schedule` for each row ``r`` of the parameter columns."""
+    for r in range(interval.shape[0]):
         option_schedule(
-            ts, allowed_rows[allowed_idx[r]], spot, iv, c_close_time, c_close, int(c[0]),
-            int(c[1]), c[2], c[3] / 100.0, comm, slip, entry, exit_, flow,
+            ts, allowed_rows[allowed_idx[r]], spot, iv, c_close_time, c_close, interval[r],
+            holding[r], wing_sigmas[r], max_loss_pct[r] / 100.0, comm, slip, entry_out[r],
+            exit_out[r], flow_out[r],
         )  # fmt: skip
-        count = simulate_kernel(
-            ones, ones, ones, ones, entry, exit_, nan1, LEVEL_FRACTION, nan1, LEVEL_FRACTION,
-            0.0, 0.0, initial_equity, equity, in_pos, e_idx, x_idx, e_px, x_px, t_side, pnl,
-            reason, None, flow, False,
-        )  # fmt: skip
-        metrics_kernel(ts, equity, in_pos, e_idx, x_idx, pnl, count, bpy, initial_equity, out[r])
 
 
 def price_at(candles: MarketData, t: np.ndarray) -> np.ndarray:
@@ -258,7 +233,10 @@ class OptionsSelector(Strategy):
     data_kind = "environment"
     companion_kinds = ("candles",)
 
-    _space = ParameterSpace([
+    # The option model prices its premium's costs into the settlement flow (see above); the
+    # simulator's bars are a constant-price instrument whose fills cost nothing.
+    simulator_costs = False
+    parameters = ParameterSpace([
         Param("decision_interval_days", "int", 1, 1, 30, label="Decision interval (days)",
               help="A decision step every k-th day"),
         Param("holding_days", "int", 7, 1, 90, label="Holding period (days)",
@@ -270,9 +248,6 @@ class OptionsSelector(Strategy):
         *(rule.as_param() for rule in SELECTOR_RULES),
     ])  # fmt: skip
 
-    def parameter_space(self) -> ParameterSpace:
-        return self._space
-
     def prepare(self, data: EnvironmentSeries, companions=None) -> OptionsSelectorContext:
         candles = (companions or {}).get("candles")
         if candles is None:
@@ -282,7 +257,10 @@ class OptionsSelector(Strategy):
             )
         return OptionsSelectorContext(data, candles)
 
-    def _schedule(self, ctx: OptionsSelectorContext, p: dict, costs: Costs):
+    def bars(self, ctx: OptionsSelectorContext) -> MarketData:
+        return ctx.bars
+
+    def signals(self, ctx: OptionsSelectorContext, p, costs: Costs) -> Signals:
         n = len(ctx.env)
         entry = np.empty(n, dtype=np.int8)
         exit_ = np.empty(n, dtype=np.bool_)
@@ -294,15 +272,35 @@ class OptionsSelector(Strategy):
             p["decision_interval_days"], p["holding_days"], p["wing_sigmas"],
             p["max_loss_pct"] / 100.0, comm, slip, entry, exit_, flow,
         )  # fmt: skip
-        return entry, exit_, flow
+        return Signals(entries=entry, exits=exit_, flow=flow)
 
-    def run(self, ctx: OptionsSelectorContext, params: dict, costs: Costs) -> BacktestResult:
-        p = self.parameter_space().validate_params(params)
-        entry, exit_, flow = self._schedule(ctx, p, costs)
-        return run_kernel(
-            ctx.bars, entry, exit_, _NAN1, LEVEL_FRACTION, _NAN1, LEVEL_FRACTION, 0.0, 0.0,
-            float(costs.initial_equity), None, flow, False, costs.signal_delay_bars,
+    def warmup(self, p) -> int:
+        """Days: the realised volatility's window, then room for the chain of positions (a
+        position still open at the start shifts the next entries) to fall back in step."""
+        return RV_DAYS + 5 * (p["holding_days"] + p["decision_interval_days"]) + 1
+
+    def signals_batch(self, ctx: OptionsSelectorContext, p, costs: Costs) -> Signals:
+        """The schedules of many parameter sets (``p``: a column per parameter) in one
+        compiled loop, the same as ``signals`` row by row; the selector's allowed days are
+        computed once per distinct threshold combination."""
+        rule_cols = np.column_stack([p[r.param] for r in SELECTOR_RULES])
+        keys, allowed_idx = np.unique(rule_cols, axis=0, return_inverse=True)
+        allowed = np.empty((len(keys), len(ctx.env)), dtype=np.bool_)
+        for j, key in enumerate(keys):
+            allowed[j] = ctx.allowed(
+                {r.param: float(v) for r, v in zip(SELECTOR_RULES, key, strict=True)}
+            )
+        comm, slip = cost_fractions(costs)
+        g, n = len(p.holding_days), len(ctx.env)
+        entry = np.empty((g, n), dtype=np.int8)
+        exit_ = np.empty((g, n), dtype=np.bool_)
+        flow = np.empty((g, n))
+        option_schedule_rows(
+            ctx.env.ts, allowed, np.ascontiguousarray(allowed_idx.ravel()), ctx.spot, ctx.iv,
+            ctx.c_close_time, ctx.c_close, p.decision_interval_days, p.holding_days,
+            p.wing_sigmas, p.max_loss_pct, comm, slip, entry, exit_, flow,
         )  # fmt: skip
+        return Signals(entries=entry, exits=exit_, flow=flow)
 
     def trade_results(
         self, ctx: OptionsSelectorContext, params: dict, costs: Costs
@@ -326,32 +324,4 @@ class OptionsSelector(Strategy):
                     settled_at=opened + dt.timedelta(days=p["holding_days"]),
                 )
             )
-        return out
-
-    def run_many(
-        self, ctx: OptionsSelectorContext, param_list: Sequence[dict], costs: Costs
-    ) -> np.ndarray:
-        """Metrics for many parameter sets in one compiled loop (== ``compute(run(...))``).
-
-        The selector's allowed days are computed once per distinct threshold combination.
-        """
-        m = len(param_list)
-        out = np.empty((m, N_METRICS), dtype=np.float64)
-        if m == 0:
-            return out
-        cols = param_columns(self.parameter_space(), param_list)
-        rule_cols = np.column_stack([cols[r.param] for r in SELECTOR_RULES])
-        keys, allowed_idx = np.unique(rule_cols, axis=0, return_inverse=True)
-        rows = np.empty((len(keys), len(ctx.env)), dtype=np.bool_)
-        for j, key in enumerate(keys):
-            rows[j] = ctx.allowed(
-                {r.param: float(v) for r, v in zip(SELECTOR_RULES, key, strict=True)}
-            )
-        matrix = np.ascontiguousarray(np.column_stack([cols[n] for n in _OWN_PARAMS]))
-        comm, slip = cost_fractions(costs)
-        _run_many_kernel(
-            ctx.env.ts, ctx.ones, rows, np.ascontiguousarray(allowed_idx.ravel()), ctx.spot,
-            ctx.iv, ctx.c_close_time, ctx.c_close, matrix, comm, slip,
-            float(costs.initial_equity), bars_per_year("1d"), out,
-        )  # fmt: skip
         return out

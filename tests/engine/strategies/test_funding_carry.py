@@ -10,6 +10,7 @@ import pytest
 
 from backtestlab.engine.data import FundingSeries
 from backtestlab.engine.metrics import compute
+from backtestlab.engine.signals import Params
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
 from backtestlab.engine.strategies.funding_carry import BASIS_FULL_SCORE
@@ -168,8 +169,11 @@ def test_no_look_ahead_cutting_the_future_changes_no_earlier_decision(year):
         short_ctx = CARRY.prepare(short_data, {"funding": funding.slice_time(None, cut)})
         short = CARRY.run(short_ctx, params, COSTS)
         n = len(short_data)
-        e_full, x_full = CARRY.signals(full_ctx, CARRY.parameter_space().validate_params(params))
-        e_short, x_short = CARRY.signals(short_ctx, CARRY.parameter_space().validate_params(params))
+        valid = Params(CARRY.parameter_space().validate_params(params))
+        full_sig = CARRY.signals(full_ctx, valid)
+        short_sig = CARRY.signals(short_ctx, valid)
+        e_full, x_full = full_sig.entries, full_sig.exits
+        e_short, x_short = short_sig.entries, short_sig.exits
         np.testing.assert_array_equal(e_full[:n], e_short)
         np.testing.assert_array_equal(x_full[:n], x_short)
         # Equity identical up to the truncated run's forced "end" exit on its last bar.
@@ -178,7 +182,7 @@ def test_no_look_ahead_cutting_the_future_changes_no_earlier_decision(year):
         # Future funding alone (candles kept) changes nothing before the cut either.
         noisy = FundingSeries("BTC", funding.ts, np.where(funding.ts >= cut, 0.002, funding.rate))
         noisy_ctx = CARRY.prepare(data, {"funding": noisy})
-        e_noisy, _ = CARRY.signals(noisy_ctx, CARRY.parameter_space().validate_params(params))
+        e_noisy = CARRY.signals(noisy_ctx, valid).entries
         last_before = int(np.searchsorted(data.ts + 3600, cut, side="left")) - 1
         np.testing.assert_array_equal(e_noisy[:last_before], e_full[:last_before])
 

@@ -74,7 +74,7 @@ def test_fast_not_below_slow_never_trades(hourly_btc):
     for fast, slow in [(20, 20), (50, 20)]:
         assert len(strat.run(ctx, {"fast": fast, "slow": slow}, COSTS).trades) == 0
         assert strat.parameter_space().check_constraints({"fast": fast, "slow": slow}) == (
-            "fast must be smaller than slow; this combination never trades"
+            f"fast < slow does not hold (fast={fast}, slow={slow}); this combination never trades"
         )
     assert strat.parameter_space().check_constraints({"fast": 5, "slow": 20}) is None
 

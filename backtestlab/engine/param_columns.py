@@ -12,22 +12,28 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..parameters import ParameterError, ParameterSpace
+from .parameters import ParameterError, ParameterSpace
 
 
 def param_columns(space: ParameterSpace, param_list: Sequence[dict]) -> dict[str, np.ndarray]:
     """``{name: float64 array}`` over ``param_list`` (defaults fill missing names).
 
-    A ``choice`` parameter becomes the index of its value in ``choices`` (0, 1, ...).
+    A ``choice`` parameter becomes the index of its value in ``choices`` (0, 1, ...); a
+    ``bool`` one 0 or 1.
     Raises :class:`ParameterError` naming the first bad value.
     """
     defaults = space.defaults()
-    ok = all(all(k in defaults for k in p) for p in param_list)
+    ok = set().union(*param_list) <= defaults.keys()
     out: dict[str, np.ndarray] = {}
     if ok:
         for prm in space.params:
             col = [p.get(prm.name, defaults[prm.name]) for p in param_list]
-            if prm.kind == "choice":
+            if prm.kind == "bool":
+                if not set(map(type, col)) <= {bool, np.bool_}:
+                    ok = False
+                    break
+                arr = np.array(col, dtype=np.float64)
+            elif prm.kind == "choice":
                 codes = {c: i for i, c in enumerate(prm.choices)}
                 try:
                     arr = np.array([codes[v] for v in col], dtype=np.float64)
@@ -35,7 +41,7 @@ def param_columns(space: ParameterSpace, param_list: Sequence[dict]) -> dict[str
                     ok = False
                     break
             else:
-                if any(type(v) is bool or isinstance(v, np.bool_) for v in col):
+                if {bool, np.bool_} & set(map(type, col)):
                     ok = False
                     break
                 try:
