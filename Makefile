@@ -8,10 +8,13 @@ REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install run test test-unit test-integration bench lint lint-imports format chromium clean mutation mutation-changed
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock examples/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -c requirements.lock -e ".[test]"
+	# The example strategies (docs/strategies.md), installed like a team's own package:
+	# their entry points make the lab list them.
+	$(BIN)/python -m pip install -q --no-deps -e ./examples
 	touch $(STAMP)
 
 # numba's on-disk cache does not notice edits in another module a cached kernel calls, so any

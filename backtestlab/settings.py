@@ -171,6 +171,12 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# --- strategies -----------------------------------------------------------------------------
+# The team's own strategy modules (dotted paths, comma-separated in the environment), loaded at
+# start-up beside the built-ins and every installed package's ``backtestlab.strategies`` entry
+# points (docs/strategies.md). A module that fails to import stops the start with its name.
+BACKTESTLAB_STRATEGIES = env_list("BACKTESTLAB_STRATEGIES", [])
+
 # --- optimization limits ----------------------------------------------------------------------
 BACKTESTLAB = {
     "MAX_COMBINATIONS": env_int("BACKTESTLAB_MAX_COMBINATIONS", 200_000, minimum=1),

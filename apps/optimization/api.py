@@ -70,7 +70,13 @@ def strategy_as_dict(strategy) -> dict:
         "description": strategy.description,
         "data_kind": strategy.data_kind,
         "group_by": list(strategy.group_by),
+        "timeframes": None if strategy.timeframes is None else list(strategy.timeframes),
+        "companion_kinds": list(strategy.companion_kinds),
         "presets": getattr(strategy, "presets", {}),
+        "constraints": [
+            getattr(c, "rule", None) or (c.__doc__ or c.__name__).strip()
+            for c in strategy.parameter_space().constraints
+        ],
         "parameters": [
             {
                 "name": p.name,
@@ -81,6 +87,7 @@ def strategy_as_dict(strategy) -> dict:
                 "choices": list(p.choices),
                 "label": p.label or p.name,
                 "help": p.help,
+                "role": p.role,
             }
             for p in strategy.parameter_space().params
         ],

@@ -1,0 +1,1 @@
+"""Example strategies written against BacktestLab's strategy contract (docs/strategies.md)."""
