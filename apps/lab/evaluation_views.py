@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.lab.views import job_status_context
+from apps.market.models import Dataset
 from apps.optimization.selectors.jobs import job_get_for_user
 from apps.optimization.services.monte_carlo import monte_carlo_job_create
 from apps.optimization.services.walk_forward import walk_forward_job_from_sweep
 from apps.strategies.selectors.approvals import approval_as_dict, approvals_visible
 from apps.strategies.services import approval as approval_services
+from backtestlab.engine.runner import strategy_warmup
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
 
@@ -24,18 +28,39 @@ def _error_page(request, job, exc: ApplicationError):
     return render(request, "lab/job_detail.html", context, status=exc.status)
 
 
+def _warmup_text(w) -> str:
+    if isinstance(w, dt.timedelta):
+        hours = w.total_seconds() / 3600
+        return f"{hours:,.0f} h of history ({hours / 24:,.1f} days)"
+    return f"{int(w):,} bars"
+
+
+def strategy_detail_context(request, strategy) -> dict:
+    """The strategy page: its parameter space, approvals and the datasets it can check on."""
+    space = strategy.parameter_space()
+    defaults = space.validate_params(space.defaults())
+    history = [approval_as_dict(a) for a in approvals_visible(request.user, strategy.key)[:20]]
+    datasets = Dataset.objects.filter(kind=strategy.data_kind).order_by("symbol", "timeframe")
+    if strategy.timeframes:
+        datasets = datasets.filter(timeframe__in=strategy.timeframes)
+    return {
+        "strategy": strategy,
+        "params": space.params,
+        "constraints": [getattr(c, "rule", None) or c.__doc__ or "" for c in space.constraints],
+        "warmup": _warmup_text(strategy_warmup(strategy, defaults)),
+        "datasets": datasets,
+        "approval": history[0] if history else None,
+        "history": history,
+    }
+
+
 @login_required
 @require_GET
 def strategy_detail(request, key: str):
     strategy = STRATEGIES.get(key)
     if strategy is None:
         raise Http404("unknown strategy")
-    history = [approval_as_dict(a) for a in approvals_visible(request.user, key)[:20]]
-    return render(
-        request,
-        "lab/strategy_detail.html",
-        {"strategy": strategy, "approval": history[0] if history else None, "history": history},
-    )
+    return render(request, "lab/strategy_detail.html", strategy_detail_context(request, strategy))
 
 
 @login_required

@@ -2,6 +2,7 @@
 
 import io
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -11,6 +12,9 @@ from rest_framework.test import APIClient
 from apps.optimization.models import JobStatus, OptimizationJob
 from apps.strategies.models import ApprovalConfig, StrategyApproval
 from apps.strategies.services import approval as approval_services
+from backtestlab.engine.signals import Signals
+from backtestlab.engine.strategies import STRATEGIES, register
+from backtestlab.engine.strategies.sma_cross import SmaCross
 from tests.factories import make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
@@ -44,9 +48,12 @@ def test_an_evaluation_stores_stage_rules_summary_and_config(alice, sweep):
     a = approval_services.job_evaluate(job=sweep, trigger="page", user=alice)
     assert a.stage == "RESEARCH"  # 60 days of data: far below 200 trades / 3 years
     assert a.reason.startswith("Insufficient sample size")
-    assert [r["name"] for r in a.rules][:6] == [
-        "min_trades", "min_years", "regimes", "param_sensitivity", "walk_forward", "stress_test",
+    assert [r["name"] for r in a.rules][:7] == [
+        "checks", "min_trades", "min_years", "regimes", "param_sensitivity", "walk_forward",
+        "stress_test",
     ]  # fmt: skip
+    assert a.gates["checks"]["ok"] is True
+    assert a.gates["checks"]["lookahead"].startswith("no signal or equity at or before the cut")
     assert a.config["min_trades"] == 200 and a.config["max_worst_dd_prod"] == 0.25
     assert set(a.gates) >= {"stats", "variance", "psychology", "regimes",
                             "param_sensitivity", "walk_forward", "stress_test"}  # fmt: skip
@@ -69,6 +76,45 @@ def test_the_config_in_admin_drives_the_stage(alice, sweep):
     a = approval_services.job_evaluate(job=sweep, trigger="api")
     assert a.stage == "PRODUCTION" and a.config["min_trades"] == 1
     assert a.config_ref.name == "lenient"
+
+
+class PeekingSma(SmaCross):
+    """sma_cross that also needs tomorrow's close to be higher: a one-bar peek."""
+
+    key = "peeking_sma"
+    label = "SMA crossover that peeks (tests only)"
+
+    def signals(self, ctx, p):
+        sig = super().signals(ctx, p)
+        close = ctx.data.close
+        tomorrow_up = np.r_[close[1:] > close[:-1], False]
+        return Signals(entries=sig.entries & tomorrow_up, exits=sig.exits)
+
+
+@pytest.fixture
+def peeking():
+    strategy = register(PeekingSma())
+    yield strategy
+    STRATEGIES.pop(strategy.key, None)
+
+
+def test_a_strategy_that_reads_the_future_stays_in_research_whatever_its_numbers(
+    alice, datasets, peeking
+):
+    ApprovalConfig.objects.create(
+        name="lenient", min_trades=1, min_years=0, require_bull_bear_chop=False,
+        require_param_sensitivity_ok=False, require_walk_forward_ok=False,
+        require_stress_test_ok=False, max_worst_dd_research=1.0, max_worst_dd_pilot=1.0,
+        max_worst_dd_prod=1.0, max_loss_streak_pilot=1000, max_loss_streak_prod=1000,
+        min_psych_score_pilot=0, min_psych_score_prod=0,
+    )  # fmt: skip
+    job = make_job(alice, datasets[:1], grid=GRID, strategy=peeking.key)
+    run_all_chunks(job)
+    a = approval_services.job_evaluate(job=job, trigger="page", user=alice)
+    assert a.stage == "RESEARCH"
+    assert a.reason.startswith("Look-ahead / warm-up check failed")
+    assert a.gates["checks"]["ok"] is False
+    assert "reads the future" in a.gates["checks"]["lookahead"]
 
 
 def test_api_evaluation_owner_and_outsider(alice, charlie, sweep):

@@ -9,7 +9,10 @@ run (thresholds from the ApprovalConfig in force):
   own job; a job that is not a multi-value sweep has no neighbourhood and fails the gate);
 * walk-forward - the latest finished walk-forward job of the same strategy and dataset, or,
   when there is none, one computed now on the run's sweep grid (5 rolling folds, 70/30);
-* stress - fees x2, slippage x2, signals one bar late and all three, on the job's objective.
+* stress - fees x2, slippage x2, signals one bar late and all three, on the job's objective;
+* checks - the strategy's look-ahead and warm-up checks (``backtestlab.engine.checks``) on the
+  run's own data, with its parameters and a few samples: a strategy that reads the future or
+  needs more history than it declares stays in RESEARCH.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from apps.optimization.gateway import job_data, json_safe, run_backtest
 from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
 from apps.strategies.models import StrategyApproval
 from apps.strategies.selectors.approvals import approval_config_current
-from backtestlab.engine import sweep
+from backtestlab.engine import checks, sweep
 from backtestlab.engine.data import MarketData
 from backtestlab.engine.evaluation import approval as engine_approval
 from backtestlab.engine.evaluation import sensitivity, stress, walk_forward
@@ -115,6 +118,26 @@ def _walk_forward(run: OptimizationRun, strategy, costs, cfg) -> tuple[bool, dic
     }  # fmt: skip
 
 
+def _checks(run: OptimizationRun, strategy) -> tuple[bool, dict]:
+    data, companions = job_data(run.job, run.dataset, strategy)
+    try:
+        bars = strategy.bars(strategy.prepare(data, companions))
+        sets = checks.sample_param_sets(
+            strategy, max_warmup=max(len(bars) // 4, 1), bar_seconds=bars.bar_seconds
+        )
+        params = strategy.parameter_space().validate_params(run.params)
+        if params not in sets:
+            sets.append(params)
+        result = checks.check_strategy(strategy, data, companions, param_sets=sets)
+    except ValueError as exc:
+        return False, {"error": f"the checks could not run: {exc}"}
+    return result.passed, {
+        "lookahead": result.lookahead.message,
+        "warmup": result.warmup.message,
+        "lines": result.lines(),
+    }
+
+
 def strategy_evaluate(
     *, run: OptimizationRun, trigger: str, user=None, job: OptimizationJob | None = None
 ) -> StrategyApproval:
@@ -142,8 +165,9 @@ def strategy_evaluate(
         min_fraction=cfg.stress_min_fraction,
         min_fraction_combined=cfg.stress_min_fraction_combined,
     )
+    checks_ok, checks_detail = _checks(run, strategy)
     decision = engine_approval.evaluate_strategy(
-        stats, mc.profile, psych, regimes, sens_ok, wf_ok, st_ok, cfg
+        stats, mc.profile, psych, regimes, sens_ok, wf_ok, st_ok, cfg, checks_ok=checks_ok
     )
     summary = engine_approval.strategy_summary(decision)
     gates = {
@@ -153,6 +177,7 @@ def strategy_evaluate(
         "regimes": regimes_detail,
         "param_sensitivity": {"ok": sens_ok, **sens_detail},
         "walk_forward": {"ok": wf_ok, **wf_detail},
+        "checks": {"ok": checks_ok, **checks_detail},
         "stress_test": {
             "ok": st_ok,
             **st.as_dict(),

@@ -88,18 +88,30 @@ def evaluate_strategy(
     walk_forward_ok: bool,
     stress_test_ok: bool,
     cfg: ApprovalConfig | None = None,
+    *,
+    checks_ok: bool,
 ) -> ApprovalResult:
-    """The seed's rules, in its order; the first that decides gives stage and reason."""
+    """The seed's rules, in its order; the first that decides gives stage and reason.
+
+    Before them, ``checks_ok``: the strategy's look-ahead and warm-up checks
+    (:mod:`backtestlab.engine.checks`) passed.  A strategy that reads the future or needs more
+    history than it declares stays in RESEARCH whatever its numbers; no config turns that off.
+    """
     cfg = cfg or ApprovalConfig()
     rules = tuple(
         approval_rules(
             stats, variance, psych, regimes, param_sensitivity_ok, walk_forward_ok,
-            stress_test_ok, cfg,
+            stress_test_ok, cfg, checks_ok=checks_ok,
         )
     )  # fmt: skip
 
     def result(stage: str, reason: str) -> ApprovalResult:
         return ApprovalResult(stage, reason, stats, variance, psych, rules)
+
+    if not checks_ok:
+        return result(
+            "RESEARCH", "Look-ahead / warm-up check failed: the backtest cannot be trusted"
+        )
 
     if stats.n_trades < cfg.min_trades:
         return result("RESEARCH", f"Insufficient sample size ({stats.n_trades} < {cfg.min_trades})")
@@ -151,13 +163,14 @@ def _rule(name, label, value, op, threshold, passed, required=True) -> dict:
 
 def approval_rules(
     stats, variance, psych, regimes, param_sensitivity_ok, walk_forward_ok, stress_test_ok,
-    cfg: ApprovalConfig,
+    cfg: ApprovalConfig, *, checks_ok: bool = True,
 ) -> list[dict]:  # fmt: skip
     """Every rule of :func:`evaluate_strategy` with its value, threshold and verdict."""
     worst_dd = abs(variance.worst_max_dd)
     streak = variance.worst_max_loss_streak
     regime_str = "/".join(n for n in ("bull", "bear", "chop") if getattr(regimes, n)) or "none"
     return [
+        _rule("checks", "Look-ahead & warm-up check", bool(checks_ok), "=", True, checks_ok),
         _rule("min_trades", "Trades", stats.n_trades, ">=", cfg.min_trades,
               stats.n_trades >= cfg.min_trades),
         _rule("min_years", "Years covered", round(stats.years_covered, 3), ">=", cfg.min_years,

@@ -26,7 +26,7 @@ def stage(**kw):
     var = dataclasses.replace(VAR, **{k: v for k, v in kw.items() if hasattr(VAR, k)})
     psych = compute_psychology_score(stats, var)
     gates = {g: kw.get(g, True) for g in ("param_sensitivity_ok", "walk_forward_ok",
-                                          "stress_test_ok")}  # fmt: skip
+                                          "stress_test_ok", "checks_ok")}  # fmt: skip
     return evaluate_strategy(stats, var, psych, kw.get("regimes", ALL), **gates)
 
 
@@ -51,11 +51,29 @@ def test_rules_apply_in_the_seeds_order():
     assert "Stress tests" in stage(stress_test_ok=False).reason
 
 
+def test_a_failed_lookahead_or_warmup_check_keeps_even_perfect_numbers_in_research():
+    assert stage().stage == "PRODUCTION"
+    r = stage(checks_ok=False)
+    assert r.stage == "RESEARCH"
+    assert r.reason.startswith("Look-ahead / warm-up check failed")
+    rule = next(x for x in r.rules if x["name"] == "checks")
+    assert (rule["passed"], rule["required"]) == (False, True)
+    # No config switches it off.
+    stats, var = STATS, VAR
+    psych = compute_psychology_score(stats, var)
+    relaxed = ApprovalConfig(
+        require_walk_forward_ok=False, require_param_sensitivity_ok=False,
+        require_stress_test_ok=False, require_bull_bear_chop=False,
+    )  # fmt: skip
+    r = evaluate_strategy(stats, var, psych, ALL, True, True, True, relaxed, checks_ok=False)
+    assert r.stage == "RESEARCH"
+
+
 def test_gates_can_be_switched_off_in_the_config():
     stats, var = STATS, VAR
     psych = compute_psychology_score(stats, var)
     cfg = ApprovalConfig(require_walk_forward_ok=False)
-    r = evaluate_strategy(stats, var, psych, ALL, True, False, True, cfg)
+    r = evaluate_strategy(stats, var, psych, ALL, True, False, True, cfg, checks_ok=True)
     assert r.stage == "PRODUCTION"
     rule = next(x for x in r.rules if x["name"] == "walk_forward")
     assert rule["passed"] is False and rule["required"] is False
