@@ -45,8 +45,8 @@ from .simulate import (
 from .timeframes import bars_per_year
 
 # Bar values per signal array in one batch: entries, exits and up to six float64 level arrays
-# make ~50 bytes a cell, so a batch stays near 13 MB (in cache) whatever the data's length.
-BATCH_CELLS = 262_144
+# make ~50 bytes a cell, so a batch stays under ~50 MB whatever the data's length.
+BATCH_CELLS = 1_048_576
 
 
 def _pick(rows, i):  # pragma: no cover - replaced by the overload inside compiled code

@@ -114,6 +114,16 @@ def per_bar(value: Any, n: int, what: str, dtype=np.float64, rows: int | None = 
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def _like(b, a: np.ndarray) -> np.ndarray:
+    """``b`` as a float64 array shaped like ``a`` (a number becomes a constant series)."""
+    if np.ndim(b) == 0:
+        return np.full(a.shape, float(b))
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    if b.shape != a.shape:
+        raise ValueError(f"the two series must have the same shape, got {a.shape} and {b.shape}")
+    return b
+
+
 @njit(cache=True, error_model="numpy")
 def _crossed_above_kernel(a, b, out):
     out[0] = False
@@ -125,7 +135,7 @@ def crossed_above(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """True on bar i when ``a[i] > b[i]`` and ``a[i-1] <= b[i-1]`` (all four defined: a NaN
     warm-up never crosses).  ``b`` may be a number (a level)."""
     a = np.ascontiguousarray(a, dtype=np.float64)
-    b = np.ascontiguousarray(np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape))
+    b = _like(b, a)
     out = np.empty(a.shape, dtype=np.bool_)
     if a.ndim != 1:
         raise ValueError(f"crossed_above needs 1-D series, got shape {a.shape}")
@@ -138,5 +148,4 @@ def crossed_below(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """True on bar i when ``a[i] < b[i]`` and ``a[i-1] >= b[i-1]`` (all four defined).
     ``b`` may be a number."""
     a = np.ascontiguousarray(a, dtype=np.float64)
-    b = np.ascontiguousarray(np.broadcast_to(np.asarray(b, dtype=np.float64), a.shape))
-    return crossed_above(b, a)
+    return crossed_above(_like(b, a), a)

@@ -228,12 +228,22 @@ def simulate_kernel(
     while i < n - 1:
         i += 1
         if side == 0 and pend_side == 0 and not pend_exit:
-            # Flat with nothing pending: nothing can happen until an entry signal (or the
-            # last bar), so those bars are only marked at the cash.
+            # Flat with nothing pending: nothing can happen until an entry signal that will
+            # fill (a limit order the next bar does not reach is cancelled unfilled) or the
+            # last bar, so those bars are only marked at the cash.
             while i < n - 1:
                 si = i - delay
                 if si >= 0 and entry_side[si] != 0:
-                    break
+                    if entry_limit is None:
+                        break
+                    lim = entry_limit[si]
+                    if not lim == lim:
+                        break  # a market order
+                    if entry_side[si] == 1:
+                        if open_[i + 1] <= lim or low[i + 1] <= lim:
+                            break
+                    elif open_[i + 1] >= lim or high[i + 1] >= lim:
+                        break
                 if compact is None:
                     equity_out[i] = cash
                     in_pos_out[i] = False
@@ -241,6 +251,38 @@ def simulate_kernel(
                     equity_out[0] = cash
                     in_pos_out[0] = False
                     w = 1
+                i += 1
+        elif side != 0 and pend_side == 0 and not pend_exit and flow is None and not hedged:
+            # Holding with nothing pending: until a stop or target is touched, a signal
+            # arrives or the last bar, a bar is only marked (the same arithmetic as below).
+            stp = wipe if not side * (wipe - stop) <= 0.0 else stop
+            while i < n - 1:
+                if side == 1:
+                    if low[i] <= stp or high[i] >= target:
+                        break
+                elif high[i] >= stp or low[i] <= target:
+                    break
+                si = i - delay
+                if si >= 0:
+                    if exit_flag[si]:
+                        break
+                    s = entry_side[si]
+                    if s != 0 and s != side:  # a reversal, unless it is a limit order
+                        if entry_limit is None:
+                            break
+                        if not entry_limit[si] == entry_limit[si]:
+                            break
+                eq = base + side * qty * (close[i] - entry_fill)
+                if eq < 0.0:
+                    eq = 0.0
+                eq = rest + eq
+                if compact is None:
+                    equity_out[i] = eq
+                    in_pos_out[i] = True
+                else:
+                    equity_out[w] = eq
+                    in_pos_out[w] = True
+                    w += 1
                 i += 1
         o = open_[i]
         held = False
