@@ -192,6 +192,8 @@ BACKTESTLAB = {
     # running at once (429 beyond). Staff are not exempt: a runaway script is a runaway script.
     "JOBS_PER_MINUTE": env_int("BACKTESTLAB_JOBS_PER_MINUTE", 30, minimum=1),
     "MAX_ACTIVE_JOBS_PER_USER": env_int("BACKTESTLAB_MAX_ACTIVE_JOBS_PER_USER", 5, minimum=1),
+    # Largest data file the Datasets page and POST /api/datasets/ take (413 beyond).
+    "MAX_UPLOAD_MB": env_int("BACKTESTLAB_MAX_UPLOAD_MB", 200, minimum=1),
 }
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -173,7 +173,11 @@ def run_detail(request, job_id: int, run_id: int):
     if run.status != OptimizationRun.Status.SUCCEEDED:
         context["error"] = f"This run failed, so there is no equity curve: {run.error}"
         return render(request, "lab/run_detail.html", context)
-    detail = run_backtest_detail(run)
+    try:
+        detail = run_backtest_detail(run)
+    except ApplicationError as exc:  # its data file is missing or changed
+        context["error"] = exc.message
+        return render(request, "lab/run_detail.html", context, status=exc.status)
     context.update(
         detail=detail,
         chart={

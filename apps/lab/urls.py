@@ -1,6 +1,13 @@
 from django.urls import path
 
-from apps.lab import apply_views, carry_compare_views, paper_views, results_views, views
+from apps.lab import (
+    apply_views,
+    carry_compare_views,
+    dataset_views,
+    paper_views,
+    results_views,
+    views,
+)
 from apps.lab.evaluation_urls import urlpatterns as evaluation_urls
 
 app_name = "lab"
@@ -20,5 +27,6 @@ urlpatterns = [
     path("jobs/<int:job_id>/export.csv", results_views.job_export_csv, name="job-export-csv"),
     path("compare/", results_views.jobs_compare, name="jobs-compare"),
     path("paper/", paper_views.paper, name="paper"),
+    path("datasets/", dataset_views.datasets, name="datasets"),
     *evaluation_urls,
 ]

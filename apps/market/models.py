@@ -22,6 +22,12 @@ class Dataset(models.Model):
     rows = models.PositiveIntegerField()
     checksum = models.CharField(max_length=64, help_text="sha256 of the Parquet file")
     file = models.CharField(max_length=255, help_text="Path relative to DATASET_DIR")
+    # A stored dataset is never rewritten: re-importing it adds version n + 1 (a new row and
+    # file) that supersedes it, and jobs keep the version they ran on.
+    version = models.PositiveIntegerField(default=1)
+    supersedes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

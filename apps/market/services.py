@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import re
+import shutil
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils.text import slugify
 
 from apps.market.models import Dataset
+from apps.market.readers import freqtrade_files, read_market_file, step_label
 from apps.market.storage import dataset_path, write_parquet
 from backtestlab.engine import synthetic
-from backtestlab.engine.data import DataError, MarketData, validate_candles
+from backtestlab.engine.data import (
+    DataError,
+    FundingSeries,
+    MarketData,
+    gap_report,
+    validate_candles,
+    validate_funding,
+)
+from backtestlab.engine.price_regimes import regimes_from_prices
 from backtestlab.engine.timeframes import TIMEFRAME_SECONDS
 from backtestlab.errors import ApplicationError
 
@@ -21,6 +38,16 @@ DEFAULT_TIMEFRAMES = ("1h", "4h", "1d")
 
 def _utc(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(int(ts), tz=dt.UTC)
+
+
+def _latest_version(name: str) -> Dataset | None:
+    """The newest version of the dataset first stored as ``name`` ("name", "name v2", ...)."""
+    pattern = rf"^{re.escape(name)} v[0-9]+$"
+    return (
+        Dataset.objects.filter(Q(name=name) | Q(name__regex=pattern))
+        .order_by("-version", "-id")
+        .first()
+    )
 
 
 def _store(
@@ -34,18 +61,32 @@ def _store(
     seed: int | None = None,
     replace: bool = False,
 ) -> Dataset:
-    """Write the Parquet file, then the row; if the row cannot be written the file goes too."""
+    """Write the Parquet file, then the row; if the row cannot be written the file goes too.
+
+    A stored dataset is never rewritten: with ``replace`` an import of a name that exists adds
+    a new version (``name vN``, a new row and file superseding the latest one), or returns the
+    latest one unchanged when its file is byte-identical.
+    """
     if len(frame) == 0:
         raise ApplicationError("the dataset has no rows; send at least one row", field="file")
-    existing = Dataset.objects.filter(name=name).first()
-    if existing and not replace:
+    if not slugify(symbol) or not slugify(name):
         raise ApplicationError(
-            f"a dataset named {name!r} exists already; pick another name or pass replace",
+            "symbol and name must contain letters or digits (they name the stored file)",
+            field="name",
+        )
+    latest = _latest_version(name)
+    if latest and not replace:
+        raise ApplicationError(
+            f"a dataset named {name!r} exists already; pick another name or pass replace "
+            "(which stores a new version and keeps the old one for the jobs that used it)",
             field="name",
         )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%f")
     relative = f"{slugify(symbol)}/{slugify(name)}-{stamp}.parquet"
     checksum = write_parquet(frame, relative)
+    if latest and latest.checksum == checksum and latest.kind == kind:
+        dataset_path(relative).unlink(missing_ok=True)
+        return latest
     fields = dict(
         symbol=symbol,
         timeframe=timeframe,
@@ -60,18 +101,16 @@ def _store(
     )
     try:
         with transaction.atomic():
-            if existing:
-                old_file = existing.file
-                Dataset.objects.filter(pk=existing.pk).update(**fields)
-                existing.refresh_from_db()
-                dataset = existing
+            if latest:
+                version = latest.version + 1
+                dataset = Dataset.objects.create(
+                    name=f"{name} v{version}", version=version, supersedes=latest, **fields
+                )
             else:
                 dataset = Dataset.objects.create(name=name, **fields)
     except BaseException:
         dataset_path(relative).unlink(missing_ok=True)
         raise
-    if existing and old_file != relative:
-        dataset_path(old_file).unlink(missing_ok=True)
     return dataset
 
 
@@ -136,72 +175,88 @@ def synthetic_universe_create(
     return created
 
 
-def _read_candle_file(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
-        if suffix in {".csv", ".txt"}:
-            return pd.read_csv(path)
-    except FileNotFoundError:
-        raise ApplicationError(f"file {str(path)!r} does not exist", field="file") from None
-    except Exception as exc:  # pandas/pyarrow raise many parser error types
-        raise ApplicationError(
-            f"cannot read {path.name}: {exc}; send a CSV with a header row "
-            "ts,open,high,low,close,volume or a Parquet file with those columns",
-            field="file",
-        ) from None
-    raise ApplicationError(
-        f"unsupported file type {suffix or '(none)'!r}; send a .csv or .parquet file", field="file"
-    )
+def _import_error(exc: DataError) -> ApplicationError:
+    return ApplicationError(str(exc), field="file", extra={"row": exc.row, "column": exc.column})
 
 
-def _normalise_ts(frame: pd.DataFrame) -> pd.DataFrame:
-    """Accept epoch seconds, epoch milliseconds or ISO-8601 strings in the ``ts`` column."""
-    if "ts" not in frame.columns:
-        return frame
-    col = frame["ts"]
-    if pd.api.types.is_numeric_dtype(col):
-        if col.notna().all() and len(col) and col.abs().max() > 10**11:
-            frame = frame.assign(ts=col // 1000)
-        return frame
-    parsed = pd.to_datetime(col, utc=True, errors="coerce")
-    bad = parsed.isna()
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
+def _check_symbol(symbol: str | None) -> str:
+    symbol = (symbol or "").strip().upper()
+    if not symbol or len(symbol) > 20 or not slugify(symbol):
         raise ApplicationError(
-            f"row {row}, column ts: {col.iloc[row]!r} is not a timestamp; "
-            "send epoch seconds, epoch milliseconds or ISO-8601",
-            field="file",
-            extra={"row": row, "column": "ts"},
+            "symbol must be 1 to 20 letters or digits, e.g. BTC or BTCUSDT", field="symbol"
         )
-    seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return frame.assign(ts=seconds.astype("int64"))
+    return symbol
 
 
-def candles_import(
-    *, path: str | Path, symbol: str, timeframe: str, name: str | None = None, replace: bool = False
+def market_file_import(
+    *,
+    path: str | Path,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+    replace: bool = False,
 ) -> Dataset:
-    """Validate a CSV/Parquet candle file completely, then store it; a bad file writes nothing."""
-    if timeframe not in TIMEFRAME_SECONDS:
+    """Import candles or funding rates from any format :mod:`apps.market.readers` knows.
+
+    The symbol and timeframe default to what the file name (Freqtrade, Binance) and the
+    timestamps show; given ones win.  The whole file is validated before anything is written.
+    Candles without a ``regime`` column are labelled bull / bear / chop from their own prices
+    (:mod:`backtestlab.engine.price_regimes`).
+    """
+    if kind not in (None, Dataset.Kind.CANDLES, Dataset.Kind.FUNDING):
+        raise ApplicationError("kind must be candles or funding", field="kind")
+    if (
+        kind != Dataset.Kind.FUNDING
+        and timeframe is not None
+        and timeframe not in TIMEFRAME_SECONDS
+    ):
         raise ApplicationError(
             f"unknown timeframe {timeframe!r}; use one of {', '.join(TIMEFRAME_SECONDS)}",
             field="timeframe",
         )
-    symbol = symbol.strip().upper()
-    if not symbol or len(symbol) > 20:
-        raise ApplicationError("symbol must be 1 to 20 characters, e.g. BTC", field="symbol")
-    path = Path(path)
-    frame = _normalise_ts(_read_candle_file(path))
+    try:
+        read = read_market_file(path, kind)
+    except DataError as exc:
+        raise _import_error(exc) from None
+    symbol = _check_symbol(symbol or read.symbol)
+    if read.kind == Dataset.Kind.FUNDING:  # funding periods are labels, not candle timeframes
+        timeframe = (timeframe or step_label(read.frame["ts"].to_numpy()) or "8h")[:8]
+    timeframe = timeframe or read.timeframe
+    if read.kind == Dataset.Kind.CANDLES and timeframe not in TIMEFRAME_SECONDS:
+        raise ApplicationError(
+            f"the timeframe could not be inferred from the timestamps (got {timeframe!r}); "
+            f"pass one of {', '.join(TIMEFRAME_SECONDS)}",
+            field="timeframe",
+        )
+    frame = read.frame
+    stem = Path(path).stem
+    if read.kind == Dataset.Kind.FUNDING:
+        try:
+            data = FundingSeries.from_frame(frame, symbol=symbol)
+            validate_funding(data)
+        except DataError as exc:
+            raise _import_error(exc) from None
+        return _store(
+            name=name or f"{symbol} funding import {stem}",
+            symbol=symbol,
+            timeframe=timeframe,
+            kind=Dataset.Kind.FUNDING,
+            source=Dataset.Source.IMPORT,
+            frame=data.to_frame(),
+            replace=replace,
+        )
     try:
         validate_candles(frame)
+        data = MarketData.from_frame(frame, symbol=symbol, timeframe=timeframe)
     except DataError as exc:
-        raise ApplicationError(
-            str(exc), field="file", extra={"row": exc.row, "column": exc.column}
-        ) from None
-    data = MarketData.from_frame(frame, symbol=symbol, timeframe=timeframe)
+        raise _import_error(exc) from None
+    if "regime" not in frame.columns:
+        data = dataclasses.replace(
+            data, regime=regimes_from_prices(data.close, TIMEFRAME_SECONDS[timeframe])
+        )
     return _store(
-        name=name or f"{symbol} {timeframe} import {path.stem}",
+        name=name or f"{symbol} {timeframe} import {stem}",
         symbol=symbol,
         timeframe=timeframe,
         kind=Dataset.Kind.CANDLES,
@@ -209,3 +264,162 @@ def candles_import(
         frame=data.to_frame(),
         replace=replace,
     )
+
+
+def candles_import(
+    *,
+    path: str | Path,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    name: str | None = None,
+    replace: bool = False,
+) -> Dataset:
+    """Validate a candle file completely, then store it; a bad file writes nothing."""
+    return market_file_import(
+        path=path, symbol=symbol, timeframe=timeframe, kind=Dataset.Kind.CANDLES, name=name,
+        replace=replace,
+    )  # fmt: skip
+
+
+def freqtrade_folder_import(folder: str | Path, *, replace: bool = False) -> list[Dataset]:
+    """Every OHLCV and funding-rate file of a Freqtrade ``data/<exchange>`` folder; all files
+    are read and validated before the first is stored."""
+    try:
+        files = freqtrade_files(folder)
+    except DataError as exc:
+        raise ApplicationError(str(exc), field="folder") from None
+    for path in files:  # validate everything first: one bad file writes nothing
+        try:
+            read_market_file(path)
+        except DataError as exc:
+            raise ApplicationError(f"{path.name}: {exc}", field="file") from None
+    return [market_file_import(path=path, replace=replace) for path in files]
+
+
+def market_upload_import(
+    *,
+    upload,
+    symbol: str | None = None,
+    timeframe: str | None = None,
+    kind: str | None = None,
+    name: str | None = None,
+    max_bytes: int,
+) -> Dataset:
+    """Import an uploaded file (a Django ``UploadedFile``) like :func:`market_file_import`;
+    its original name tells the format (and, for Freqtrade or Binance files, the symbol and
+    timeframe).  Larger than ``max_bytes``: refused with 413 before anything is read."""
+    if upload is None:
+        raise ApplicationError("send the data file as the multipart field 'file'", field="file")
+    if upload.size > max_bytes:
+        raise ApplicationError(
+            f"the file is {upload.size / 2**20:,.1f} MB; the limit is {max_bytes / 2**20:,.0f} "
+            "MB (BACKTESTLAB_MAX_UPLOAD_MB); split it, or import it on the server with "
+            "manage.py import_candles",
+            field="file",
+            status=413,
+        )
+    safe = Path(upload.name or "upload.csv").name or "upload.csv"
+    with tempfile.TemporaryDirectory(prefix="upload-") as folder:
+        path = Path(folder) / safe
+        with open(path, "wb") as fh:
+            for block in upload.chunks():
+                fh.write(block)
+        return market_file_import(
+            path=path, symbol=symbol, timeframe=timeframe, kind=kind, name=name
+        )
+
+
+UPLOAD_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _upload_dir() -> Path:
+    return Path(settings.VAR_DIR) / "uploads"
+
+
+UPLOAD_KEEP_SECONDS = 24 * 3600
+
+
+def _forget_old_uploads() -> None:
+    """Previewed uploads never confirmed are removed after a day."""
+    root = _upload_dir()
+    if not root.is_dir():
+        return
+    cutoff = time.time() - UPLOAD_KEEP_SECONDS
+    for folder in root.iterdir():
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def market_upload_preview(*, upload, max_bytes: int, shown: int = 5) -> dict:
+    """Keep an uploaded file aside (under VAR_DIR/uploads) and read it without storing a
+    dataset: its format, kind, the symbol and timeframe it suggests, its first and last rows
+    and its gap report.  :func:`market_upload_confirm` stores it with the values the operator
+    confirmed; a file that cannot be read is removed at once."""
+    if upload is None:
+        raise ApplicationError("choose a data file to upload", field="file")
+    if upload.size > max_bytes:
+        raise ApplicationError(
+            f"the file is {upload.size / 2**20:,.1f} MB; the limit is {max_bytes / 2**20:,.0f} MB",
+            field="file",
+            status=413,
+        )
+    _forget_old_uploads()
+    token = uuid.uuid4().hex
+    folder = _upload_dir() / token
+    folder.mkdir(parents=True)
+    path = folder / (Path(upload.name or "upload.csv").name or "upload.csv")
+    with open(path, "wb") as fh:
+        for block in upload.chunks():
+            fh.write(block)
+    try:
+        read = read_market_file(path)
+    except DataError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _import_error(exc) from None
+    frame = read.frame
+    step = TIMEFRAME_SECONDS.get(read.timeframe or "", 8 * 3600)
+    rows = pd.concat([frame.head(shown), frame.tail(shown)]) if len(frame) > 2 * shown else frame
+    gaps = gap_report(frame["ts"].to_numpy(), step)
+    for gap in gaps["first"]:
+        gap["after_time"] = _utc(gap["after"]).strftime("%Y-%m-%d %H:%M UTC")
+        gap["before_time"] = _utc(gap["before"]).strftime("%Y-%m-%d %H:%M UTC")
+    return {
+        "token": token,
+        "file_name": path.name,
+        "format": read.format,
+        "kind": read.kind,
+        "symbol": read.symbol or "",
+        "timeframe": read.timeframe or (step_label(frame["ts"].to_numpy()) or ""),
+        "rows": len(frame),
+        "columns": list(frame.columns),
+        "sample": [
+            {
+                **{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()},
+                "time": _utc(r["ts"]).isoformat(),
+            }
+            for r in rows.to_dict("records")
+        ],  # fmt: skip
+        "gaps": gaps,
+    }
+
+
+def market_upload_confirm(
+    *, token: str, symbol: str | None, timeframe: str | None, name: str | None = None
+) -> Dataset:
+    """Store a previewed upload with the confirmed symbol and timeframe, then forget it."""
+    if not UPLOAD_TOKEN.match(token or ""):
+        raise ApplicationError(
+            "the upload expired or is unknown; upload the file again", field="file"
+        )
+    folder = _upload_dir() / token
+    files = list(folder.glob("*")) if folder.is_dir() else []
+    if len(files) != 1:
+        raise ApplicationError(
+            "the upload expired or is unknown; upload the file again", field="file"
+        )
+    # A refusal leaves the file for another try with other values.
+    dataset = market_file_import(
+        path=files[0], symbol=symbol or None, timeframe=timeframe or None, name=name or None
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return dataset

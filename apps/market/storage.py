@@ -14,7 +14,12 @@ from django.conf import settings
 
 
 def dataset_path(relative: str) -> Path:
-    return Path(settings.DATASET_DIR) / relative
+    """The file of a dataset; refuses a path that would leave DATASET_DIR."""
+    root = Path(settings.DATASET_DIR).resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root):
+        raise ValueError(f"dataset path {relative!r} is outside DATASET_DIR")
+    return path
 
 
 def write_parquet(frame: pd.DataFrame, relative: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import F
+from django.db.models import F, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -13,11 +13,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.market.models import Dataset
+from apps.market.selectors import dataset_gaps
+from apps.market.services import market_upload_import
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from apps.optimization.selectors.jobs import (
     jobs_visible_to,
 )
 from apps.optimization.services.jobs import job_cancel, job_copy, job_create
+from apps.optimization.services.validation import setting
 from backtestlab.api import NonStrictJSONParser
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
@@ -34,8 +37,16 @@ class DatasetSerializer(serializers.ModelSerializer):
         model = Dataset
         fields = [
             "id", "name", "symbol", "timeframe", "kind", "source", "seed",
-            "start", "end", "rows", "checksum",
+            "start", "end", "rows", "checksum", "version", "supersedes",
         ]  # fmt: skip
+
+
+class DatasetUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV, Parquet, Feather, Freqtrade JSON or Binance zip")
+    symbol = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    timeframe = serializers.CharField(required=False, allow_blank=True, max_length=8)
+    kind = serializers.ChoiceField(choices=["candles", "funding"], required=False)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100)
 
 
 class ParameterSerializer(serializers.Serializer):
@@ -158,9 +169,54 @@ RUN_ORDERINGS = {"id", "grid_index", *METRIC_NAMES}
 # --- views -------------------------------------------------------------------------------------
 
 
-class DatasetViewSet(viewsets.ReadOnlyModelViewSet):
+class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Datasets; ``POST`` (multipart, needs the ``market.add_dataset`` permission) imports a
+    file in any format ``manage.py import_candles`` takes; a dataset's page adds its gap
+    report and the jobs (you may see) that use it."""
+
     queryset = Dataset.objects.all()
     serializer_class = DatasetSerializer
+    parser_classes = [MultiPartParser, FormParser]
+
+    def retrieve(self, request, *args, **kwargs):
+        dataset = self.get_object()
+        data = DatasetSerializer(dataset).data
+        try:
+            data["gaps"] = dataset_gaps(dataset)
+        except ApplicationError as exc:
+            data["gaps"] = None
+            data["error"] = exc.message
+        data["jobs"] = list(
+            jobs_visible_to(request.user)
+            .filter(Q(datasets=dataset) | Q(companions__companion=dataset))
+            .distinct()
+            .order_by("-id")
+            .values("id", "name", "status")[:100]
+        )
+        return Response(data)
+
+    @extend_schema(request=DatasetUploadSerializer, responses={201: DatasetSerializer})
+    def create(self, request, *args, **kwargs):
+        if not request.user.has_perm("market.add_dataset"):
+            raise ApplicationError(
+                "importing data needs the 'Can add dataset' permission; ask an admin",
+                status=403,
+            )
+        form = DatasetUploadSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        v = form.validated_data
+        dataset = market_upload_import(
+            upload=v["file"],
+            symbol=v.get("symbol") or None,
+            timeframe=v.get("timeframe") or None,
+            kind=v.get("kind") or None,
+            name=v.get("name") or None,
+            max_bytes=setting("MAX_UPLOAD_MB") * 2**20,
+        )
+        return Response(
+            {**DatasetSerializer(dataset).data, "gaps": dataset_gaps(dataset)},
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class StrategyListView(APIView):

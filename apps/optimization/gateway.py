@@ -14,7 +14,9 @@ import numpy as np
 
 from apps.market.models import Dataset
 from apps.market.selectors import dataset_companion, dataset_market_data
+from apps.market.storage import frame_cache
 from apps.optimization.models import (
+    JobCompanion,
     OptimizationJob,
     OptimizationRun,
 )
@@ -61,10 +63,21 @@ def window_data(dataset: Dataset, date_from=None, date_to=None):
     return data.slice_time(start, end) if start or end else data
 
 
+def job_companion(job: OptimizationJob, dataset: Dataset, kind: str) -> Dataset | None:
+    """The companion series the job fixed at creation (a job stored before companions were
+    fixed: the one the symbol has now)."""
+    pin = (
+        JobCompanion.objects.filter(job_id=job.id, dataset_id=dataset.id, kind=kind)
+        .select_related("companion")
+        .first()
+    )
+    return pin.companion if pin else dataset_companion(dataset, kind)
+
+
 def job_data(job: OptimizationJob, dataset: Dataset, strategy):
     """The dataset and the companion series the strategy reads, cut to the job's date range."""
     companions = {
-        kind: window_data(dataset_companion(dataset, kind), job.date_from, job.date_to)
+        kind: window_data(job_companion(job, dataset, kind), job.date_from, job.date_to)
         for kind in strategy.companion_kinds
     }
     return window_data(dataset, job.date_from, job.date_to), companions or None
@@ -89,9 +102,15 @@ _ctx_cache: dict[tuple, Any] = {}
 _CTX_CACHE_SIZE = 4
 
 
+def context_cache_clear() -> None:
+    """Forget the prepared contexts (and loaded frames) of this process."""
+    _ctx_cache.clear()
+    frame_cache.clear()
+
+
 def job_context(job: OptimizationJob, dataset: Dataset, strategy):
     """The strategy's prepared context for a dataset (and date range), once per process."""
-    companions = [dataset_companion(dataset, kind) for kind in strategy.companion_kinds]
+    companions = [job_companion(job, dataset, kind) for kind in strategy.companion_kinds]
     key = (
         job.strategy,
         dataset.checksum,

@@ -114,6 +114,27 @@ class OptimizationJob(models.Model):
         return self.status in ACTIVE_STATUSES
 
 
+class JobCompanion(models.Model):
+    """The exact companion series (funding, environment, candles) a job read for one of its
+    datasets, fixed when the job was created: every chunk, every recomputed run page uses it,
+    and it cannot be deleted while the job exists."""
+
+    job = models.ForeignKey(OptimizationJob, on_delete=models.CASCADE, related_name="companions")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16)
+    companion = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="companion_of")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "dataset", "kind"], name="job_companion_unique_kind"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id} ({self.job.name}) reads it as the {self.kind} of {self.dataset}"
+
+
 class JobChunk(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -53,6 +53,11 @@ def _fail(message: str, *, row: int | None = None, column: str | None = None) ->
     return DataError(f"{where}: {message}" if where else message, row=row, column=column)
 
 
+def data_error(message: str, *, row: int | None = None, column: str | None = None) -> DataError:
+    """A :class:`DataError` whose message starts with where it is ("row 3, column 'ts': ...")."""
+    return _fail(message, row=row, column=column)
+
+
 def _ts_to_seconds(series: pd.Series) -> np.ndarray:
     """Convert a timestamp column to int64 epoch seconds, raising DataError on bad cells."""
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
@@ -199,6 +204,56 @@ def validate_candles(df: pd.DataFrame) -> None:
     Row numbers in messages are 0-based positions in the frame (``"row 17"``).
     """
     _parse_candles(df)
+
+
+def gap_report(ts: np.ndarray, step_seconds: int, *, shown: int = 20) -> dict:
+    """Where a series misses rows: each step between consecutive timestamps longer than
+    ``step_seconds`` is a gap of ``step / step_seconds - 1`` missing rows.  Returns the counts
+    and the first ``shown`` gaps (times as epoch seconds)."""
+    ts = np.asarray(ts, dtype=np.int64)
+    d = np.diff(ts)
+    at = np.flatnonzero(d > step_seconds)
+    missing = (d[at] + step_seconds - 1) // step_seconds - 1
+    return {
+        "step_seconds": int(step_seconds),
+        "gaps": len(at),
+        "missing_rows": int(missing.sum()),
+        "first": [
+            {"after": int(ts[i]), "before": int(ts[i + 1]), "missing_rows": int(k)}
+            for i, k in zip(at[:shown], missing[:shown], strict=True)
+        ],
+    }
+
+
+MAX_FUNDING_RATE = 0.05  # per period; beyond this the file is in percent or broken
+
+
+def validate_funding(series: FundingSeries) -> None:
+    """Check funding rates: strictly increasing times (duplicates and unsorted rows reported
+    separately) and finite rates within +-5 % per period (fractions: 0.0001 = 0.01 %)."""
+    ts, rate = series.ts, series.rate
+    if len(ts) == 0:
+        raise _fail("the file has no rows")
+    d = np.diff(ts)
+    if (d == 0).any():
+        row = int(np.argmax(d == 0)) + 1
+        raise _fail(f"duplicate timestamp {ts[row]}", row=row, column="ts")
+    if (d < 0).any():
+        row = int(np.argmax(d < 0)) + 1
+        raise _fail(
+            f"timestamps are not sorted ({ts[row]} comes after {ts[row - 1]})",
+            row=row,
+            column="ts",
+        )
+    bad = ~np.isfinite(rate) | (np.abs(rate) > MAX_FUNDING_RATE)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise _fail(
+            f"funding rate {rate[row]!r} is not a fraction per period within "
+            f"+-{MAX_FUNDING_RATE} (0.0001 = 0.01 %); is the file in percent?",
+            row=row,
+            column="rate",
+        )
 
 
 def _time_slice(ts: np.ndarray, start_ts: int | None, end_ts: int | None) -> slice:

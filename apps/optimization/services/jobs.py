@@ -10,9 +10,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.market.selectors import dataset_companion
 from apps.optimization.models import (
     ACTIVE_STATUSES,
     JobChunk,
+    JobCompanion,
     JobStatus,
     OptimizationJob,
 )
@@ -97,6 +99,20 @@ def job_start_checked(*, job: OptimizationJob, user) -> OptimizationJob:
     return job_start(job=job)
 
 
+def job_datasets_pin(job: OptimizationJob, datasets) -> None:
+    """Attach the datasets and fix each one's companion series (the latest of its symbol now)
+    for good: the job always reads these, whatever is imported later."""
+    job.datasets.set(datasets)
+    strategy = get_strategy(job.strategy)
+    pins = []
+    for dataset in datasets:
+        for kind in strategy.companion_kinds:
+            companion = dataset_companion(dataset, kind)
+            if companion is not None:
+                pins.append(JobCompanion(job=job, dataset=dataset, kind=kind, companion=companion))
+    JobCompanion.objects.bulk_create(pins)
+
+
 def job_create(
     *,
     user,
@@ -144,7 +160,7 @@ def job_create(
             total_runs=sweep.grid_size(grid) * len(datasets),
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        job.datasets.set(datasets)
+        job_datasets_pin(job, datasets)
         if start:
             job_start(job=job)
     return job
@@ -214,7 +230,7 @@ def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) ->
             created_by=user if getattr(user, "is_authenticated", False) else job.created_by,
             rerun_of=job if rerun else None,
         )
-        copy.datasets.set(job.datasets.all())
+        job_datasets_pin(copy, list(job.datasets.all()))
         if start:
             job_start(job=copy)
     return copy

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from apps.optimization.gateway import run_trades
 from apps.optimization.models import OptimizationJob, OptimizationRun
-from apps.optimization.services.jobs import job_start
+from apps.optimization.services.jobs import job_datasets_pin, job_start
 from apps.optimization.services.quotas import job_quota_check
 from apps.optimization.services.validation import int_option, name_option
 from backtestlab.engine.evaluation import monte_carlo as mc
@@ -95,7 +95,7 @@ def monte_carlo_job_create(
             },
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        job.datasets.set([run.dataset])
+        job_datasets_pin(job, [run.dataset])
         if start:
             job_start(job=job)
     return job

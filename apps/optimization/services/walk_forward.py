@@ -8,7 +8,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.optimization.models import OptimizationJob
-from apps.optimization.services.jobs import job_start
+from apps.optimization.services.jobs import job_datasets_pin, job_start
 from apps.optimization.services.quotas import job_quota_check
 from apps.optimization.services.validation import (
     costs_validate,
@@ -102,7 +102,7 @@ def walk_forward_job_create(
             },
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        job.datasets.set([dataset])
+        job_datasets_pin(job, [dataset])
         if start:
             job_start(job=job)
     return job

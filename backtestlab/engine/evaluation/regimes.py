@@ -7,7 +7,7 @@ its share of those bars is at least ``min_share`` (a threshold of the approval c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,11 +21,12 @@ class RegimeCoverage:
     chop: bool
     shares: dict | None = None  # label -> share of bars in the trades' span
     bars: int = 0
+    trades: dict | None = None  # label -> trades entered in that regime
 
     def as_dict(self) -> dict:
         return {
             "bull": self.bull, "bear": self.bear, "chop": self.chop,
-            "shares": self.shares or {}, "bars": self.bars,
+            "shares": self.shares or {}, "bars": self.bars, "trades": self.trades or {},
         }  # fmt: skip
 
 
@@ -48,7 +49,13 @@ def trades_regime_coverage(data, result, *, min_share: float = 0.05) -> RegimeCo
     """Coverage of a backtest's trades on ``data`` (a MarketData with regime labels)."""
     t = result.trades
     if len(t) == 0:
-        return RegimeCoverage(False, False, False, {n: 0.0 for n in REGIME_LABELS}, 0)
-    return regime_coverage(
+        zero = {n: 0 for n in REGIME_LABELS}
+        return RegimeCoverage(False, False, False, {n: 0.0 for n in REGIME_LABELS}, 0, zero)
+    cov = regime_coverage(
         data.ts, data.regime, int(t.entry_ts.min()), int(t.exit_ts.max()), min_share=min_share
     )
+    entered = np.bincount(
+        np.asarray(data.regime)[t.entry_idx].astype(np.int64), minlength=len(REGIME_LABELS)
+    )
+    trades = {name: int(entered[k]) for k, name in enumerate(REGIME_LABELS)}
+    return replace(cov, trades=trades)
