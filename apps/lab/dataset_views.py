@@ -4,21 +4,32 @@ upload a file, see its first and last rows and its gap report, then store it."""
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
 from apps.market.models import Dataset
 from apps.market.services import market_upload_confirm, market_upload_preview
+from apps.optimization.selectors.jobs import jobs_visible_to
 from apps.optimization.services.validation import setting
 from backtestlab.errors import ApplicationError
 
 
 def _page(request, status: int = 200, **extra):
-    datasets = Dataset.objects.annotate(n_jobs=Count("jobs", distinct=True)).order_by(
-        "symbol", "kind", "timeframe", "-version"
+    datasets = list(
+        Dataset.objects.annotate(n_jobs=Count("jobs", distinct=True)).order_by(
+            "symbol", "kind", "timeframe", "-version"
+        )
     )
+    visible = jobs_visible_to(request.user)
+    for d in datasets:  # the newest jobs you may see that read it
+        d.recent_jobs = list(
+            visible.filter(Q(datasets=d) | Q(companions__companion=d))
+            .distinct()
+            .order_by("-id")
+            .values("id", "name")[:3]
+        )
     context = {
         "datasets": datasets,
         "can_upload": request.user.has_perm("market.add_dataset"),

@@ -25,6 +25,10 @@ class Dataset(models.Model):
     # A stored dataset is never rewritten: re-importing it adds version n + 1 (a new row and
     # file) that supersedes it, and jobs keep the version they ran on.
     version = models.PositiveIntegerField(default=1)
+    gaps = models.PositiveIntegerField(
+        default=0, help_text="Steps between rows longer than the timeframe (missing rows)"
+    )
+    missing_rows = models.PositiveIntegerField(default=0)
     supersedes = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
     )

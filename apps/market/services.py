@@ -19,6 +19,7 @@ from django.utils.text import slugify
 
 from apps.market.models import Dataset
 from apps.market.readers import freqtrade_files, read_market_file, step_label
+from apps.market.selectors import dataset_step_seconds
 from apps.market.storage import dataset_path, write_parquet
 from backtestlab.engine import synthetic
 from backtestlab.engine.data import (
@@ -99,6 +100,9 @@ def _store(
         checksum=checksum,
         file=relative,
     )
+    step = dataset_step_seconds(Dataset(kind=kind, timeframe=timeframe))
+    report = gap_report(frame["ts"].to_numpy(), step, shown=0)
+    fields.update(gaps=report["gaps"], missing_rows=report["missing_rows"])
     try:
         with transaction.atomic():
             if latest:

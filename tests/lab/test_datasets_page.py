@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Permission
 
 from apps.market.models import Dataset
+from tests.factories import make_job
 
 pytestmark = pytest.mark.django_db
 
@@ -58,8 +59,12 @@ def test_upload_preview_then_store(client, importer):
     dataset = Dataset.objects.get()
     assert r.status_code == 302 and f"created={dataset.id}" in r["Location"]
     assert (dataset.symbol, dataset.timeframe, dataset.rows) == ("BTC", "1h", 118)
+    assert (dataset.gaps, dataset.missing_rows) == (1, 2)
+    job = make_job(importer, [dataset], grid={"fast": [5], "slow": [20]})
     listed = client.get("/lab/datasets/").content.decode()
-    assert f'id="dataset-{dataset.id}"' in listed and dataset.checksum[:10] in listed
+    row = listed.split(f'id="dataset-{dataset.id}"')[1].split("</tr>")[0]
+    assert dataset.checksum[:10] in row and "1 (2 rows missing)" in row
+    assert f'<a href="/lab/jobs/{job.id}/">#{job.id}</a>' in row
     again = client.post("/lab/datasets/", {"step": "save", "token": token, "symbol": "BTC"})
     assert again.status_code == 400 and "upload the file again" in again.content.decode()
 

@@ -60,3 +60,12 @@ def test_a_run_page_whose_data_file_changed_says_so(client, alice, carry_job):
     r = client.get(f"/lab/jobs/{carry_job.id}/runs/{run.id}/")
     assert r.status_code == 409
     assert "its file changed since it was stored" in r.content.decode()
+
+
+def test_the_admin_names_the_job_when_refusing_to_delete_a_used_companion(admin_client, carry_job):
+    funding = JobCompanion.objects.get(job=carry_job).companion
+    html = admin_client.get(f"/admin/market/dataset/{funding.id}/delete/").content.decode()
+    assert "Cannot delete dataset" in html
+    assert f"job {carry_job.id} ({carry_job.name}) reads it as the funding of" in html
+    admin_client.post(f"/admin/market/dataset/{funding.id}/delete/", {"post": "yes"})
+    assert Dataset.objects.filter(id=funding.id).exists()
