@@ -223,7 +223,10 @@ def _stack(sigs: list[Signals], n: int) -> Signals:
             for k, level in enumerate(levels):
                 arr[g, k] = per_bar(level, n, "target_price")
         out["target_price"] = [arr[:, k] for k in range(k_max)]
-        out["parts"] = np.array([len(t) for t in lists], dtype=np.int64)
+        out["parts"] = np.array(
+            [len(t) if s.parts is None else int(s.parts) for t, s in zip(lists, sigs, strict=True)],
+            dtype=np.int64,
+        )
     return Signals(**out)
 
 

@@ -16,6 +16,8 @@ import pytest
 
 from backtestlab.engine.data import MarketData
 from backtestlab.engine.metrics import compute
+from backtestlab.engine.parameters import Param, ParameterSpace
+from backtestlab.engine.signals import Signals
 from backtestlab.engine.simulate import (
     LEVEL_FRACTION,
     allocate_trade_buffers,
@@ -23,7 +25,7 @@ from backtestlab.engine.simulate import (
     run_kernel,
     simulate,
 )
-from backtestlab.engine.strategies.base import Costs
+from backtestlab.engine.strategies.base import Costs, Strategy
 
 START = 1672531200
 NAN = np.nan
@@ -624,3 +626,84 @@ def test_a_per_bar_size_is_read_from_the_signal_bar():
     # The entry signalled on bar 3 uses bar 3's size: three quarters from bar 4's open.
     assert near(res.equity[-1], 250.0 + 750.0 * 120 / 100)
     assert list(res.trades.entry_idx) == [1, 4]
+
+
+# --- partial exits (TP1 / TP2 / TP3) ------------------------------------------------------
+
+
+class ThreeTargets(Strategy):
+    """A long signalled on bar 0 with a stop at 95 and targets at 102, 104 and 106."""
+
+    key = "three_targets"
+    label = "Three targets"
+    parameters = ParameterSpace([Param("parts", "int", 3, 1, 3)])
+
+    def signals(self, ctx, p):
+        n = len(ctx.data)
+        level = lambda x: np.r_[x, np.full(n - 1, NAN)]  # noqa: E731 - the signal bar only
+        return Signals(
+            entries=signal_at(n, 0),
+            stop_price=level(95.0),
+            target_price=[level(102.0), level(104.0), level(106.0)],
+            parts=p.parts,
+        )
+
+
+PARTIAL = [
+    FLAT,  # 0: signal
+    (100.0, 101.0, 99.0, 100.0),  # 1: the three thirds enter at 100
+    (100.0, 103.0, 100.0, 103.0),  # 2: TP1 (102) for the first third
+    (103.0, 105.0, 102.0, 104.0),  # 3: TP2 (104) for the second
+    (104.0, 104.0, 94.0, 95.0),  # 4: the stop (95) for the last
+    (95.0, 95.0, 95.0, 95.0),
+]
+
+
+def test_three_targets_are_three_equal_parts_reported_as_one_trade():
+    strategy = ThreeTargets()
+    res = strategy.run(strategy.prepare(bars(*PARTIAL)), {"parts": 3}, costs())
+    part = 1000.0 / 3
+    tp1, tp2, stopped = part * 1.02, part * 1.04, part * 0.95
+    expected = [1000.0, 1000.0, tp1 + 2 * part * 1.03, tp1 + tp2 + part * 1.04,
+                tp1 + tp2 + stopped, tp1 + tp2 + stopped]  # fmt: skip
+    assert near(res.equity, expected)
+    t = res.trades
+    assert len(t) == 1  # one group position
+    assert (t.entry_idx[0], t.exit_idx[0], t.reason[0]) == (1, 4, "stop")  # the last part's exit
+    assert near(t.exit_price[0], (95.0 + 102.0 + 104.0) / 3)  # weighted by the parts' equity
+    assert near(t.pnl_pct[0], ((tp1 + tp2 + stopped) / 1000.0 - 1) * 100)
+
+
+def test_one_part_is_the_whole_equity_at_the_first_target():
+    strategy = ThreeTargets()
+    res = strategy.run(strategy.prepare(bars(*PARTIAL)), {"parts": 1}, costs())
+    assert near(res.equity[-1], 1000.0 * 1.02)
+    assert list(res.trades.reason) == ["target"] and list(res.trades.exit_idx) == [2]
+
+
+def test_a_part_that_compounds_alone_keeps_its_profit_for_the_next_entry():
+    # Two group positions; the first third takes TP1 in the first and enters the second with
+    # its profit (each part compounds on its own).
+    rows = PARTIAL[:5] + [FLAT, (100.0, 101.0, 99.0, 100.0), (100.0, 106.0, 100.0, 106.0)]
+
+    class Twice(ThreeTargets):
+        def signals(self, ctx, p):
+            sig = super().signals(ctx, p)
+            n = len(ctx.data)
+            entries = signal_at(n, 0, 5)
+            lv = lambda x: np.where(entries != 0, x, NAN)  # noqa: E731
+            return Signals(
+                entries=entries,
+                stop_price=lv(95.0),
+                target_price=[lv(102.0), lv(104.0), lv(106.0)],
+                parts=sig.parts,
+            )
+
+    strategy = Twice()
+    res = strategy.run(strategy.prepare(bars(*rows)), {"parts": 3}, costs())
+    part = 1000.0 / 3
+    first = [part * 1.02, part * 1.04, part * 0.95]
+    second = [first[0] * 1.02, first[1] * 1.04, first[2] * 1.06]  # all three targets hit on bar 7
+    assert len(res.trades) == 2
+    assert near(res.equity[-1], sum(second))
+    assert near(res.trades.pnl_pct[1], (sum(second) / sum(first) - 1) * 100)
