@@ -300,6 +300,19 @@ def freqtrade_folder_import(folder: str | Path, *, replace: bool = False) -> lis
     return [market_file_import(path=path, replace=replace) for path in files]
 
 
+def _check_upload(upload, max_bytes: int, missing: str) -> None:
+    if upload is None:
+        raise ApplicationError(missing, field="file")
+    if upload.size > max_bytes:
+        raise ApplicationError(
+            f"the file is {upload.size / 2**20:,.1f} MB; the limit is {max_bytes / 2**20:,.0f} "
+            "MB (BACKTESTLAB_MAX_UPLOAD_MB); split it, or import it on the server with "
+            "manage.py import_candles",
+            field="file",
+            status=413,
+        )
+
+
 def market_upload_import(
     *,
     upload,
@@ -312,16 +325,7 @@ def market_upload_import(
     """Import an uploaded file (a Django ``UploadedFile``) like :func:`market_file_import`;
     its original name tells the format (and, for Freqtrade or Binance files, the symbol and
     timeframe).  Larger than ``max_bytes``: refused with 413 before anything is read."""
-    if upload is None:
-        raise ApplicationError("send the data file as the multipart field 'file'", field="file")
-    if upload.size > max_bytes:
-        raise ApplicationError(
-            f"the file is {upload.size / 2**20:,.1f} MB; the limit is {max_bytes / 2**20:,.0f} "
-            "MB (BACKTESTLAB_MAX_UPLOAD_MB); split it, or import it on the server with "
-            "manage.py import_candles",
-            field="file",
-            status=413,
-        )
+    _check_upload(upload, max_bytes, "send the data file as the multipart field 'file'")
     safe = Path(upload.name or "upload.csv").name or "upload.csv"
     with tempfile.TemporaryDirectory(prefix="upload-") as folder:
         path = Path(folder) / safe
@@ -359,14 +363,7 @@ def market_upload_preview(*, upload, max_bytes: int, shown: int = 5) -> dict:
     dataset: its format, kind, the symbol and timeframe it suggests, its first and last rows
     and its gap report.  :func:`market_upload_confirm` stores it with the values the operator
     confirmed; a file that cannot be read is removed at once."""
-    if upload is None:
-        raise ApplicationError("choose a data file to upload", field="file")
-    if upload.size > max_bytes:
-        raise ApplicationError(
-            f"the file is {upload.size / 2**20:,.1f} MB; the limit is {max_bytes / 2**20:,.0f} MB",
-            field="file",
-            status=413,
-        )
+    _check_upload(upload, max_bytes, "choose a data file to upload")
     _forget_old_uploads()
     token = uuid.uuid4().hex
     folder = _upload_dir() / token

@@ -53,6 +53,23 @@ def _fail(message: str, *, row: int | None = None, column: str | None = None) ->
     return DataError(f"{where}: {message}" if where else message, row=row, column=column)
 
 
+def _check_increasing(ts: np.ndarray) -> None:
+    """Strictly increasing timestamps; duplicates and unsorted rows are reported separately."""
+    if len(ts) < 2:
+        return
+    d = np.diff(ts)
+    if (d == 0).any():
+        row = int(np.argmax(d == 0)) + 1
+        raise _fail(f"duplicate timestamp {ts[row]}", row=row, column="ts")
+    if (d < 0).any():
+        row = int(np.argmax(d < 0)) + 1
+        raise _fail(
+            f"timestamps are not sorted ({ts[row]} comes after {ts[row - 1]})",
+            row=row,
+            column="ts",
+        )
+
+
 def data_error(message: str, *, row: int | None = None, column: str | None = None) -> DataError:
     """A :class:`DataError` whose message starts with where it is ("row 3, column 'ts': ...")."""
     return _fail(message, row=row, column=column)
@@ -172,23 +189,11 @@ def _parse_candles(df: pd.DataFrame) -> dict[str, np.ndarray]:
     if bad.any():
         row = int(np.argmax(bad))
         raise _fail(f"volume must be >= 0, got {out['volume'][row]!r}", row=row, column="volume")
-    ts = out["ts"]
-    if len(ts) > 1:
-        d = np.diff(ts)
-        if (d == 0).any():
-            row = int(np.argmax(d == 0)) + 1
-            raise _fail(f"duplicate timestamp {ts[row]}", row=row, column="ts")
-        if (d < 0).any():
-            row = int(np.argmax(d < 0)) + 1
-            raise _fail(
-                f"timestamps are not sorted ({ts[row]} comes after {ts[row - 1]})",
-                row=row,
-                column="ts",
-            )
+    _check_increasing(out["ts"])
     if "regime" in df.columns:
         out["regime"] = _regime_codes(df["regime"])
     else:
-        out["regime"] = np.full(len(ts), REGIME_CHOP, dtype=np.int8)
+        out["regime"] = np.full(len(out["ts"]), REGIME_CHOP, dtype=np.int8)
     return out
 
 
@@ -234,17 +239,7 @@ def validate_funding(series: FundingSeries) -> None:
     ts, rate = series.ts, series.rate
     if len(ts) == 0:
         raise _fail("the file has no rows")
-    d = np.diff(ts)
-    if (d == 0).any():
-        row = int(np.argmax(d == 0)) + 1
-        raise _fail(f"duplicate timestamp {ts[row]}", row=row, column="ts")
-    if (d < 0).any():
-        row = int(np.argmax(d < 0)) + 1
-        raise _fail(
-            f"timestamps are not sorted ({ts[row]} comes after {ts[row - 1]})",
-            row=row,
-            column="ts",
-        )
+    _check_increasing(ts)
     bad = ~np.isfinite(rate) | (np.abs(rate) > MAX_FUNDING_RATE)
     if bad.any():
         row = int(np.argmax(bad))
