@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from urllib.parse import urlparse, urlunparse
@@ -151,6 +152,13 @@ def hourly_datasets(transactional_db):
     """BTC and ETH hourly candles, one synthetic year, with their Parquet files in DATASET_DIR."""
     synthetic_universe_create(days=365, timeframes=("1h",))
     return list(Dataset.objects.filter(kind=Dataset.Kind.CANDLES, timeframe="1h").order_by("id"))
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server a test starts)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def job_state(job_id: int) -> str:

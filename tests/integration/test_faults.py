@@ -9,7 +9,6 @@ stalled job's pending chunks are re-queued within the test's patience.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -26,6 +25,7 @@ from apps.optimization.queue import chunks_enqueue
 from apps.optimization.services.execution import chunks_reap
 from apps.optimization.services.jobs import job_cancel, job_create
 from backtestlab.celery import app as celery_app
+from tests.integration.conftest import free_port
 from tests.integration.test_worker_jobs import TASK_RESULT, TOTAL, assert_complete, create_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,18 +114,12 @@ def test_every_chunk_delivered_again_after_the_job_finished_changes_nothing(
 # --- Redis restarted mid-job -----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class PrivateRedis:
     """A redis-server of this test's own (never the machine's shared one), without persistence:
     a restart loses every queued and unacknowledged message, as a crashed broker would."""
 
     def __init__(self, log_dir: Path):
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.log_path = log_dir / f"redis-{self.port}.log"
         self.proc: subprocess.Popen | None = None
