@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from backtestlab.env import env_bool, env_float, env_int, env_list, env_str
 
@@ -181,11 +182,20 @@ BACKTESTLAB_STRATEGIES = env_list("BACKTESTLAB_STRATEGIES", [])
 BACKTESTLAB = {
     "MAX_COMBINATIONS": env_int("BACKTESTLAB_MAX_COMBINATIONS", 200_000, minimum=1),
     "CHUNK_SIZE": env_int("BACKTESTLAB_CHUNK_SIZE", 250, minimum=1),
-    # A RUNNING chunk whose heartbeat is older than this is presumed lost and re-queued.
+    # Each worker writes a heartbeat (apps.optimization.models.Worker) this often; one silent
+    # for WORKER_LOST_SECONDS is dead and the reaper re-queues its RUNNING chunks.
+    "WORKER_HEARTBEAT_SECONDS": env_float("BACKTESTLAB_WORKER_HEARTBEAT_SECONDS", 10.0, minimum=1),
+    "WORKER_LOST_SECONDS": env_int("BACKTESTLAB_WORKER_LOST_SECONDS", 30, minimum=3),
+    # A RUNNING chunk claimed longer ago than this is presumed lost (killed by the hard time
+    # limit, or a worker without heartbeats) and re-queued. Must exceed CELERY_TASK_TIME_LIMIT.
     "STALE_CHUNK_SECONDS": env_int("BACKTESTLAB_STALE_CHUNK_SECONDS", 900, minimum=5),
-    # A PENDING chunk enqueued longer ago than this is enqueued again (lost broker message).
-    "REQUEUE_PENDING_SECONDS": env_int("BACKTESTLAB_REQUEUE_PENDING_SECONDS", 300, minimum=5),
-    "REAPER_INTERVAL_SECONDS": env_float("BACKTESTLAB_REAPER_INTERVAL_SECONDS", 30.0, minimum=1),
+    # PENDING chunks enqueued longer ago than this are enqueued again when the broker holds
+    # fewer chunk messages than there are such chunks (messages lost with the broker). Must
+    # exceed the longest retry backoff (20 s), during which a worker holds the message.
+    "REQUEUE_PENDING_SECONDS": env_int("BACKTESTLAB_REQUEUE_PENDING_SECONDS", 30, minimum=5),
+    "REAPER_INTERVAL_SECONDS": env_float("BACKTESTLAB_REAPER_INTERVAL_SECONDS", 10.0, minimum=1),
+    # Attempts of one chunk (errors, killed workers, time limits) before it and its job fail.
+    "CHUNK_MAX_ATTEMPTS": env_int("BACKTESTLAB_CHUNK_MAX_ATTEMPTS", 5, minimum=1),
     # Share of runs that may fail before a job ends FAILED instead of SUCCEEDED.
     "FAILURE_TOLERANCE": env_float("BACKTESTLAB_FAILURE_TOLERANCE", 0.0, minimum=0),
     # Per user, on every surface: jobs created per minute (429 beyond) and jobs pending or
@@ -207,6 +217,18 @@ if _broker_scheme not in {"filesystem", "redis", "rediss", "amqp", "pyamqp", "me
     )
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
+if BACKTESTLAB["STALE_CHUNK_SECONDS"] <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"BACKTESTLAB_STALE_CHUNK_SECONDS ({BACKTESTLAB['STALE_CHUNK_SECONDS']}) must exceed "
+        f"CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}): a chunk still computing would be "
+        "given to a second worker; raise the first or lower the second"
+    )
+if BACKTESTLAB["WORKER_LOST_SECONDS"] < 2 * BACKTESTLAB["WORKER_HEARTBEAT_SECONDS"]:
+    raise ImproperlyConfigured(
+        f"BACKTESTLAB_WORKER_LOST_SECONDS ({BACKTESTLAB['WORKER_LOST_SECONDS']}) must be at "
+        f"least twice BACKTESTLAB_WORKER_HEARTBEAT_SECONDS "
+        f"({BACKTESTLAB['WORKER_HEARTBEAT_SECONDS']}): one late heartbeat must not kill a worker"
+    )
 if _broker_scheme == "filesystem":
     for _folder in ("queue", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
@@ -221,6 +243,15 @@ if _broker_scheme == "filesystem":
 else:
     # Must exceed the hard time limit, or Redis redelivers a task that is still running.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT * 3}
+# Workers consume all three (apps.optimization.queue): new chunks, chunks given back, and
+# beat's housekeeping, so neither a recovered chunk nor the reaper waits behind a backlog.
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("recovered"), Queue("housekeeping"))
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "apps.optimization.tasks.reap": {"queue": "housekeeping"},
+    "apps.optimization.tasks.fire_template": {"queue": "housekeeping"},
+    "apps.strategies.tasks.paper_step": {"queue": "housekeeping"},
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -71,7 +71,13 @@ def job_companion(job: OptimizationJob, dataset: Dataset, kind: str) -> Dataset 
         .select_related("companion")
         .first()
     )
-    return pin.companion if pin else dataset_companion(dataset, kind)
+    companion = pin.companion if pin else dataset_companion(dataset, kind)
+    if companion is None:
+        raise LookupError(
+            f"the {kind} series of {dataset.symbol} this job reads is gone (deleted after the "
+            f"job was created); import {dataset.symbol} {kind} again and re-run the job"
+        )
+    return companion
 
 
 def job_data(job: OptimizationJob, dataset: Dataset, strategy):
@@ -125,6 +131,11 @@ def job_context(job: OptimizationJob, dataset: Dataset, strategy):
             _ctx_cache.pop(next(iter(_ctx_cache)))
         _ctx_cache[key] = ctx
     return ctx
+
+
+def job_prepare(job: OptimizationJob, dataset: Dataset) -> None:
+    """Load the job's data on ``dataset`` and prepare its strategy (cached for the runs)."""
+    job_context(job, dataset, get_strategy(job.strategy))
 
 
 def params_backtest(job: OptimizationJob, dataset: Dataset, params: dict):

@@ -141,6 +141,7 @@ class JobChunk(models.Model):
         RUNNING = "running", "Running"
         DONE = "done", "Done"
         CANCELLED = "cancelled", "Cancelled"
+        FAILED = "failed", "Failed"
 
     job = models.ForeignKey(OptimizationJob, on_delete=models.CASCADE, related_name="chunks")
     index = models.PositiveIntegerField()
@@ -156,6 +157,8 @@ class JobChunk(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     # A Monte Carlo / walk-forward chunk's partial result, combined by the job's finalize.
     result = models.JSONField(null=True, blank=True)
+    # The last error of an attempt (kept when a retry succeeds: what happened, for the operator).
+    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["job_id", "index"]
@@ -175,6 +178,26 @@ class JobChunk(models.Model):
     @property
     def size(self) -> int:
         return self.stop - self.start
+
+
+class Worker(models.Model):
+    """A live ``celery worker`` node, as its heartbeats tell (``tasks.Heartbeat``).
+
+    A node that has not beaten for WORKER_LOST_SECONDS is presumed dead: the reaper gives its
+    RUNNING chunks to others (the node name is all a chunk records of its worker)."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="Celery node name")
+    host = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class OptimizationRun(models.Model):

@@ -1,25 +1,35 @@
-"""Celery tasks: thin interfaces that take ids and call one service."""
+"""Celery tasks: thin interfaces that take ids and call one service; and the worker's heartbeat."""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 
+from billiard.exceptions import TimeLimitExceeded
 from celery import shared_task
-from celery.signals import worker_ready
-from django.db import InterfaceError, OperationalError, connection
+from celery.signals import task_failure, worker_ready, worker_shutdown
+from django.db import connection
 
-from apps.optimization.queue import FIRE_TEMPLATE, REAP, RUN_CHUNK
+from apps.optimization.queue import FIRE_TEMPLATE, REAP, RECOVERY_QUEUE, RUN_CHUNK
 from apps.optimization.services.execution import (
+    TRANSIENT_ERRORS,
     chunk_execute,
+    chunk_give_up_held,
     chunk_release,
     chunks_reap,
     chunks_recover_worker,
+    error_text,
+    worker_beat,
+    worker_gone,
 )
 from apps.optimization.services.schedules import template_fire
+from apps.optimization.services.validation import setting
 
 log = logging.getLogger(__name__)
 
-DB_ERRORS = (OperationalError, InterfaceError)
+RETRY_BACKOFF_CAP = 20  # seconds; REQUEUE_PENDING_SECONDS must exceed it (settings)
 
 
 def _drop_connection() -> None:
@@ -28,13 +38,15 @@ def _drop_connection() -> None:
         connection.close()
 
 
-@shared_task(name=RUN_CHUNK, bind=True, acks_late=True, max_retries=8)
+@shared_task(name=RUN_CHUNK, bind=True, acks_late=True, max_retries=None)
 def run_chunk(self, chunk_id: int) -> str:
-    """Run one chunk; a database that went away mid-chunk (restart, failover,
-    ``pg_terminate_backend``) gets the chunk back and the task retried with backoff.
+    """Run one chunk. A deterministic error fails the chunk and its job at once (the service
+    does it); a database that went away mid-chunk (restart, failover, ``pg_terminate_backend``)
+    gets the chunk back and the task retried with backoff on the recovery queue, until the
+    chunk's CHUNK_MAX_ATTEMPTS are spent (then its next claim fails it and the job).
 
     Without the release the retry would find the chunk RUNNING and skip it, and the job would
-    wait for the reaper's STALE_CHUNK_SECONDS. Past ``max_retries`` the reaper re-queues it.
+    wait for the reaper.
     """
     worker = self.request.hostname or ""
     try:
@@ -42,13 +54,33 @@ def run_chunk(self, chunk_id: int) -> str:
             # The failed attempt could not give its chunk back while the database was away.
             chunk_release(chunk_id=chunk_id, worker=worker)
         return chunk_execute(chunk_id=chunk_id, worker=worker)
-    except DB_ERRORS as exc:
+    except TRANSIENT_ERRORS as exc:
         _drop_connection()
         try:
-            chunk_release(chunk_id=chunk_id, worker=worker)
-        except DB_ERRORS:
+            chunk_release(chunk_id=chunk_id, worker=worker, error=error_text(exc))
+        except TRANSIENT_ERRORS:
             _drop_connection()  # still away: the retry releases it first
-        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
+        countdown = min(2**self.request.retries, RETRY_BACKOFF_CAP)
+        raise self.retry(exc=exc, countdown=countdown, queue=RECOVERY_QUEUE) from exc
+
+
+@task_failure.connect(sender=run_chunk)
+def chunk_killed_by_time_limit(sender=None, exception=None, args=None, **kwargs):
+    """In the worker's main process: the hard time limit killed a chunk's process. Another
+    attempt would be killed the same way, so the chunk and its job fail now."""
+    if not isinstance(exception, TimeLimitExceeded) or not args:
+        return
+    limit = getattr(exception, "args", ("?",))[0]
+    try:
+        chunk_give_up_held(
+            chunk_id=int(args[0]),
+            error=(
+                f"killed by the hard time limit ({limit} s, CELERY_TASK_TIME_LIMIT); lower "
+                "BACKTESTLAB_CHUNK_SIZE or raise the limit"
+            ),
+        )
+    except Exception:  # the reaper still ends it (STALE_CHUNK_SECONDS, then the attempt cap)
+        log.exception("could not fail chunk %s after its time limit", args[0])
 
 
 @shared_task(name=REAP, ignore_result=True)
@@ -63,10 +95,48 @@ def fire_template(template_id: int) -> int | None:
     return firing.job_id if firing else None
 
 
+class Heartbeat(threading.Thread):
+    """Writes this worker's heartbeat every WORKER_HEARTBEAT_SECONDS from its main process
+    (which stays alive and responsive while pool processes compute)."""
+
+    def __init__(self, name: str, concurrency: int | None):
+        super().__init__(name=f"heartbeat {name}", daemon=True)
+        self.node = name
+        self.concurrency = concurrency
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        try:
+            worker_beat(
+                name=self.node,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                concurrency=self.concurrency,
+            )
+        except Exception as exc:  # the database is away: the next beat tries again
+            log.warning("heartbeat of %s failed: %r", self.node, exc)
+            connection.close()
+
+    def run(self) -> None:
+        interval = float(setting("WORKER_HEARTBEAT_SECONDS"))
+        while not self.stopped.wait(interval):
+            self.beat()
+        connection.close()
+
+
+_heartbeat: Heartbeat | None = None
+
+
 @worker_ready.connect
 def recover_on_worker_start(sender=None, **kwargs):
-    """A worker that was killed comes back and re-queues its own chunks, then reaps."""
+    """A worker starts beating, then re-queues its own chunks (it was killed), then reaps."""
+    global _heartbeat
     hostname = getattr(sender, "hostname", "") or ""
+    if hostname:
+        pool = getattr(getattr(sender, "controller", None), "concurrency", None)
+        _heartbeat = Heartbeat(hostname, pool if isinstance(pool, int) else None)
+        _heartbeat.beat()
+        _heartbeat.start()
     try:
         recovered = chunks_recover_worker(worker=hostname) if hostname else 0
         reaped = chunks_reap()
@@ -76,3 +146,15 @@ def recover_on_worker_start(sender=None, **kwargs):
     log.info(
         "start-up recovery on %s: re-queued %s own chunks, reaper %s", hostname, recovered, reaped
     )
+
+
+@worker_shutdown.connect
+def say_goodbye(sender=None, **kwargs):
+    """A clean shutdown: stop beating and remove the heartbeat row (nothing left RUNNING)."""
+    if _heartbeat is None:
+        return
+    _heartbeat.stopped.set()
+    try:
+        worker_gone(name=_heartbeat.node)
+    except Exception:  # the row just ages: the worker reads as dead, which it is
+        log.warning("could not remove the heartbeat of %s", _heartbeat.node)

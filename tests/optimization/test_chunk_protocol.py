@@ -3,7 +3,8 @@
 Each step is driven on its own (``chunk_claim`` / ``chunk_work`` / ``chunk_commit`` are the
 natural boundaries of ``chunk_execute``), so a cancel, a reaper or a second worker can be put
 between any two of them, and the stored state is checked field by field. The broker is the
-only stand-in: the broker's ``send_task`` records the chunk ids it would have sent.
+real embedded one (``broker`` fixture, tests/optimization/conftest.py): what the code put on
+each queue is read back from it.
 """
 
 import datetime as dt
@@ -22,8 +23,9 @@ from apps.optimization.models import (
     OptimizationJob,
     OptimizationRun,
     TemplateFiring,
+    Worker,
 )
-from apps.optimization.queue import RUN_CHUNK
+from apps.optimization.queue import chunks_enqueue
 from apps.optimization.services import sweeps
 from apps.optimization.services.execution import (
     chunk_claim,
@@ -46,7 +48,9 @@ from tests.strategies.conftest import approve, grant
 pytestmark = pytest.mark.django_db
 
 STALE = 900  # settings.BACKTESTLAB["STALE_CHUNK_SECONDS"]
-REQUEUE = 300  # settings.BACKTESTLAB["REQUEUE_PENDING_SECONDS"]
+REQUEUE = 30  # settings.BACKTESTLAB["REQUEUE_PENDING_SECONDS"]
+LOST = 30  # settings.BACKTESTLAB["WORKER_LOST_SECONDS"]
+ATTEMPTS = 5  # settings.BACKTESTLAB["CHUNK_MAX_ATTEMPTS"]
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 
 
@@ -56,21 +60,10 @@ def repair_settings(settings):
         **settings.BACKTESTLAB,
         "STALE_CHUNK_SECONDS": STALE,
         "REQUEUE_PENDING_SECONDS": REQUEUE,
+        "WORKER_LOST_SECONDS": LOST,
+        "CHUNK_MAX_ATTEMPTS": ATTEMPTS,
         "FAILURE_TOLERANCE": 0.0,
     }
-
-
-@pytest.fixture
-def enqueued(monkeypatch):
-    """The chunk ids sent to the broker, in order (nothing is sent)."""
-    sent: list[int] = []
-
-    def send_task(name, args):
-        assert name == RUN_CHUNK
-        sent.extend(args)
-
-    monkeypatch.setattr(queue.app, "send_task", send_task)
-    return sent
 
 
 def hourly(*symbols: str) -> list[Dataset]:
@@ -242,7 +235,7 @@ def test_the_last_commit_answers_no_chunk_remaining(job):
     assert fresh(job).status == JobStatus.RUNNING  # committing is not finalizing
 
 
-def test_a_claim_lost_to_a_requeue_and_a_second_worker_stores_nothing(job, enqueued):
+def test_a_claim_lost_to_a_requeue_and_a_second_worker_stores_nothing(job, broker):
     chunk = chunks_of(job)[0]
     first = chunk_claim(chunk_id=chunk.id, worker="w1")
     work = chunk_work(claim=first)
@@ -345,7 +338,12 @@ def test_a_released_chunk_is_pending_again_and_its_old_claim_cannot_commit(job):
     assert OptimizationRun.objects.count() == 5
 
 
-def test_the_reaper_resets_only_chunks_claimed_before_the_stale_limit(job, enqueued):
+def beating(name: str, last_seen: dt.datetime) -> Worker:
+    return Worker.objects.create(name=name, started_at=last_seen, last_seen=last_seen)
+
+
+def test_the_reaper_resets_only_chunks_claimed_before_the_stale_limit(job, broker):
+    """Workers without a heartbeat row: only the STALE_CHUNK_SECONDS limit applies."""
     a, b, c = chunks_of(job)
     limit = NOW - dt.timedelta(seconds=STALE)
     running_chunk(a, worker="dead", claimed_at=limit - dt.timedelta(seconds=1))
@@ -353,39 +351,116 @@ def test_the_reaper_resets_only_chunks_claimed_before_the_stale_limit(job, enque
     OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
     JobChunk.objects.filter(id=c.id).update(enqueued_at=NOW)
 
-    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 0, "finalized": 0}
+    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 0, "failed": 0, "finalized": 0}
 
     reset = JobChunk.objects.get(id=a.id)
     assert (reset.status, reset.claim_token, reset.worker) == ("pending", None, "")
     assert reset.enqueued_at == NOW
+    assert reset.error.startswith("running for more than 900 s on dead (killed by the task time")
     kept = JobChunk.objects.get(id=b.id)
     assert (kept.status, kept.worker, kept.claimed_at) == ("running", "slow", limit)
-    assert kept.claim_token is not None
-    assert enqueued == [a.id]
+    assert kept.claim_token is not None and kept.error == ""
+    assert broker.take() == {"celery": [], "recovered": [a.id]}
 
 
-def test_the_reaper_requeues_pending_chunks_of_a_job_that_stopped_progressing(job, enqueued):
+def test_the_reaper_resets_the_chunks_of_a_worker_whose_heartbeat_stopped(job, broker):
+    a, b, c = chunks_of(job)
+    lost_before = NOW - dt.timedelta(seconds=LOST)
+    beating("dead@h", lost_before - dt.timedelta(seconds=1))
+    beating("alive@h", lost_before)  # exactly at the limit: still alive
+    running_chunk(a, worker="dead@h", claimed_at=lost_before - dt.timedelta(seconds=5))
+    running_chunk(b, worker="alive@h", claimed_at=lost_before - dt.timedelta(seconds=5))
+    # claimed by the dead worker only a moment ago: its claim is newer than the limit (the
+    # heartbeat may lag a claim), so it waits for the next round
+    running_chunk(c, worker="dead@h", claimed_at=lost_before)
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
+
+    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 0, "failed": 0, "finalized": 0}
+
+    reset = JobChunk.objects.get(id=a.id)
+    assert (reset.status, reset.worker, reset.enqueued_at) == ("pending", "", NOW)
+    assert reset.error == "worker dead@h stopped (no heartbeat since 2026-03-02 11:59:29 UTC)"
+    assert [ch.status for ch in chunks_of(job)] == ["pending", "running", "running"]
+    assert broker.take() == {"celery": [], "recovered": [a.id]}
+    later = NOW + dt.timedelta(seconds=1)
+    Worker.objects.filter(name="alive@h").update(last_seen=later)
+    assert chunks_reap(now=later)["reset"] == 1  # c's claim is old enough now
+    assert broker.take() == {"celery": [], "recovered": [c.id]}
+
+
+def test_a_lost_chunk_out_of_attempts_fails_with_its_job(job, broker):
+    a, b, c = chunks_of(job)
+    beating("dead@h", NOW - dt.timedelta(hours=1))
+    running_chunk(a, worker="dead@h", claimed_at=NOW - dt.timedelta(hours=1))
+    running_chunk(b, worker="dead@h", claimed_at=NOW - dt.timedelta(hours=1))
+    JobChunk.objects.filter(id=a.id).update(attempts=ATTEMPTS)
+    JobChunk.objects.filter(id=b.id).update(attempts=ATTEMPTS - 1)
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
+
+    result = chunks_reap(now=NOW)
+
+    assert result == {"reset": 0, "requeued": 0, "failed": 1, "finalized": 0}
+    done = fresh(job)
+    assert done.status == JobStatus.FAILED and done.finished_at is not None
+    assert done.error == (
+        "chunk 1 of 3 (BTC 1h, items 0-4) failed: lost 5 times; last: worker dead@h stopped "
+        "(no heartbeat since 2026-03-02 11:00:00 UTC)"
+    )
+    assert [ch.status for ch in chunks_of(job)] == ["failed", "cancelled", "cancelled"]
+    assert broker.take() == {"celery": [], "recovered": []}
+    assert chunk_execute(chunk_id=b.id, worker="w2") == "skipped"
+    assert OptimizationRun.objects.count() == 0
+
+
+def test_the_reaper_requeues_pending_chunks_whose_messages_the_broker_lost(job, broker):
     a, b, c = chunks_of(job)
     limit = NOW - dt.timedelta(seconds=REQUEUE)
     JobChunk.objects.filter(id=a.id).update(enqueued_at=limit - dt.timedelta(seconds=1))
     JobChunk.objects.filter(id=b.id).update(enqueued_at=limit)  # exactly at the limit: kept
     JobChunk.objects.filter(id=c.id).update(enqueued_at=limit - dt.timedelta(hours=1))
-    # a pending job has no heartbeat: nothing shows progress
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
+    # the broker is empty: two chunks have waited long enough, none has a message
 
-    assert chunks_reap(now=NOW) == {"reset": 0, "requeued": 2, "finalized": 0}
+    assert chunks_reap(now=NOW) == {"reset": 0, "requeued": 2, "failed": 0, "finalized": 0}
 
     assert [ch.enqueued_at for ch in chunks_of(job)] == [NOW, limit, NOW]
     assert [ch.status for ch in chunks_of(job)] == ["pending"] * 3
-    assert enqueued == [a.id, c.id]
+    assert broker.take() == {"celery": [], "recovered": sorted([a.id, c.id])}
+
+
+@pytest.mark.parametrize("queued, requeued", [(1, True), (2, False), (5, False)])
+def test_a_backlog_the_broker_still_holds_is_not_published_again(job, broker, queued, requeued):
+    """However long chunks wait, the reaper sends them again only when the broker holds fewer
+    chunk messages than there are waiting chunks (a backlog is not re-published each round)."""
+    a, b, _ = chunks_of(job)
+    old = NOW - dt.timedelta(hours=3)
+    JobChunk.objects.filter(job=job).update(enqueued_at=NOW)
+    JobChunk.objects.filter(id__in=[a.id, b.id]).update(enqueued_at=old)
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=old)
+    chunks_enqueue([999_999] * queued)  # messages on the broker (of other chunks: counted)
+
+    assert chunks_reap(now=NOW)["requeued"] == (2 if requeued else 0)
+
+    assert broker.take() == {
+        "celery": [999_999] * queued,
+        "recovered": sorted([a.id, b.id]) if requeued else [],
+    }
+    assert JobChunk.objects.get(id=a.id).enqueued_at == (NOW if requeued else old)
 
 
 @pytest.mark.parametrize(
     "heartbeat_age, requeued",
     [(REQUEUE + 1, True), (REQUEUE, False), (REQUEUE - 1, False)],
 )
-def test_a_recent_heartbeat_keeps_pending_chunks_where_they_are(
-    job, enqueued, heartbeat_age, requeued
+def test_a_broker_that_cannot_count_falls_back_on_the_jobs_progress(
+    job, broker, monkeypatch, heartbeat_age, requeued
 ):
+    """When the broker cannot say how many messages it holds, a job's waiting chunks are sent
+    again once the job made no progress for REQUEUE_PENDING_SECONDS."""
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionRefusedError("the broker is away")
+
     a = chunks_of(job)[0]
     old = NOW - dt.timedelta(seconds=REQUEUE + 60)
     JobChunk.objects.filter(job=job).update(enqueued_at=NOW)
@@ -393,50 +468,54 @@ def test_a_recent_heartbeat_keeps_pending_chunks_where_they_are(
     OptimizationJob.objects.filter(id=job.id).update(
         status=JobStatus.RUNNING, heartbeat_at=NOW - dt.timedelta(seconds=heartbeat_age)
     )
-    assert chunks_reap(now=NOW)["requeued"] == int(requeued)
-    assert enqueued == ([a.id] if requeued else [])
+    with monkeypatch.context() as patch:
+        patch.setattr(queue.app, "connection_for_write", unreachable)
+        assert queue.chunk_messages_queued() is None
+        patch.setattr(queue.app, "send_task", lambda *a, **k: None)
+        assert chunks_reap(now=NOW)["requeued"] == int(requeued)
     assert JobChunk.objects.get(id=a.id).enqueued_at == (NOW if requeued else old)
 
 
 @pytest.mark.parametrize("job_status", [JobStatus.CANCELLED, JobStatus.FAILED])
-def test_the_reaper_leaves_pending_chunks_of_a_finished_job(job, enqueued, job_status):
+def test_the_reaper_leaves_pending_chunks_of_a_finished_job(job, broker, job_status):
     old = NOW - dt.timedelta(hours=2)
     JobChunk.objects.filter(job=job).update(enqueued_at=old)
     OptimizationJob.objects.filter(id=job.id).update(status=job_status)
-    assert chunks_reap(now=NOW) == {"reset": 0, "requeued": 0, "finalized": 0}
-    assert enqueued == []
+    assert chunks_reap(now=NOW) == {"reset": 0, "requeued": 0, "failed": 0, "finalized": 0}
+    assert broker.take() == {"celery": [], "recovered": []}
     assert {ch.enqueued_at for ch in chunks_of(job)} == {old}
 
 
-def test_the_reaper_sends_a_chunk_both_stale_and_pending_once(job, enqueued):
+def test_the_reaper_sends_a_chunk_both_stale_and_pending_once(job, broker):
     a, b, _ = chunks_of(job)
     old = NOW - dt.timedelta(hours=2)
     JobChunk.objects.filter(job=job).update(enqueued_at=NOW)
     running_chunk(a, worker="dead", claimed_at=old)
     JobChunk.objects.filter(id=b.id).update(enqueued_at=old)
     OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=old)
-    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 1, "finalized": 0}
-    assert enqueued == [a.id, b.id]
+    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 1, "failed": 0, "finalized": 0}
+    assert broker.take() == {"celery": [], "recovered": sorted([a.id, b.id])}
 
 
 def test_the_reaper_finalizes_every_running_job_without_chunks_left(
-    alice, btc, small_chunks, enqueued
+    alice, btc, small_chunks, broker
 ):
     jobs = [make_job(alice, [btc], name=f"job {i}") for i in range(2)]
     for job in jobs:
         commit_all_without_finalizing(job)
     unfinished = make_job(alice, [btc], name="still running")
+    broker.purge()  # the jobs' own messages
     chunk_execute(chunk_id=chunks_of(unfinished)[0].id)
 
-    assert chunks_reap() == {"reset": 0, "requeued": 0, "finalized": 2}
+    assert chunks_reap() == {"reset": 0, "requeued": 0, "failed": 0, "finalized": 2}
 
     assert [fresh(j).status for j in jobs] == [JobStatus.SUCCEEDED] * 2
     assert fresh(unfinished).status == JobStatus.RUNNING
     assert chunks_reap()["finalized"] == 0
-    assert enqueued == []
+    assert broker.take() == {"celery": [], "recovered": []}
 
 
-def test_a_restarted_worker_gets_back_only_its_own_running_chunks(job, enqueued):
+def test_a_restarted_worker_gets_back_only_its_own_running_chunks(job, broker):
     a, b, c = chunks_of(job)
     running_chunk(a, worker="w9@host", claimed_at=NOW)
     running_chunk(b, worker="w8@host", claimed_at=NOW)
@@ -448,12 +527,13 @@ def test_a_restarted_worker_gets_back_only_its_own_running_chunks(job, enqueued)
     recovered = JobChunk.objects.get(id=a.id)
     assert (recovered.status, recovered.claim_token, recovered.worker) == ("pending", None, "")
     assert recovered.enqueued_at >= before
+    assert recovered.error == "worker w9@host restarted while it ran the chunk"
     other = JobChunk.objects.get(id=b.id)
     assert (other.status, other.worker) == ("running", "w8@host")
     assert JobChunk.objects.get(id=c.id).status == JobChunk.Status.DONE
-    assert enqueued == [a.id]
+    assert broker.take() == {"celery": [], "recovered": [a.id]}
     assert chunks_recover_worker(worker="w9@host") == 0
-    assert enqueued == [a.id]
+    assert broker.take() == {"celery": [], "recovered": []}
 
 
 # --- finalize --------------------------------------------------------------------------------
@@ -571,7 +651,8 @@ def test_a_job_whose_every_run_failed_fails_whatever_the_tolerance(
 @pytest.mark.parametrize("broken", ["a row short", "a metric short"])
 def test_a_strategy_answering_the_wrong_shape_fails_the_chunk_loudly(job, monkeypatch, broken):
     """A strategy whose metrics matrix does not match its parameter sets must not store a
-    partial or shifted chunk: the task fails (and is retried), nothing is stored."""
+    partial or shifted chunk: the chunk and the job fail at once (another attempt would fail
+    the same way) with the error, and nothing is stored."""
     strategy = get_strategy("sma_cross")
     original = type(strategy).run_many
 
@@ -580,8 +661,14 @@ def test_a_strategy_answering_the_wrong_shape_fails_the_chunk_loudly(job, monkey
         return matrix[:-1] if broken == "a row short" else matrix[:, :-1]
 
     monkeypatch.setattr(type(strategy), "run_many", run_many)
-    chunk = chunks_of(job)[0]
-    with pytest.raises(ValueError, match="zip"):
-        chunk_execute(chunk_id=chunk.id, worker="w1")
+    first, second, _ = chunks_of(job)
+    assert chunk_execute(chunk_id=first.id, worker="w1") == "failed"
     assert OptimizationRun.objects.count() == 0 and counters(job) == (0, 0, 3)
-    assert JobChunk.objects.get(id=chunk.id).status == JobChunk.Status.RUNNING  # the reaper's
+    failed = JobChunk.objects.get(id=first.id)
+    assert failed.status == JobChunk.Status.FAILED and failed.finished_at is not None
+    assert failed.error.startswith("ValueError: zip() argument 2 is")
+    done = fresh(job)
+    assert done.status == JobStatus.FAILED and done.finished_at is not None
+    assert done.error == f"chunk 1 of 3 (BTC 1h, items 0-4) failed: {failed.error}"
+    assert [c.status for c in chunks_of(job)] == ["failed", "cancelled", "cancelled"]
+    assert chunk_execute(chunk_id=second.id, worker="w1") == "skipped"

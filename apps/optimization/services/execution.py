@@ -4,6 +4,12 @@ A worker claims a chunk with a conditional UPDATE, runs its backtests outside an
 and then, in one short transaction, marks the chunk done (only if it still holds the claim),
 inserts the runs and advances the job's counters. The worker that brings ``chunks_remaining``
 to zero finalizes the job; the reaper repairs whatever a lost worker or broker message left.
+
+Every job ends. An error outside the per-run isolation is either *transient* (the database
+went away: ``TRANSIENT_ERRORS``; the task gives the chunk back and retries it) or
+*deterministic* (anything else: the chunk is FAILED with the error and the job FAILED at once
+with a message naming the chunk). A chunk is attempted at most CHUNK_MAX_ATTEMPTS times, however
+its attempts end (errors, killed workers, the hard time limit): then it and its job fail.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,13 +29,41 @@ from apps.optimization.models import (
     JobStatus,
     OptimizationJob,
     OptimizationRun,
+    Worker,
 )
-from apps.optimization.queue import chunks_enqueue
+from apps.optimization.queue import chunk_messages_queued, chunks_enqueue
 from apps.optimization.services.job_kinds import ChunkOutput, job_kind
 from apps.optimization.services.validation import setting
 from apps.optimization.signals import job_finished
 
 log = logging.getLogger(__name__)
+
+# The database went away (restart, failover, ``pg_terminate_backend``): worth another attempt.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+
+# What some errors mean to an operator (by class name: the services never import Celery).
+_HINTS = {
+    "SoftTimeLimitExceeded": "the chunk took longer than the task time limit "
+    "(CELERY_TASK_SOFT_TIME_LIMIT); lower BACKTESTLAB_CHUNK_SIZE or raise the limit",
+    "MemoryError": "the worker ran out of memory; lower BACKTESTLAB_CHUNK_SIZE",
+}
+
+
+def error_text(exc: BaseException) -> str:
+    """An exception as an operator reads it: its class, its message, and a hint if we have one."""
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    hint = _HINTS.get(type(exc).__name__)
+    return f"{text} ({hint})" if hint else text
+
+
+def chunk_label(chunk: JobChunk) -> str:
+    """``chunk 2 of 3 (BTC 1h, items 5-9)``: which part of the job, for error messages."""
+    total = JobChunk.objects.filter(job_id=chunk.job_id).count()
+    dataset = chunk.dataset
+    return (
+        f"chunk {chunk.index + 1} of {total} ({dataset.symbol} {dataset.timeframe}, "
+        f"items {chunk.start}-{chunk.stop - 1})"
+    )
 
 
 class _ClaimLost(Exception):
@@ -45,12 +79,23 @@ class ChunkClaim:
 
 
 def chunk_claim(*, chunk_id: int, worker: str = "") -> ChunkClaim | None:
-    """Claim a PENDING chunk of an active job (a conditional UPDATE); None if not claimable."""
+    """Claim a PENDING chunk of an active job; None if not claimable.
+
+    The claim is an UPDATE of the chunk's own row only: under READ COMMITTED a second claimer
+    waits for the first one's row lock and then re-checks ``status`` on the row, so exactly one
+    wins (a condition on a joined job row would be re-checked by nobody, and a claim waiting
+    behind a cancel would bring the cancelled chunk back). The job's status is read first: a
+    job that ends (cancel, failure) settles its PENDING chunks in the same transaction, so if it
+    ends between the read and the UPDATE the UPDATE finds no PENDING chunk. A chunk out of
+    attempts is not run again: it and its job fail, with the chunk's last error.
+    """
+    if not JobChunk.objects.filter(
+        id=chunk_id, status=JobChunk.Status.PENDING, job__status__in=ACTIVE_STATUSES
+    ).exists():
+        return None
     token = uuid.uuid4()
     now = timezone.now()
-    claimed = JobChunk.objects.filter(
-        id=chunk_id, status=JobChunk.Status.PENDING, job__status__in=ACTIVE_STATUSES
-    ).update(
+    claimed = JobChunk.objects.filter(id=chunk_id, status=JobChunk.Status.PENDING).update(
         status=JobChunk.Status.RUNNING,
         claim_token=token,
         worker=worker[:200],
@@ -60,6 +105,13 @@ def chunk_claim(*, chunk_id: int, worker: str = "") -> ChunkClaim | None:
     if not claimed:
         return None
     chunk = JobChunk.objects.select_related("job", "dataset").get(id=chunk_id)
+    if chunk.attempts > setting("CHUNK_MAX_ATTEMPTS"):
+        chunk_give_up(
+            chunk=chunk,
+            token=token,
+            error=f"gave up after {chunk.attempts - 1} attempts; last: {chunk.error or 'n/a'}",
+        )
+        return None
     OptimizationJob.objects.filter(id=chunk.job_id, status=JobStatus.PENDING).update(
         status=JobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
@@ -112,17 +164,65 @@ def chunk_execute(*, chunk_id: int, worker: str = "") -> str:
 
     Claim, compute outside any transaction, commit; the worker that commits the last chunk
     finalizes the job. Returns what happened: "done", "skipped" (not claimable), "lost"
-    (claim lost meanwhile).
+    (claim lost meanwhile), "failed" (a deterministic error: the chunk and its job failed).
+    A transient error (``TRANSIENT_ERRORS``) is raised for the caller to retry.
     """
     claim = chunk_claim(chunk_id=chunk_id, worker=worker)
     if claim is None:
         return "skipped"
-    remaining = chunk_commit(claim=claim, work=chunk_work(claim=claim))
+    try:
+        remaining = chunk_commit(claim=claim, work=chunk_work(claim=claim))
+    except TRANSIENT_ERRORS:
+        raise  # the task gives the chunk back and retries
+    except Exception as exc:  # deterministic: another attempt would fail the same way
+        log.exception("chunk %s of job %s failed", chunk_id, claim.chunk.job_id)
+        chunk_give_up(chunk=claim.chunk, token=claim.token, error=error_text(exc))
+        return "failed"
     if remaining is None:
         return "lost"
     if remaining == 0:  # pragma: no mutate: GtE, LtE
         job_finalize(job_id=claim.chunk.job_id)
     return "done"
+
+
+def chunk_give_up(*, chunk: JobChunk, error: str, token: uuid.UUID | None = None) -> bool:
+    """Fail a chunk (while it is still RUNNING, with ``token`` if given) and its job, with a
+    message naming the chunk. False if someone else settled the chunk first."""
+    message = f"{chunk_label(chunk)} failed: {error}"
+    with transaction.atomic():
+        holding = JobChunk.objects.filter(id=chunk.id, status=JobChunk.Status.RUNNING)
+        if token is not None:
+            holding = holding.filter(claim_token=token)
+        if not holding.update(
+            status=JobChunk.Status.FAILED, error=error, finished_at=timezone.now()
+        ):
+            return False
+    job_fail(job_id=chunk.job_id, error=message)
+    return True
+
+
+def job_fail(*, job_id: int, error: str) -> bool:
+    """End an active job as FAILED with ``error``, at once: its other chunks are cancelled (a
+    chunk computing meanwhile stores nothing), then ``job_finished`` is announced. Locks are
+    taken chunk rows first, then the job row, like a cancel and a finishing chunk."""
+    with transaction.atomic():
+        JobChunk.objects.filter(
+            job_id=job_id, status__in=[JobChunk.Status.PENDING, JobChunk.Status.RUNNING]
+        ).update(status=JobChunk.Status.CANCELLED, claim_token=None)
+        failed = OptimizationJob.objects.filter(id=job_id, status__in=ACTIVE_STATUSES).update(
+            status=JobStatus.FAILED, error=error, finished_at=timezone.now()
+        )
+    if failed:
+        log.error("job %s failed: %s", job_id, error)
+        _announce_finished(job_id)
+    return bool(failed)
+
+
+def _announce_finished(job_id: int) -> None:
+    answers = job_finished.send_robust(sender=OptimizationJob, job_id=job_id)
+    for receiver, answer in answers:
+        if isinstance(answer, Exception):
+            log.error("job_finished receiver %r failed on job %s: %r", receiver, job_id, answer)
 
 
 def job_finalize(*, job_id: int) -> bool:
@@ -133,7 +233,13 @@ def job_finalize(*, job_id: int) -> bool:
     ).first()
     if job is None:  # not running, or chunks left: nothing to finalize (yet)
         return False
-    finish = job_kind(job).finish(job)
+    try:
+        finish = job_kind(job).finish(job)
+    except TRANSIENT_ERRORS:
+        raise  # the reaper finalizes it on its next round
+    except Exception as exc:  # deterministic: the job must still end
+        log.exception("finalizing job %s failed", job_id)
+        return job_fail(job_id=job_id, error=f"the job's outcome failed: {error_text(exc)}")
     finalized = bool(
         OptimizationJob.objects.filter(
             id=job_id, status=JobStatus.RUNNING, chunks_remaining=0
@@ -148,52 +254,92 @@ def job_finalize(*, job_id: int) -> bool:
     if finalized:
         if finish.after is not None:
             finish.after(job_id)
-        answers = job_finished.send_robust(sender=OptimizationJob, job_id=job_id)
-        for receiver, answer in answers:
-            if isinstance(answer, Exception):
-                log.error("job_finished receiver %r failed on job %s: %r", receiver, job_id, answer)
+        _announce_finished(job_id)
     return finalized
 
 
 def chunks_reap(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Repair what lost workers and lost broker messages leave behind.
+    """Repair what lost workers and lost broker messages leave behind (beat runs it every
+    REAPER_INTERVAL_SECONDS).
 
-    - RUNNING chunks claimed longer ago than STALE_CHUNK_SECONDS (past any task time limit, so
-      their worker is gone) go back to PENDING and are enqueued again;
-    - PENDING chunks of a job that has made no progress for REQUEUE_PENDING_SECONDS are enqueued
-      again (their message may have died with the broker); duplicates are harmless;
+    - RUNNING chunks of a dead worker (its heartbeat is older than WORKER_LOST_SECONDS), or
+      claimed longer ago than STALE_CHUNK_SECONDS (past the hard time limit: killed by it, or
+      a worker that never sent a heartbeat) go back to PENDING and onto the recovery queue; a
+      chunk out of attempts fails with its job instead;
+    - PENDING chunks enqueued longer ago than REQUEUE_PENDING_SECONDS are enqueued again when
+      the broker holds fewer chunk messages than there are such chunks (messages died with the
+      broker); a backlog the broker still holds is left alone. When the broker cannot say, a
+      job's pending chunks are enqueued again once it made no progress for that long;
     - RUNNING jobs with no chunk left are finalized.
     """
     now = now or timezone.now()
-    stale_before = now - dt.timedelta(seconds=setting("STALE_CHUNK_SECONDS"))
-    requeue_before = now - dt.timedelta(seconds=setting("REQUEUE_PENDING_SECONDS"))
-    stale = list(
-        JobChunk.objects.filter(
-            status=JobChunk.Status.RUNNING, claimed_at__lt=stale_before
-        ).values_list("id", flat=True)
-    )
-    reset = JobChunk.objects.filter(id__in=stale, status=JobChunk.Status.RUNNING).update(
-        status=JobChunk.Status.PENDING, claim_token=None, worker="", enqueued_at=now
-    )
-    pending = list(
-        JobChunk.objects.filter(
-            status=JobChunk.Status.PENDING,
-            job__status__in=ACTIVE_STATUSES,
-            enqueued_at__lt=requeue_before,
-        )
-        .exclude(job__heartbeat_at__gte=requeue_before)
-        .values_list("id", flat=True)
-    )
+    lost = _chunks_of_lost_workers(now)
+    recovered, failed = [], 0
+    for chunk_id, token, attempts, why in lost:
+        if attempts >= setting("CHUNK_MAX_ATTEMPTS"):
+            chunk = JobChunk.objects.select_related("dataset").get(id=chunk_id)
+            failed += chunk_give_up(
+                chunk=chunk, token=token, error=f"lost {attempts} times; last: {why}"
+            )
+            continue
+        if JobChunk.objects.filter(
+            id=chunk_id, status=JobChunk.Status.RUNNING, claim_token=token
+        ).update(
+            status=JobChunk.Status.PENDING, claim_token=None, worker="", enqueued_at=now, error=why
+        ):
+            recovered.append(chunk_id)
+    pending = _pending_without_messages(now)
     JobChunk.objects.filter(id__in=pending).update(enqueued_at=now)
-    to_enqueue = sorted(set(stale) | set(pending))
+    to_enqueue = sorted(set(recovered) | set(pending))
     if to_enqueue:
-        chunks_enqueue(to_enqueue)
+        chunks_enqueue(to_enqueue, recovered=True)
     finalized = 0
     for job_id in OptimizationJob.objects.filter(
         status=JobStatus.RUNNING, chunks_remaining=0
     ).values_list("id", flat=True):
         finalized += job_finalize(job_id=job_id)
-    return {"reset": reset, "requeued": len(pending), "finalized": finalized}
+    return {
+        "reset": len(recovered),
+        "requeued": len(pending),
+        "failed": failed,
+        "finalized": finalized,
+    }
+
+
+def _chunks_of_lost_workers(now: dt.datetime) -> list[tuple[int, uuid.UUID, int, str]]:
+    """(id, claim token, attempts, why) of the RUNNING chunks whose worker is gone."""
+    lost_before = now - dt.timedelta(seconds=setting("WORKER_LOST_SECONDS"))
+    stale_before = now - dt.timedelta(seconds=setting("STALE_CHUNK_SECONDS"))
+    beats = dict(Worker.objects.values_list("name", "last_seen"))
+    found = []
+    for chunk_id, token, attempts, worker, claimed_at in JobChunk.objects.filter(
+        status=JobChunk.Status.RUNNING, claimed_at__lt=lost_before
+    ).values_list("id", "claim_token", "attempts", "worker", "claimed_at"):
+        last_seen = beats.get(worker)
+        if last_seen is not None and last_seen < lost_before:
+            why = f"worker {worker} stopped (no heartbeat since {last_seen:%Y-%m-%d %H:%M:%S} UTC)"
+        elif claimed_at < stale_before:
+            why = (
+                f"running for more than {setting('STALE_CHUNK_SECONDS')} s on {worker or '?'} "
+                "(killed by the task time limit, or its worker is gone)"
+            )
+        else:
+            continue
+        found.append((chunk_id, token, attempts, why))
+    return found
+
+
+def _pending_without_messages(now: dt.datetime) -> list[int]:
+    """PENDING chunks (of active jobs) whose broker message is presumed lost."""
+    before = now - dt.timedelta(seconds=setting("REQUEUE_PENDING_SECONDS"))
+    waiting = JobChunk.objects.filter(
+        status=JobChunk.Status.PENDING, job__status__in=ACTIVE_STATUSES, enqueued_at__lt=before
+    )
+    queued = chunk_messages_queued()
+    if queued is None:  # the broker cannot say: a job that stopped progressing
+        return list(waiting.exclude(job__heartbeat_at__gte=before).values_list("id", flat=True))
+    ids = list(waiting.values_list("id", flat=True))
+    return ids if queued < len(ids) else []
 
 
 def chunks_recover_worker(*, worker: str) -> int:
@@ -206,21 +352,68 @@ def chunks_recover_worker(*, worker: str) -> int:
     if not ids:
         return 0
     JobChunk.objects.filter(id__in=ids, worker=worker, status=JobChunk.Status.RUNNING).update(
-        status=JobChunk.Status.PENDING, claim_token=None, worker="", enqueued_at=timezone.now()
+        status=JobChunk.Status.PENDING,
+        claim_token=None,
+        worker="",
+        enqueued_at=timezone.now(),
+        error=f"worker {worker} restarted while it ran the chunk",
     )
-    chunks_enqueue(ids)
+    chunks_enqueue(ids, recovered=True)
     return len(ids)
 
 
-def chunk_release(*, chunk_id: int, worker: str) -> bool:
-    """Give back a chunk this worker holds (its task died on a database error, to be retried).
+def chunk_release(*, chunk_id: int, worker: str, error: str = "") -> bool:
+    """Give back a chunk this worker holds (its task died on a transient error, to be retried);
+    ``error`` is kept on the chunk.
 
     Claims are exclusive, so a RUNNING chunk with this worker's name is the one the failed
     attempt held; if another process of the same worker held it instead, that one's claim is
     lost and it stores nothing, so the chunk still runs exactly once.
     """
+    fields = {"error": error} if error else {}
     return bool(
         JobChunk.objects.filter(id=chunk_id, worker=worker, status=JobChunk.Status.RUNNING).update(
-            status=JobChunk.Status.PENDING, claim_token=None, worker="", enqueued_at=timezone.now()
+            status=JobChunk.Status.PENDING,
+            claim_token=None,
+            worker="",
+            enqueued_at=timezone.now(),
+            **fields,
         )
     )
+
+
+def worker_beat(
+    *, name: str, host: str = "", pid: int | None = None, concurrency: int | None = None
+) -> None:
+    """A worker's heartbeat: it is alive now (``apps.optimization.tasks`` beats every
+    WORKER_HEARTBEAT_SECONDS from each worker's main process)."""
+    now = timezone.now()
+    Worker.objects.update_or_create(
+        name=name[:200],
+        defaults={"host": host[:200], "pid": pid, "concurrency": concurrency, "last_seen": now},
+        create_defaults={
+            "host": host[:200],
+            "pid": pid,
+            "concurrency": concurrency,
+            "last_seen": now,
+            "started_at": now,
+        },
+    )
+
+
+def worker_gone(*, name: str) -> None:
+    """A worker that shuts down cleanly says so (its chunks finished or were given back)."""
+    Worker.objects.filter(name=name).delete()
+
+
+def chunk_give_up_held(*, chunk_id: int, error: str) -> bool:
+    """Fail a RUNNING chunk, whoever holds it, and its job (its process was killed by the hard
+    time limit: another attempt would be killed the same way)."""
+    chunk = (
+        JobChunk.objects.select_related("dataset")
+        .filter(id=chunk_id, status=JobChunk.Status.RUNNING)
+        .first()
+    )
+    if chunk is None:
+        return False
+    return chunk_give_up(chunk=chunk, token=chunk.claim_token, error=error)

@@ -6,7 +6,7 @@ import logging
 import math
 from typing import Any
 
-from apps.optimization.gateway import params_metrics
+from apps.optimization.gateway import job_prepare, params_metrics
 from apps.optimization.models import JobChunk, OptimizationJob, OptimizationRun
 from apps.optimization.selectors.jobs import job_best_per_dataset, job_best_runs
 from apps.optimization.services.validation import setting
@@ -26,8 +26,13 @@ def metric_value(name: str, value: float) -> float | int | None:
 
 
 def chunk_runs(job: OptimizationJob, chunk: JobChunk) -> list[OptimizationRun]:
-    """Backtest each parameter set of the chunk; a set whose backtest raises is a failed run."""
+    """Backtest each parameter set of the chunk; a set whose backtest raises is a failed run.
+
+    The data and the strategy's prepared context are loaded first, outside that isolation: if
+    they fail, every run would fail the same way, so the error is the chunk's (and the job's).
+    """
     param_list = sweep.params_range(job.grid, chunk.start, chunk.stop)
+    job_prepare(job, chunk.dataset)
     rows: list[Any] = []
     try:
         rows = list(params_metrics(job, chunk.dataset, param_list))
