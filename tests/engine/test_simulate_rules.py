@@ -11,6 +11,8 @@ close.  Equity starts at 1000 everywhere below.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -20,10 +22,14 @@ from backtestlab.engine.parameters import Param, ParameterSpace
 from backtestlab.engine.signals import Signals
 from backtestlab.engine.simulate import (
     LEVEL_FRACTION,
+    LEVEL_PRICE,
     allocate_trade_buffers,
     cost_fractions,
+    parts_work,
     run_kernel,
     simulate,
+    simulate_kernel,
+    simulate_parts,
 )
 from backtestlab.engine.strategies.base import Costs, Strategy
 
@@ -707,3 +713,248 @@ def test_a_part_that_compounds_alone_keeps_its_profit_for_the_next_entry():
     assert len(res.trades) == 2
     assert near(res.equity[-1], sum(second))
     assert near(res.trades.pnl_pct[1], (sum(second) / sum(first) - 1) * 100)
+
+
+# --- tiny equity, stops next to the wipe-out price, duck-typed costs ------------------------
+
+
+def test_an_account_worth_less_than_one_is_still_marked_exited_and_re_entered():
+    # qty 10 from 100; the price falls to 1/16, so the account is worth 0.625 (never 0: the
+    # wipe-out price of an all-in long is 0).  It leaves at 1/16 and re-enters with 0.625.
+    tick = 0.0625
+    rows = [FLAT, (100, 100, tick, tick), (tick,) * 4, (tick,) * 4, (tick,) * 4,
+            (tick, 0.125, tick, 0.125), (0.125, 0.25, 0.125, 0.25)]  # fmt: skip
+    res = simulate(bars(*rows), flags(7, 0, 4), flags(7, 3), costs=costs())
+    assert list(res.equity) == [1000, 0.625, 0.625, 0.625, 0.625, 1.25, 2.5]
+    t = res.trades
+    assert (list(t.entry_idx), list(t.exit_idx), list(t.reason)) == (
+        [1, 5],
+        [4, 6],
+        ["signal", "end"],
+    )
+    assert near(t.pnl_pct, [(0.625 / 1000 - 1) * 100, 300.0])
+
+
+def test_a_shorts_stop_just_below_its_wipe_out_price_is_hit_first():
+    # Short from 100 (qty 10): the equity is gone at 200; the stop 199.5 comes first, on the
+    # entry bar or on a later one, and leaves 1000 - 10 * 99.5 = 5.
+    spike = (150, 199.8, 149, 150)
+    for rows, exit_idx in (([FLAT, (100, 199.8, 99, 150), LAST], 1),
+                           ([FLAT, (100, 101, 99, 100), spike, LAST], 2)):  # fmt: skip
+        res = simulate(bars(*rows), flags(len(rows), 0), side=-1, stop_price=199.5, costs=costs())
+        t = res.trades
+        assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (exit_idx, "stop", 199.5)
+        assert near(t.pnl_pct[0], -99.5) and near(res.equity[exit_idx:], 5.0)
+
+
+def test_a_shorts_stop_exactly_at_its_wipe_out_price_leaves_nothing():
+    rows = [FLAT, (100, 101, 99, 100), (150, 250, 149, 150), LAST]
+    res = simulate(bars(*rows), flags(4, 0), side=-1, stop_price=200.0, costs=costs())
+    t = res.trades
+    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 200, -100)
+    assert list(res.equity) == [1000, 1000, 0, 0]
+
+
+def test_costs_without_a_signal_delay_mean_no_delay():
+    bare = SimpleNamespace(commission_pct=0.0, slippage_pct=0.0, initial_equity=1000.0)
+    rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), LAST]
+    res = simulate(bars(*rows), flags(4, 0), costs=bare)
+    assert (res.trades.entry_idx[0], res.trades.exit_idx[0]) == (1, 3)
+    assert list(res.equity) == [1000, 1010, 1020, 1010]
+
+
+@pytest.mark.parametrize("size", [np.full((5, 1), 0.5), np.full(3, 0.5)])
+def test_a_size_array_of_the_wrong_shape_is_refused(size):
+    with pytest.raises(ValueError, match=r"size must be a number or have one value per bar \(5\)"):
+        simulate(bars(*[FLAT] * 5), np.zeros(5, bool), costs=costs(), size=size)
+
+
+# --- limit entries touched exactly or gapped through ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("side", "limit", "bar1", "fill"),
+    [
+        (1, 99.0, (100, 100.5, 99, 99.5), 99.0),  # the low touches the limit exactly
+        (-1, 101.0, (100, 101, 99.5, 100.5), 101.0),  # the high touches it exactly
+        (1, 99.0, (97, 98, 96, 97), 97.0),  # the whole bar below a long limit: the open
+        (-1, 101.0, (103, 104, 102, 103), 103.0),  # the whole bar above a short one
+    ],
+)
+def test_a_limit_entry_fills_when_the_next_bar_touches_or_gaps_through_it(side, limit, bar1, fill):
+    res = limit_run(bar1, limit=limit, side=side, costs=costs())
+    t = res.trades
+    assert (len(t), t.entry_idx[0], t.side[0], t.entry_price[0]) == (1, 1, side, fill)
+    assert near(res.equity[1], 1000 + side * 1000 / fill * (bar1[3] - fill))
+
+
+# --- the compact curve of the sweep -------------------------------------------------------
+
+
+def compact_run(rows, entry_side, exit_flag=None, entry_limit=None, delay=0):
+    """simulate_kernel in sweep mode: (equity, in_position) of the written bars, trades."""
+    d = bars(*rows)
+    n = len(d)
+    eq, pos, written = np.empty(n), np.empty(n, dtype=np.bool_), np.zeros(1, dtype=np.int64)
+    bufs = allocate_trade_buffers(n)
+    count = simulate_kernel(
+        d.open, d.high, d.low, d.close, np.asarray(entry_side, np.int8),
+        np.zeros(n, bool) if exit_flag is None else exit_flag, np.array([NAN]), LEVEL_FRACTION,
+        np.array([NAN]), LEVEL_FRACTION, 0.0, 0.0, 1000.0, eq, pos, *bufs,
+        entry_limit, None, False, delay, None, written,
+    )  # fmt: skip
+    w = int(written[0])
+    return list(eq[:w]), list(pos[:w]), count
+
+
+def test_the_compact_curve_keeps_bar_0_and_every_bar_with_a_signal_or_a_position():
+    flat = (102.0,) * 4
+    rows = [FLAT, FLAT, (100, 101, 99, 101), (101, 102, 100, 102), flat, flat, flat]
+    eq, pos, count = compact_run(rows, signal_at(7, 1), exit_flag=flags(7, 3))
+    # bar 0; bar 1 (signal); 2 and 3 held; 4 (exit at its open); 5 left out; 6 (the last)
+    assert eq == [1000, 1000, 1010, 1020, 1020, 1020]
+    assert pos == [False, False, True, True, False, False]
+    assert count == 1
+
+
+# A limit order the next bar does not reach (long 99 / short 101 against bar 2) next to bars
+# that would reach it: only bar 0 and the last bar are written.
+AROUND = (98.5, 101.5, 98.0, 100.0)
+UNREACHED = (100.0, 100.5, 99.5, 100.0)
+
+
+@pytest.mark.parametrize(
+    ("side", "limit", "rows"),
+    [
+        (1, 99.0, [AROUND, AROUND, UNREACHED, AROUND, AROUND]),
+        (-1, 101.0, mirror(AROUND, AROUND, UNREACHED, AROUND, AROUND)),
+    ],  # fmt: skip
+)
+def test_the_compact_curve_leaves_out_the_bars_of_a_limit_order_that_will_not_fill(
+    side, limit, rows
+):
+    entry_limit = np.array([NAN, limit, NAN, NAN, NAN])
+    eq, pos, count = compact_run(rows, signal_at(5, 1, side=side), entry_limit=entry_limit)
+    assert (eq, pos, count) == ([1000, 1000], [False, False], 0)
+
+
+# --- partial exits: merging the parts' trades ---------------------------------------------
+
+
+def parts_run(rows, entries, exits, targets, work=None, delay=0):
+    """simulate_parts with K = len(targets) price targets (one per bar), no stop, no costs,
+    every optional argument but ``delay`` left at its default; returns (equity, trades)."""
+    d = bars(*rows)
+    n = len(d)
+    eq, pos = np.empty(n), np.empty(n, dtype=np.bool_)
+    bufs = allocate_trade_buffers(n)
+    k = len(targets)
+    count = simulate_parts(
+        d.open, d.high, d.low, d.close, entries, exits, np.array([NAN]), LEVEL_PRICE,
+        np.array(targets, dtype=float), k, LEVEL_PRICE, 0.0, 0.0, 1000.0, eq, pos, *bufs,
+        parts_work(k, n) if work is None else work, *((None, None, False, delay) if delay else ()),
+    )  # fmt: skip
+    e_idx, x_idx, _, x_px, _, pnl, _ = (list(b[:count]) for b in bufs)
+    return list(eq), (e_idx, x_idx, x_px, pnl)
+
+
+# The last part (500) takes its 102 target on bar 2 and re-enters on bar 3 while the first
+# part (500, no target) still holds from bar 1; both leave at bar 5's open (105) and enter
+# again at bar 6 (105), closed at the last close (108).
+SKIP_BARS = [
+    FLAT,  # 0: signal
+    (100.0, 101.0, 99.0, 101.0),  # 1: both parts enter at 100
+    (101.0, 103.0, 100.0, 102.0),  # 2: the last part's target 102; signal
+    (102.0, 103.0, 101.0, 102.0),  # 3: the last part re-enters at 102, the first still holds
+    (102.0, 104.0, 101.0, 104.0),  # 4: exit signal
+    (105.0, 106.0, 104.0, 105.0),  # 5: both leave at 105; signal
+    (105.0, 107.0, 104.0, 106.0),  # 6: both enter at 105
+    (106.0, 108.0, 105.0, 108.0),  # 7: closed at 108
+]
+SKIP_TARGETS = [np.full(8, NAN), np.r_[102.0, np.full(7, NAN)]]
+
+
+def test_a_part_still_holding_when_the_group_re_enters_is_matched_by_its_entry_bar():
+    eq, (e_idx, x_idx, x_px, pnl) = parts_run(
+        SKIP_BARS, signal_at(8, 0, 2, 5), flags(8, 4), SKIP_TARGETS
+    )
+    # last part: 500 -> 510 (102) -> 525 (102 -> 105) -> 540; first: 500 -> 525 -> 540
+    assert near(eq, [1000, 1010, 1020, 1020, 1040, 1050, 1060, 1080])
+    assert (e_idx, x_idx) == ([1, 3, 6], [2, 5, 7])
+    # group 1: 500 exits at 102 and 500 at 105; group 2: only the last part's 510 (105);
+    # group 3: 525 and 525, both at 108
+    assert near(x_px, [103.5, 105.0, 108.0])
+    assert near(pnl, [3.5, (1050 / 1035 - 1) * 100, (1080 / 1050 - 1) * 100])
+
+
+# Earlier runs on the same bars: the first part's second trade entered at bar 3 (both parts
+# leave at bar 2's open and re-enter), or at bar 2 (both take a 100.5 target on bar 1).
+STALE_RUNS = [
+    (signal_at(6, 0, 2), flags(6, 1), [np.full(6, NAN)] * 2),
+    (signal_at(6, 0, 1), flags(6), [np.r_[100.5, np.full(5, NAN)]] * 2),
+]
+
+
+@pytest.mark.parametrize("stale", STALE_RUNS, ids=["entry-at-3", "entry-at-2"])
+def test_scratch_arrays_reused_from_an_earlier_run_do_not_leak_into_the_merge(stale):
+    # A sweep reuses one parts_work; here the first part holds through the group's entry at
+    # bar 3, so it has one trade and the scratch arrays still hold the earlier run's second.
+    rows = SKIP_BARS[:5] + [(104.0, 105.0, 103.0, 105.0)]
+    work = parts_work(2, 6)
+    parts_run(rows, *stale, work)
+    targets = [t[:6] for t in SKIP_TARGETS]
+    eq, (e_idx, x_idx, x_px, pnl) = parts_run(rows, signal_at(6, 0, 2), flags(6), targets, work)
+    assert near(eq, [1000, 1010, 1020, 1020, 1040, 1050])
+    assert (e_idx, x_idx) == ([1, 3], [2, 5])
+    # group 1: 500 at 102 and the first part's 500 -> 525 at 105; group 2: the last part alone
+    assert near(x_px, [103.5, 105.0])
+    assert near(pnl, [3.5, ((525 + 525) / (510 + 525) - 1) * 100])
+
+
+def test_a_short_held_without_events_is_reversed_by_a_long_signal():
+    rows = [FLAT, (100, 101, 99, 100), (100, 101, 97, 98), (98, 99, 97, 98), LAST]
+    res = simulate(bars(*rows), signal_at(5, 0, side=-1) + signal_at(5, 2), costs=costs())
+    t = res.trades
+    assert (list(t.side), list(t.reason), list(t.entry_idx)) == ([-1, 1], ["signal", "end"], [1, 3])
+    # the short gains 10 * 2; the long buys 1020 / 98 at 98 and is closed at 101
+    assert near(res.equity, [1000, 1000, 1020, 1020, 1020 * 101 / 98])
+
+
+@pytest.mark.parametrize(("flow", "left"), [(-150.0, 0.0), (-99.9375, 0.625)])
+def test_a_hedged_position_paying_flows_keeps_what_is_left_and_never_owes(flow, left):
+    # qty 10, legs cancel: paying 150 per unit leaves 1000 - 1500 < 0, marked and closed at 0;
+    # paying 99.9375 leaves 0.625
+    rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), LAST]
+    res = kernel(bars(*rows), signal_at(4, 0), flow=np.array([0.0, flow, 0.0, 0.0]), hedged=True)
+    assert list(res.equity) == [1000, left, left, left]
+    assert res.trades.reason[0] == "end" and near(res.trades.pnl_pct[0], (left / 1000 - 1) * 100)
+
+
+def test_integer_entries_ignore_the_side_argument():
+    rows = [FLAT, (100, 101, 99, 101), LAST]
+    res = simulate(bars(*rows), signal_at(3, 0), side=-1, costs=costs())
+    assert res.trades.side[0] == 1 and near(res.equity, [1000, 1010, 1010])
+
+
+def test_a_price_level_array_of_the_wrong_length_is_refused():
+    with pytest.raises(ValueError, match=r"target levels must be a scalar or have one value"):
+        simulate(bars(*[FLAT] * 5), np.zeros(5, bool), target_price=np.ones(3), costs=costs())
+
+
+@pytest.mark.parametrize("name", ["entries", "exits", "entry_limit"])
+@pytest.mark.parametrize("shape", [(6,), (5, 1)])
+def test_a_signal_array_longer_than_the_data_or_two_dimensional_is_refused(name, shape):
+    args = {"entries": np.zeros(5, bool), name: np.zeros(shape, bool)}
+    with pytest.raises(ValueError, match=rf"{name} must have shape \(5,\)"):
+        simulate(bars(*[FLAT] * 5), costs=costs(), **args)
+
+
+def test_delayed_partial_exits_enter_together_that_many_bars_late():
+    # signal on bar 0, delay 1: both parts enter at bar 2 (100); the first part's target 102
+    # (from the signal bar) is hit on bar 3, the last part is closed at 104
+    rows = [FLAT, FLAT, (100, 101, 99, 101), (101, 103, 100, 102), (102, 103, 101, 103),
+            (103, 104, 102, 104)]  # fmt: skip
+    targets = [np.r_[102.0, np.full(5, NAN)], np.full(6, NAN)]
+    eq, (e_idx, x_idx, x_px, pnl) = parts_run(rows, signal_at(6, 0), flags(6), targets, delay=1)
+    assert near(eq, [1000, 1000, 1010, 1020, 1025, 1030])
+    assert (e_idx, x_idx) == ([2], [5]) and near(x_px, [103.0]) and near(pnl, [3.0])
