@@ -27,13 +27,12 @@ $(NUMBA_STAMP): $(STAMP) $(ENGINE_SRC)
 
 install: $(STAMP) $(NUMBA_STAMP)
 
+# web, worker and beat under supervisord (supervisord.conf, backtestlab/supervise.py): a process
+# that dies is started again, the others keep running; Ctrl-C or SIGTERM stops them all.
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py bootstrap_demo
-	@echo ""
-	@echo "  BacktestLab: http://$${HOST:-127.0.0.1}:$${PORT:-8000}/lab/   (admin: /admin/, API docs: /api/docs/)"
-	@echo ""
-	DEBUG=1 $(BIN)/honcho start -f Procfile
+	DEBUG=1 exec $(BIN)/python -m backtestlab.supervise
 
 # Debian's chromium for the browser tests (playwright drives /usr/bin/chromium, no download).
 chromium:
