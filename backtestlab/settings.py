@@ -191,8 +191,8 @@ BACKTESTLAB = {
     "STALE_CHUNK_SECONDS": env_int("BACKTESTLAB_STALE_CHUNK_SECONDS", 900, minimum=5),
     # PENDING chunks enqueued longer ago than this are enqueued again when the broker holds
     # fewer chunk messages than there are such chunks (messages lost with the broker). Must
-    # exceed the longest retry backoff (20 s), during which a worker holds the message.
-    "REQUEUE_PENDING_SECONDS": env_int("BACKTESTLAB_REQUEUE_PENDING_SECONDS", 30, minimum=5),
+    # exceed the longest retry backoff (10 s), during which a worker holds the message.
+    "REQUEUE_PENDING_SECONDS": env_int("BACKTESTLAB_REQUEUE_PENDING_SECONDS", 15, minimum=5),
     "REAPER_INTERVAL_SECONDS": env_float("BACKTESTLAB_REAPER_INTERVAL_SECONDS", 10.0, minimum=1),
     # Attempts of one chunk (errors, killed workers, time limits) before it and its job fail.
     "CHUNK_MAX_ATTEMPTS": env_int("BACKTESTLAB_CHUNK_MAX_ATTEMPTS", 5, minimum=1),

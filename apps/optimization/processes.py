@@ -55,6 +55,9 @@ class WorkerProcess:
         self.log_path = log_dir / f"{name}-{time.strftime('%H%M%S')}-{os.getpid()}.log"
         self.proc: subprocess.Popen | None = None
 
+    # What the log says once the process serves.
+    ready_line = " ready."
+
     @property
     def nodename(self) -> str:
         """The name given with ``-n``; Celery expands ``%h`` to the host name."""
@@ -96,7 +99,7 @@ class WorkerProcess:
                     f"worker {self.name} exited with {self.proc.returncode} before it was ready; "
                     f"log {self.log_path}:\n{self.log_tail()}"
                 )
-            if " ready." in self._read_log(offset):
+            if self.ready_line in self._read_log(offset):
                 return self
             time.sleep(0.1)
         self.kill()
@@ -154,3 +157,13 @@ class WorkerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class BeatProcess(WorkerProcess):
+    """``celery -A backtestlab.celery beat`` (the database scheduler of the settings) as a
+    child process: the real reaper schedule, for tests of recovery with the default settings."""
+
+    ready_line = "beat: Starting..."
+
+    def command(self) -> list[str]:
+        return [celery_executable(), "-A", "backtestlab.celery", "beat", "-l", "info"]

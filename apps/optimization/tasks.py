@@ -29,7 +29,7 @@ from apps.optimization.services.validation import setting
 
 log = logging.getLogger(__name__)
 
-RETRY_BACKOFF_CAP = 20  # seconds; REQUEUE_PENDING_SECONDS must exceed it (settings)
+RETRY_BACKOFF_CAP = 10  # seconds; REQUEUE_PENDING_SECONDS must exceed it (settings)
 
 
 def _drop_connection() -> None:

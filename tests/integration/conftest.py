@@ -21,7 +21,7 @@ from django.db.models import Count
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
 from apps.optimization.models import FINISHED_STATUSES, JobChunk, OptimizationJob
-from apps.optimization.processes import WorkerProcess
+from apps.optimization.processes import BeatProcess, WorkerProcess
 from tests.env import SESSION_DIR
 
 HERE = Path(__file__).resolve().parent
@@ -145,6 +145,22 @@ def start_worker(worker_env, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_beat(worker_env, tmp_path):
+    """Start the real ``celery beat`` (the reaper every REAPER_INTERVAL_SECONDS, the default
+    settings unless ``env`` says otherwise); stopped at teardown."""
+    started: list[BeatProcess] = []
+
+    def start(*, env: dict | None = None) -> BeatProcess:
+        beat = BeatProcess("beat", env={**worker_env, **(env or {})}, log_dir=tmp_path / "beat")
+        started.append(beat)
+        return beat.start()
+
+    yield start
+    for beat in started:
+        beat.stop()
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """Faults on the real stack: redelivered messages, a Redis restart, terminated PostgreSQL
-connections, a cancel across a worker restart, backtests that raise.
+connections, a worker killed and replaced under another name, a chunk whose data vanished, a
+cancel across a worker restart, backtests that raise.
 
-The worker killed with SIGKILL half-way and two workers receiving every chunk twice at once are
-in test_worker_jobs.py. The test loop plays celery beat (``chunks_reap`` every 2 s)
-where a fault can lose broker messages; REQUEUE_PENDING_SECONDS is 5 s instead of 300 s so a
-stalled job's pending chunks are re-queued within the test's patience.
+The recovery tests run with the **default settings** and the real ``celery beat`` (the reaper
+every 10 s): nothing is sped up and the test loop never reaps, and each measures how long the
+work that the fault orphaned waited (asserted under 60 s, printed for docs/reliability.md).
+The worker killed with SIGKILL half-way and restarted under its own name, and two workers
+receiving every chunk twice at once, are in test_worker_jobs.py.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from pathlib import Path
 import pytest
 import redis
 from django.db import connection
-from kombu.exceptions import OperationalError as BrokerError
 
 from apps.market.models import Dataset
 from apps.market.services import synthetic_universe_create
@@ -58,12 +59,32 @@ def minute_dataset(transactional_db):
     return Dataset.objects.get(kind=Dataset.Kind.CANDLES, timeframe="1m")
 
 
-def wait_until(predicate, *, timeout: float, message) -> None:
-    deadline = time.monotonic() + timeout
+def wait_until(predicate, *, timeout: float, message) -> float:
+    """Seconds until ``predicate()`` holds (fails the test after ``timeout``)."""
+    started = time.monotonic()
     while not predicate():
-        if time.monotonic() > deadline:
+        if time.monotonic() - started > timeout:
             pytest.fail(message() if callable(message) else message, pytrace=False)
         time.sleep(0.05)
+    return time.monotonic() - started
+
+
+RECOVERY_SECONDS = 60  # the issue's bound, with the default settings
+
+
+def chunk_ids_of(job, status) -> list[int]:
+    return list(JobChunk.objects.filter(job=job, status=status).values_list("id", flat=True))
+
+
+def picked_up(chunk_ids) -> bool:
+    """Some chunk of ``chunk_ids`` (PENDING or orphaned at the fault) is being run again."""
+    return (
+        JobChunk.objects.filter(
+            id__in=chunk_ids, status__in=[JobChunk.Status.RUNNING, JobChunk.Status.DONE]
+        )
+        .exclude(worker="")
+        .exists()
+    )
 
 
 def done_runs(job_id: int) -> int:
@@ -171,28 +192,20 @@ def private_redis(tmp_path, settings, monkeypatch):
     server.kill()
 
 
-def reap_like_beat() -> None:
-    """chunks_reap as beat runs it: a run that cannot reach the broker is simply the next
-    tick's work (the chunks it touched are re-queued again 5 s later)."""
-    try:
-        chunks_reap()
-    except (BrokerError, redis.RedisError, ConnectionError):
-        pass
-
-
 def test_redis_restart_mid_job_loses_and_doubles_nothing(
     alice,
     minute_dataset,
     small_chunks,
-    fast_reaper,
     private_redis,
     start_worker,
+    start_beat,
     wait_for_job,
     failure_report,
 ):
-    env = {**FAST_REAPER, "CELERY_BROKER_URL": private_redis.url}
+    env = {"CELERY_BROKER_URL": private_redis.url}
     start_worker("redis-a", concurrency=1, env=env)
     start_worker("redis-b", concurrency=1, env=env)
+    start_beat(env=env)
     job = create_job(alice, minute_dataset, "faults: redis restart")
     wait_until(
         lambda: done_runs(job.id) >= TOTAL * 0.3,
@@ -202,12 +215,91 @@ def test_redis_restart_mid_job_loses_and_doubles_nothing(
 
     private_redis.kill()  # every queued and unacknowledged message is gone
     assert done_runs(job.id) < TOTAL, failure_report(job.id)
+    waiting = list(
+        JobChunk.objects.filter(job=job, status=JobChunk.Status.PENDING).values_list(
+            "id", flat=True
+        )
+    )
     private_redis.start()  # same port, empty
+    assert waiting, failure_report(job.id)
 
-    job = wait_for_job(job.id, timeout=240, reap=reap_like_beat)
+    resumed = wait_until(
+        lambda: picked_up(waiting),
+        timeout=RECOVERY_SECONDS,
+        message=lambda: f"no lost chunk re-run within 60 s\n{failure_report(job.id)}",
+    )
+    print(f"\nredis restarted empty: lost chunks running again after {resumed:.1f} s")
+    job = wait_for_job(job.id, timeout=240)
 
     assert_complete(job, failure_report(job.id))
     assert_no_stale_running_job()
+
+
+# --- a worker killed and replaced under another name --------------------------------------------
+
+
+def test_a_worker_killed_and_replaced_under_a_new_name_loses_nothing(
+    alice, minute_dataset, small_chunks, start_worker, start_beat, wait_for_job, failure_report
+):
+    """A crashed host or a recreated container: the node never comes back under its name, so
+    only its silence (no heartbeat for WORKER_LOST_SECONDS) tells the reaper its chunk is free."""
+    doomed = start_worker("doomed", concurrency=1)
+    start_beat()
+    job = create_job(alice, minute_dataset, "faults: worker replaced")
+    wait_until(
+        lambda: (
+            done_runs(job.id) >= TOTAL * 0.2
+            and JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).exists()
+        ),
+        timeout=180,
+        message=lambda: failure_report(job.id),
+    )
+    doomed.kill()  # SIGKILL: no goodbye, its heartbeat row just ages
+    orphaned = list(
+        JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).values_list(
+            "id", flat=True
+        )
+    )
+    assert orphaned, failure_report(job.id)
+    start_worker("replacement", concurrency=1)
+
+    recovered = wait_until(
+        lambda: (
+            JobChunk.objects.filter(id__in=orphaned, worker__startswith="replacement@").exists()
+            or JobChunk.objects.filter(id__in=orphaned, status=JobChunk.Status.DONE).exists()
+        ),
+        timeout=RECOVERY_SECONDS,
+        message=lambda: f"the dead worker's chunk waited over 60 s\n{failure_report(job.id)}",
+    )
+    print(f"\nworker killed, replaced under a new name: its chunk re-run after {recovered:.1f} s")
+    job = wait_for_job(job.id, timeout=240)
+
+    assert_complete(job, failure_report(job.id))
+    chunk = JobChunk.objects.get(id=orphaned[0])
+    assert chunk.attempts == 2 and chunk.error.startswith("worker doomed@")
+    assert_no_stale_running_job()
+
+
+# --- a chunk whose data vanished ----------------------------------------------------------------
+
+
+def test_a_chunk_whose_data_vanished_fails_the_job_with_the_reason(
+    alice, minute_dataset, small_chunks, start_worker, wait_for_job, failure_report
+):
+    from apps.market.storage import dataset_path
+
+    start_worker("vanish", concurrency=1)
+    dataset_path(minute_dataset.file).unlink()  # before any worker loaded it
+    job = create_job(alice, minute_dataset, "faults: data vanished")
+
+    job = wait_for_job(job.id, timeout=60)
+
+    assert job.status == JobStatus.FAILED, failure_report(job.id)
+    assert job.error.startswith("chunk "), job.error
+    assert minute_dataset.file in job.error
+    assert OptimizationRun.objects.filter(job=job).count() == 0
+    assert_no_stale_running_job()
+    assert JobChunk.objects.filter(job=job, status=JobChunk.Status.FAILED).count() == 1
 
 
 # --- PostgreSQL connections terminated mid-job -----------------------------------------------
@@ -223,12 +315,10 @@ def terminate_other_connections() -> int:
 
 
 def test_terminated_database_connections_mid_job_do_not_stop_it(
-    alice, minute_dataset, small_chunks, fast_reaper, start_worker, wait_for_job, failure_report
+    alice, minute_dataset, small_chunks, start_worker, start_beat, wait_for_job, failure_report
 ):
-    workers = [
-        start_worker("pg-a", concurrency=1, env=FAST_REAPER),
-        start_worker("pg-b", concurrency=1, env=FAST_REAPER),
-    ]
+    workers = [start_worker("pg-a", concurrency=1), start_worker("pg-b", concurrency=1)]
+    start_beat()
     job = create_job(alice, minute_dataset, "faults: pg_terminate_backend")
     terminated = 0
     for share in (0.25, 0.5, 0.75):
@@ -237,10 +327,17 @@ def test_terminated_database_connections_mid_job_do_not_stop_it(
             timeout=180,
             message=lambda: failure_report(job.id),
         )
+        before = done_runs(job.id)
         terminated += terminate_other_connections()
+        resumed = wait_until(
+            lambda before=before: done_runs(job.id) > before,
+            timeout=RECOVERY_SECONDS,
+            message=lambda: f"no progress within 60 s\n{failure_report(job.id)}",
+        )
+        print(f"\nconnections terminated at {share:.0%}: progress again after {resumed:.1f} s")
     assert terminated >= 2, "no worker connection was there to terminate"
 
-    job = wait_for_job(job.id, timeout=240, reap=chunks_reap)
+    job = wait_for_job(job.id, timeout=240)
 
     assert_complete(job, failure_report(job.id))
     assert_no_stale_running_job()

@@ -391,3 +391,59 @@ def test_concurrent_creations_on_every_surface_never_exceed_the_jobs_per_minute(
         assert job.chunks.count() == job.chunks_total > 0
         assert list(job.datasets.all()) == [btc]
     assert JobChunk.objects.exclude(job=source).count() == sum(j.chunks_total for j in jobs)
+
+
+# --- the claim ---------------------------------------------------------------------------------
+
+ROUNDS = 2000
+
+
+def test_two_claimers_racing_for_one_chunk_never_both_win(alice, btc, settings):
+    """Thousands of rounds: the chunk is made PENDING, two threads (own connections) claim it
+    at the same instant. Exactly one claim wins every round (the claim is an UPDATE of the
+    chunk row alone, which the second claimer re-checks after the first one's lock)."""
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "CHUNK_MAX_ATTEMPTS": 10 * ROUNDS}
+    job = make_job(alice, [btc])
+    (chunk_id,) = chunk_ids(job)
+    start, end = threading.Barrier(3, timeout=WAIT), threading.Barrier(3, timeout=WAIT)
+    wins = {"a": [], "b": []}
+
+    def claimer(name):
+        def body():
+            for _ in range(ROUNDS):
+                start.wait()
+                wins[name].append(chunk_claim(chunk_id=chunk_id, worker=name) is not None)
+                end.wait()
+
+        return body
+
+    threads = [started(claimer("a"), "claimer a"), started(claimer("b"), "claimer b")]
+    for _ in range(ROUNDS):
+        JobChunk.objects.filter(id=chunk_id).update(
+            status=JobChunk.Status.PENDING, claim_token=None, worker=""
+        )
+        start.wait()
+        end.wait()
+    for thread in threads:
+        thread.result()
+
+    per_round = [a + b for a, b in zip(wins["a"], wins["b"], strict=True)]
+    assert len(per_round) == ROUNDS
+    assert per_round.count(2) == 0, f"{per_round.count(2)} rounds with two winners"
+    assert per_round.count(1) == ROUNDS
+    assert 0 < sum(wins["a"]) < ROUNDS  # both threads won some rounds: they did race
+    assert JobChunk.objects.get(id=chunk_id).attempts == ROUNDS
+
+
+def test_a_claim_waiting_behind_a_cancel_leaves_the_chunk_cancelled(alice, btc, three_chunks):
+    job = make_job(alice, [btc])
+    first = chunk_ids(job)[0]
+    with transaction.atomic():
+        # a cancel in flight: the chunk rows changed (and locked), not yet committed
+        JobChunk.objects.filter(job=job).update(status=JobChunk.Status.CANCELLED)
+        claimer = started(lambda: chunk_claim(chunk_id=first, worker="w1"), "claimer")
+        wait_for_lock_waiters(1, [claimer])
+        OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.CANCELLED)
+    assert claimer.result() is None
+    assert chunk_statuses(job) == ["cancelled"] * 3
+    assert JobChunk.objects.get(id=first).attempts == 0

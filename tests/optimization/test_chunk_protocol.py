@@ -48,7 +48,7 @@ from tests.strategies.conftest import approve, grant
 pytestmark = pytest.mark.django_db
 
 STALE = 900  # settings.BACKTESTLAB["STALE_CHUNK_SECONDS"]
-REQUEUE = 30  # settings.BACKTESTLAB["REQUEUE_PENDING_SECONDS"]
+REQUEUE = 15  # settings.BACKTESTLAB["REQUEUE_PENDING_SECONDS"]
 LOST = 30  # settings.BACKTESTLAB["WORKER_LOST_SECONDS"]
 ATTEMPTS = 5  # settings.BACKTESTLAB["CHUNK_MAX_ATTEMPTS"]
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
