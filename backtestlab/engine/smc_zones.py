@@ -324,11 +324,15 @@ def zone_orders(
     entry_limit,
     stop,
     targets,
+    sweep=False,
 ):
     """Per-bar orders from the armed zones: side, limit, stop and ``targets[0..2, i]``.
 
     Levels are computed once per zone (at its completing bar ``c``: ATR and swing extremes of
-    that bar) and copied to every bar the zone is armed; NaN where nothing is armed.
+    that bar) and copied to every bar the zone is armed; NaN where nothing is armed.  With
+    ``sweep`` (orders only read by the simulator) the levels of bars with no order (side 0)
+    and the unused TP2/TP3 of ``fixed_rr`` are left unwritten: the simulator reads an order's
+    levels only when its side is not 0, and one target only when there is one.
     """
     nc = c_bar.shape[0]
     z_stop = np.empty(nc)
@@ -356,20 +360,22 @@ def zone_orders(
                 dist = rr_target * atr_[c]
             for t in range(N_TARGETS):
                 z_tp[t, k] = entry + d * dist * (t + 1) / N_TARGETS
+    n_written = 1 if sweep and tp_method == TP_FIXED else N_TARGETS
     for i in range(armed.shape[0]):
         k = armed[i]
         if k >= 0:
             entry_side[i] = c_dir[k]
             entry_limit[i] = z_entry[k]
             stop[i] = z_stop[k]
-            for t in range(N_TARGETS):
+            for t in range(n_written):
                 targets[t, i] = z_tp[t, k]
         else:
             entry_side[i] = 0
-            entry_limit[i] = np.nan
-            stop[i] = np.nan
-            for t in range(N_TARGETS):
-                targets[t, i] = np.nan
+            if not sweep:
+                entry_limit[i] = np.nan
+                stop[i] = np.nan
+                for t in range(N_TARGETS):
+                    targets[t, i] = np.nan
 
 
 def pattern_code(pattern_type: str) -> int:

@@ -105,7 +105,7 @@ def zone_orders_rows(
             armed_rows[lc], c_bar[a:b], c_dir[a:b], c_bot[a:b], c_top[a:b],
             z_entries[z_offsets[lc] : z_offsets[lc + 1]], atr_, swing_hi, swing_lo,
             sl_buffer_pct[r], tp_method[r], rr_target[r], side_out[r], limit_out[r],
-            stop_out[r], targets_out[r],
+            stop_out[r], targets_out[r], True,
         )  # fmt: skip
 
 
