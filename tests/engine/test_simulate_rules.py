@@ -23,6 +23,7 @@ from backtestlab.engine.signals import Signals
 from backtestlab.engine.simulate import (
     LEVEL_FRACTION,
     LEVEL_PRICE,
+    _levels,
     allocate_trade_buffers,
     cost_fractions,
     parts_work,
@@ -715,7 +716,7 @@ def test_a_part_that_compounds_alone_keeps_its_profit_for_the_next_entry():
     assert near(res.trades.pnl_pct[1], (sum(second) / sum(first) - 1) * 100)
 
 
-# --- tiny equity, stops next to the wipe-out price, duck-typed costs ------------------------
+# --- the account near zero ----------------------------------------------------------------
 
 
 def test_an_account_worth_less_than_one_is_still_marked_exited_and_re_entered():
@@ -727,49 +728,65 @@ def test_an_account_worth_less_than_one_is_still_marked_exited_and_re_entered():
     res = simulate(bars(*rows), flags(7, 0, 4), flags(7, 3), costs=costs())
     assert list(res.equity) == [1000, 0.625, 0.625, 0.625, 0.625, 1.25, 2.5]
     t = res.trades
-    assert (list(t.entry_idx), list(t.exit_idx), list(t.reason)) == (
-        [1, 5],
-        [4, 6],
-        ["signal", "end"],
-    )
+    assert (list(t.entry_idx), list(t.exit_idx)) == ([1, 5], [4, 6])
+    assert list(t.reason) == ["signal", "end"]
     assert near(t.pnl_pct, [(0.625 / 1000 - 1) * 100, 300.0])
 
 
-def test_a_shorts_stop_just_below_its_wipe_out_price_is_hit_first():
-    # Short from 100 (qty 10): the equity is gone at 200; the stop 199.5 comes first, on the
-    # entry bar or on a later one, and leaves 1000 - 10 * 99.5 = 5.
-    spike = (150, 199.8, 149, 150)
-    for rows, exit_idx in (([FLAT, (100, 199.8, 99, 150), LAST], 1),
-                           ([FLAT, (100, 101, 99, 100), spike, LAST], 2)):  # fmt: skip
-        res = simulate(bars(*rows), flags(len(rows), 0), side=-1, stop_price=199.5, costs=costs())
+def test_rounding_never_marks_an_account_below_zero():
+    # 1000 / e units bought at e are worth a hair more than 1000 in floating point, so at a
+    # price of 5e-324 (above the wipe-out price 0) the mark 1000 + qty * (5e-324 - e) is
+    # -1.1e-13: the account is marked 0, on the entry bar, on a later bar and at the end.
+    e, tiny = 753.7595955661318, 5e-324
+    rows = [(e,) * 4, (e, e, tiny, tiny), (tiny,) * 4, (tiny,) * 4]
+    res = simulate(bars(*rows), flags(4, 0), costs=costs())
+    assert 1000 + 1000 / e * (tiny - e) < 0
+    assert list(res.equity) == [1000, 0, 0, 0]
+    assert (res.trades.reason[0], res.trades.pnl_pct[0]) == ("end", -100.0)
+
+
+@pytest.mark.parametrize(
+    ("stop", "high", "price", "left"),
+    [
+        (199.5, 199.8, 199.5, 5.0),  # the stop, 0.5 below the wipe-out price 200: 1000 - 10 * 99.5
+        (200.5, 200.2, 200.0, 0.0),
+    ],  # the wipe-out price, 0.5 below the stop  # fmt: skip
+)
+def test_the_nearer_of_a_shorts_stop_and_its_wipe_out_price_is_hit_first(stop, high, price, left):
+    # Short from 100 (qty 10); the bar's high lies between the two levels: on the entry bar and
+    # on a later one.
+    for rows, exit_idx in (
+        ([FLAT, (100, high, 99, 150), LAST], 1),
+        ([FLAT, (100, 101, 99, 100), (150, high, 149, 150), LAST], 2),
+    ):
+        res = simulate(bars(*rows), flags(len(rows), 0), side=-1, stop_price=stop, costs=costs())
         t = res.trades
-        assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (exit_idx, "stop", 199.5)
-        assert near(t.pnl_pct[0], -99.5) and near(res.equity[exit_idx:], 5.0)
+        assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (exit_idx, "stop", price)
+        assert near(t.pnl_pct[0], left / 10 - 100) and list(res.equity[exit_idx:]) == [left] * 2
 
 
-def test_a_shorts_stop_exactly_at_its_wipe_out_price_leaves_nothing():
+def test_a_short_closed_out_with_slippage_owes_nothing():
+    # Slippage 0.01 %: sold at 99.99, qty 1000 / 99.99, wiped out at 199.98; buying back at
+    # 199.98 * 1.0001 would leave 1000 - qty * 100.01 = -0.2: the account ends at 0.
     rows = [FLAT, (100, 101, 99, 100), (150, 250, 149, 150), LAST]
-    res = simulate(bars(*rows), flags(4, 0), side=-1, stop_price=200.0, costs=costs())
+    res = simulate(bars(*rows), flags(4, 0), side=-1, costs=costs(slip_pct=0.01))
     t = res.trades
-    assert (t.exit_idx[0], t.reason[0], t.exit_price[0], t.pnl_pct[0]) == (2, "stop", 200, -100)
-    assert list(res.equity) == [1000, 1000, 0, 0]
+    assert (t.exit_idx[0], t.reason[0], t.pnl_pct[0]) == (2, "stop", -100.0)
+    assert near(t.exit_price[0], (99.99 + 99.99) * 1.0001)
+    assert list(res.equity[2:]) == [0, 0]
 
 
-def test_costs_without_a_signal_delay_mean_no_delay():
-    bare = SimpleNamespace(commission_pct=0.0, slippage_pct=0.0, initial_equity=1000.0)
-    rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), LAST]
-    res = simulate(bars(*rows), flags(4, 0), costs=bare)
-    assert (res.trades.entry_idx[0], res.trades.exit_idx[0]) == (1, 3)
-    assert list(res.equity) == [1000, 1010, 1020, 1010]
+@pytest.mark.parametrize(("flow", "left"), [(-150.0, 0.0), (-100.05, 0.0), (-99.9375, 0.625)])
+def test_a_hedged_position_paying_flows_keeps_what_is_left_and_never_owes(flow, left):
+    # qty 10, legs cancel: paying 150 (or 100.05) per unit leaves 1000 - 1500 (or -0.5) < 0,
+    # marked and closed at 0; paying 99.9375 leaves 0.625
+    rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), LAST]
+    res = kernel(bars(*rows), signal_at(4, 0), flow=np.array([0.0, flow, 0.0, 0.0]), hedged=True)
+    assert list(res.equity) == [1000, left, left, left]
+    assert res.trades.reason[0] == "end" and near(res.trades.pnl_pct[0], (left / 1000 - 1) * 100)
 
 
-@pytest.mark.parametrize("size", [np.full((5, 1), 0.5), np.full(3, 0.5)])
-def test_a_size_array_of_the_wrong_shape_is_refused(size):
-    with pytest.raises(ValueError, match=r"size must be a number or have one value per bar \(5\)"):
-        simulate(bars(*[FLAT] * 5), np.zeros(5, bool), costs=costs(), size=size)
-
-
-# --- limit entries touched exactly or gapped through ----------------------------------------
+# --- limit entries touched exactly, gapped through, or signalled while in a position --------
 
 
 @pytest.mark.parametrize(
@@ -788,6 +805,121 @@ def test_a_limit_entry_fills_when_the_next_bar_touches_or_gaps_through_it(side, 
     assert near(res.equity[1], 1000 + side * 1000 / fill * (bar1[3] - fill))
 
 
+def test_a_limit_at_exactly_the_open_fills_there_and_trusts_its_target_like_a_market_entry():
+    res = limit_run((100, 103, 99, 101), limit=100.0, target_pct=2.0, costs=costs())
+    t = res.trades
+    assert (t.entry_price[0], t.exit_idx[0], t.reason[0], t.exit_price[0]) == (
+        100,
+        1,
+        "target",
+        102,
+    )
+
+
+@pytest.mark.parametrize("side", [1, -1])
+def test_a_limit_signal_on_the_entry_bar_does_not_reverse_the_position(side):
+    # the opposite limit (100) would fill on bar 2, but a limit signal never reverses
+    rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), LAST]
+    lim = np.array([NAN, 100.0, NAN, NAN])
+    res = simulate(bars(*rows), signal_at(4, 0, side=side) + signal_at(4, 1, side=-side),
+                   entry_limit=lim, costs=costs())  # fmt: skip
+    t = res.trades
+    assert (len(t), t.side[0], t.reason[0]) == (1, side, "end")
+
+
+# --- reversals ----------------------------------------------------------------------------
+
+
+REVERSAL = [FLAT, (100, 101, 99, 100), (100, 101, 97, 98), (98, 99, 97, 98), LAST]
+REVERSAL_SIDES = signal_at(5, 0, side=-1) + signal_at(5, 2)
+
+
+def test_a_short_held_without_events_is_reversed_by_a_long_signal():
+    res = simulate(bars(*REVERSAL), REVERSAL_SIDES, costs=costs())
+    t = res.trades
+    assert (list(t.side), list(t.reason), list(t.entry_idx)) == ([-1, 1], ["signal", "end"], [1, 3])
+    # the short gains 10 * 2; the long buys 1020 / 98 at 98 and is closed at 101
+    assert near(res.equity, [1000, 1000, 1020, 1020, 1020 * 101 / 98])
+
+
+def test_a_reversal_takes_the_stop_target_and_size_of_its_own_signal_bar():
+    # the long entered at 98 on bar 3 reads bar 2's levels: a 1 % stop (97.02, hit by bar 3's
+    # low 97) in one run; half the equity and a 2 % target (99.96, gapped through at bar 4's
+    # open 101) in the other
+    per_bar = lambda x: np.array([50.0, 50.0, x, 50.0, 50.0])  # noqa: E731
+    res = simulate(bars(*REVERSAL), REVERSAL_SIDES, stop_pct=per_bar(1.0), costs=costs())
+    t = res.trades
+    assert (list(t.reason), t.exit_idx[1]) == (["signal", "stop"], 3)
+    assert near(t.exit_price[1], 97.02) and near(res.equity[3:], 1020 * 97.02 / 98)
+    size = np.array([1.0, 1.0, 0.5, 1.0, 1.0])
+    res = simulate(bars(*REVERSAL), REVERSAL_SIDES, target_pct=per_bar(2.0), size=size,
+                   costs=costs())  # fmt: skip
+    t = res.trades
+    assert (list(t.reason), t.exit_idx[1], t.exit_price[1]) == (["signal", "target"], 4, 101)
+    assert near(res.equity[3:], [1020, 510 + 510 * 101 / 98])
+
+
+# --- duck-typed costs, shapes and dtypes of the arguments -----------------------------------
+
+
+def test_costs_without_a_signal_delay_mean_no_delay():
+    bare = SimpleNamespace(commission_pct=0.0, slippage_pct=0.0, initial_equity=1000.0)
+    rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), LAST]
+    res = simulate(bars(*rows), flags(4, 0), costs=bare)
+    assert (res.trades.entry_idx[0], res.trades.exit_idx[0]) == (1, 3)
+    assert list(res.equity) == [1000, 1010, 1020, 1010]
+
+
+def test_the_kernels_optional_arguments_default_to_an_unhedged_undelayed_full_curve():
+    d = bars(FLAT, (100, 101, 99, 101), LAST)
+    eq, pos = np.full(3, NAN), np.zeros(3, dtype=np.bool_)
+    nan = np.array([NAN])
+    count = simulate_kernel(
+        d.open, d.high, d.low, d.close, signal_at(3, 0), np.zeros(3, bool), nan, LEVEL_FRACTION,
+        nan, LEVEL_FRACTION, 0.0, 0.0, 1000.0, eq, pos, *allocate_trade_buffers(3),
+    )  # fmt: skip
+    assert (count, list(eq), list(pos)) == (1, [1000, 1010, 1010], [False, True, True])
+
+
+@pytest.mark.parametrize("size", [np.full((5, 1), 0.5), np.full(3, 0.5)])
+def test_a_size_array_of_the_wrong_shape_is_refused(size):
+    with pytest.raises(ValueError, match=r"size must be a number or have one value per bar \(5\)"):
+        simulate(bars(*[FLAT] * 5), np.zeros(5, bool), costs=costs(), size=size)
+
+
+def test_a_negative_size_is_refused():
+    with pytest.raises(ValueError, match=r"size must be a fraction of equity in \(0, 1\]"):
+        simulate(bars(*[FLAT] * 5), np.zeros(5, bool), costs=costs(), size=-0.5)
+
+
+@pytest.mark.parametrize("name", ["entries", "exits", "entry_limit"])
+@pytest.mark.parametrize("shape", [(6,), (5, 1)])
+def test_a_signal_array_longer_than_the_data_or_two_dimensional_is_refused(name, shape):
+    args = {"entries": np.zeros(5, bool), name: np.zeros(shape, bool)}
+    with pytest.raises(ValueError, match=rf"{name} must have shape \(5,\)"):
+        simulate(bars(*[FLAT] * 5), costs=costs(), **args)
+
+
+def test_a_price_level_array_of_the_wrong_length_is_refused():
+    with pytest.raises(ValueError, match=r"target levels must be a scalar or have one value"):
+        simulate(bars(*[FLAT] * 5), np.zeros(5, bool), target_price=np.ones(3), costs=costs())
+
+
+def test_levels_are_one_per_bar_or_one_for_every_bar():
+    arr, mode = _levels(None, 97.5, 4, "stop")  # a price: one per bar
+    assert (list(arr), mode) == ([97.5] * 4, LEVEL_PRICE)
+    arr, mode = _levels(2.0, None, 4, "stop")  # a distance: one for every bar
+    assert (list(arr), mode) == ([0.02], LEVEL_FRACTION)
+    arr, mode = _levels(None, None, 4, "target")  # none: one NaN
+    assert (arr.shape, bool(np.isnan(arr[0])), mode) == ((1,), True, LEVEL_FRACTION)
+
+
+def test_integer_entries_ignore_the_side_argument():
+    rows = [FLAT, (100, 101, 99, 101), LAST]
+    res = simulate(bars(*rows), signal_at(3, 0), side=-1, costs=costs())
+    assert res.trades.side[0] == 1 and near(res.equity, [1000, 1010, 1010])
+
+
 # --- the compact curve of the sweep -------------------------------------------------------
 
 
@@ -795,7 +927,8 @@ def compact_run(rows, entry_side, exit_flag=None, entry_limit=None, delay=0):
     """simulate_kernel in sweep mode: (equity, in_position) of the written bars, trades."""
     d = bars(*rows)
     n = len(d)
-    eq, pos, written = np.empty(n), np.empty(n, dtype=np.bool_), np.zeros(1, dtype=np.int64)
+    eq, pos = np.full(n, NAN), np.ones(n, dtype=np.bool_)
+    written = np.zeros(1, dtype=np.int64)
     bufs = allocate_trade_buffers(n)
     count = simulate_kernel(
         d.open, d.high, d.low, d.close, np.asarray(entry_side, np.int8),
@@ -808,13 +941,27 @@ def compact_run(rows, entry_side, exit_flag=None, entry_limit=None, delay=0):
 
 
 def test_the_compact_curve_keeps_bar_0_and_every_bar_with_a_signal_or_a_position():
-    flat = (102.0,) * 4
-    rows = [FLAT, FLAT, (100, 101, 99, 101), (101, 102, 100, 102), flat, flat, flat]
-    eq, pos, count = compact_run(rows, signal_at(7, 1), exit_flag=flags(7, 3))
-    # bar 0; bar 1 (signal); 2 and 3 held; 4 (exit at its open); 5 left out; 6 (the last)
-    assert eq == [1000, 1000, 1010, 1020, 1020, 1020]
-    assert pos == [False, False, True, True, False, False]
+    flat = (103.0,) * 4
+    rows = [FLAT, FLAT, (100, 101, 99, 101), (101, 102, 100, 102), (102, 103, 101, 103), flat,
+            flat, flat]  # fmt: skip
+    eq, pos, count = compact_run(rows, signal_at(8, 1), exit_flag=flags(8, 4))
+    # bar 0; bar 1 (signal); 2 (entry), 3 (held) and 4 (exit signal); 5 (exit at its open);
+    # bar 6 left out; bar 7 (the last)
+    assert eq == [1000, 1000, 1010, 1020, 1030, 1030, 1030]
+    assert pos == [False, False, True, True, True, False, False]
     assert count == 1
+
+
+def test_the_compact_curve_of_a_signal_on_bar_0_starts_with_it():
+    rows = [FLAT, (100, 101, 99, 101), (101, 101, 101, 101), (101, 101, 101, 101)]
+    eq, pos, count = compact_run(rows, signal_at(4, 0), exit_flag=flags(4, 1))
+    assert (eq, pos, count) == ([1000, 1010, 1010, 1010], [False, True, False, False], 1)
+
+
+def test_the_compact_curve_leaves_out_bars_before_a_delayed_signal_can_arrive():
+    # delay 2: nothing can be read before bar 2; the signal on the last bar is never read
+    eq, pos, count = compact_run([FLAT] * 5, signal_at(5, 4), delay=2)
+    assert (eq, pos, count) == ([1000, 1000], [False, False], 0)
 
 
 # A limit order the next bar does not reach (long 99 / short 101 against bar 2) next to bars
@@ -841,7 +988,7 @@ def test_the_compact_curve_leaves_out_the_bars_of_a_limit_order_that_will_not_fi
 # --- partial exits: merging the parts' trades ---------------------------------------------
 
 
-def parts_run(rows, entries, exits, targets, work=None, delay=0):
+def parts_run(rows, entries, exits, targets, work=None, delay=0, equity=1000.0):
     """simulate_parts with K = len(targets) price targets (one per bar), no stop, no costs,
     every optional argument but ``delay`` left at its default; returns (equity, trades)."""
     d = bars(*rows)
@@ -851,7 +998,7 @@ def parts_run(rows, entries, exits, targets, work=None, delay=0):
     k = len(targets)
     count = simulate_parts(
         d.open, d.high, d.low, d.close, entries, exits, np.array([NAN]), LEVEL_PRICE,
-        np.array(targets, dtype=float), k, LEVEL_PRICE, 0.0, 0.0, 1000.0, eq, pos, *bufs,
+        np.array(targets, dtype=float), k, LEVEL_PRICE, 0.0, 0.0, equity, eq, pos, *bufs,
         parts_work(k, n) if work is None else work, *((None, None, False, delay) if delay else ()),
     )  # fmt: skip
     e_idx, x_idx, _, x_px, _, pnl, _ = (list(b[:count]) for b in bufs)
@@ -911,44 +1058,6 @@ def test_scratch_arrays_reused_from_an_earlier_run_do_not_leak_into_the_merge(st
     assert near(pnl, [3.5, ((525 + 525) / (510 + 525) - 1) * 100])
 
 
-def test_a_short_held_without_events_is_reversed_by_a_long_signal():
-    rows = [FLAT, (100, 101, 99, 100), (100, 101, 97, 98), (98, 99, 97, 98), LAST]
-    res = simulate(bars(*rows), signal_at(5, 0, side=-1) + signal_at(5, 2), costs=costs())
-    t = res.trades
-    assert (list(t.side), list(t.reason), list(t.entry_idx)) == ([-1, 1], ["signal", "end"], [1, 3])
-    # the short gains 10 * 2; the long buys 1020 / 98 at 98 and is closed at 101
-    assert near(res.equity, [1000, 1000, 1020, 1020, 1020 * 101 / 98])
-
-
-@pytest.mark.parametrize(("flow", "left"), [(-150.0, 0.0), (-99.9375, 0.625)])
-def test_a_hedged_position_paying_flows_keeps_what_is_left_and_never_owes(flow, left):
-    # qty 10, legs cancel: paying 150 per unit leaves 1000 - 1500 < 0, marked and closed at 0;
-    # paying 99.9375 leaves 0.625
-    rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), LAST]
-    res = kernel(bars(*rows), signal_at(4, 0), flow=np.array([0.0, flow, 0.0, 0.0]), hedged=True)
-    assert list(res.equity) == [1000, left, left, left]
-    assert res.trades.reason[0] == "end" and near(res.trades.pnl_pct[0], (left / 1000 - 1) * 100)
-
-
-def test_integer_entries_ignore_the_side_argument():
-    rows = [FLAT, (100, 101, 99, 101), LAST]
-    res = simulate(bars(*rows), signal_at(3, 0), side=-1, costs=costs())
-    assert res.trades.side[0] == 1 and near(res.equity, [1000, 1010, 1010])
-
-
-def test_a_price_level_array_of_the_wrong_length_is_refused():
-    with pytest.raises(ValueError, match=r"target levels must be a scalar or have one value"):
-        simulate(bars(*[FLAT] * 5), np.zeros(5, bool), target_price=np.ones(3), costs=costs())
-
-
-@pytest.mark.parametrize("name", ["entries", "exits", "entry_limit"])
-@pytest.mark.parametrize("shape", [(6,), (5, 1)])
-def test_a_signal_array_longer_than_the_data_or_two_dimensional_is_refused(name, shape):
-    args = {"entries": np.zeros(5, bool), name: np.zeros(shape, bool)}
-    with pytest.raises(ValueError, match=rf"{name} must have shape \(5,\)"):
-        simulate(bars(*[FLAT] * 5), costs=costs(), **args)
-
-
 def test_delayed_partial_exits_enter_together_that_many_bars_late():
     # signal on bar 0, delay 1: both parts enter at bar 2 (100); the first part's target 102
     # (from the signal bar) is hit on bar 3, the last part is closed at 104
@@ -958,3 +1067,21 @@ def test_delayed_partial_exits_enter_together_that_many_bars_late():
     eq, (e_idx, x_idx, x_px, pnl) = parts_run(rows, signal_at(6, 0), flags(6), targets, delay=1)
     assert near(eq, [1000, 1000, 1010, 1020, 1025, 1030])
     assert (e_idx, x_idx) == ([2], [5]) and near(x_px, [103.0]) and near(pnl, [3.0])
+
+
+def test_the_merged_trade_of_an_account_of_one():
+    # 1.0 in two parts of 0.5: the first takes 102, the last 104
+    rows = [FLAT, (100, 101, 99, 101), (101, 103, 100, 102), (102, 104, 101, 104), LAST]
+    targets = [np.r_[102.0, np.full(4, NAN)], np.r_[104.0, np.full(4, NAN)]]
+    eq, (e_idx, x_idx, x_px, pnl) = parts_run(rows, signal_at(5, 0), flags(5), targets, equity=1.0)
+    assert near(eq, [1.0, 1.01, 1.02, 1.03, 1.03])
+    assert (e_idx, x_idx) == ([1], [3]) and near(x_px, [103.0]) and near(pnl, [3.0])
+
+
+def test_parts_scratch_holds_one_row_per_other_part():
+    work = parts_work(3, 5)
+    assert [a.shape for a in work] == [(5,), (2, 5), (5,), (5,), (2, 5), (2, 5), (2, 5), (2, 5),
+                                       (5,), (5,), (5,)]  # fmt: skip
+    assert "".join(a.dtype.kind for a in work) == "ffbiiifffii"
+    assert [a.shape for a in parts_work(1, 0)] == [(0,), (1, 0), (0,), (0,), (1, 1), (1, 1),
+                                                   (1, 1), (1, 1), (1,), (1,), (1,)]  # fmt: skip
