@@ -152,6 +152,8 @@ class JobChunk(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     claim_token = models.UUIDField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # The worker's pool process computing it (its heartbeat lists the live ones).
+    pid = models.PositiveIntegerField(null=True, blank=True)
     enqueued_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -190,6 +192,9 @@ class Worker(models.Model):
     host = models.CharField(max_length=200, blank=True)
     pid = models.PositiveIntegerField(null=True, blank=True)
     concurrency = models.PositiveIntegerField(null=True, blank=True)
+    # Its live pool processes at the last heartbeat: a chunk held by another one was lost with
+    # a process that died (killed, out of memory) while the worker itself lives on.
+    pids = models.JSONField(default=list, blank=True)
     started_at = models.DateTimeField()
     last_seen = models.DateTimeField(db_index=True)
 

@@ -99,11 +99,17 @@ class Heartbeat(threading.Thread):
     """Writes this worker's heartbeat every WORKER_HEARTBEAT_SECONDS from its main process
     (which stays alive and responsive while pool processes compute)."""
 
-    def __init__(self, name: str, concurrency: int | None):
+    def __init__(self, name: str, concurrency: int | None, pool=None):
         super().__init__(name=f"heartbeat {name}", daemon=True)
         self.node = name
         self.concurrency = concurrency
+        self.pool = pool
         self.stopped = threading.Event()
+
+    def pool_pids(self) -> list[int]:
+        """The prefork pool's live processes (none listed for other pools: not checked)."""
+        processes = getattr(getattr(self.pool, "_pool", None), "_pool", None) or []
+        return [p.pid for p in list(processes) if getattr(p, "pid", None)]
 
     def beat(self) -> None:
         try:
@@ -112,6 +118,7 @@ class Heartbeat(threading.Thread):
                 host=socket.gethostname(),
                 pid=os.getpid(),
                 concurrency=self.concurrency,
+                pids=self.pool_pids(),
             )
         except Exception as exc:  # the database is away: the next beat tries again
             log.warning("heartbeat of %s failed: %r", self.node, exc)
@@ -133,8 +140,13 @@ def recover_on_worker_start(sender=None, **kwargs):
     global _heartbeat
     hostname = getattr(sender, "hostname", "") or ""
     if hostname:
-        pool = getattr(getattr(sender, "controller", None), "concurrency", None)
-        _heartbeat = Heartbeat(hostname, pool if isinstance(pool, int) else None)
+        controller = getattr(sender, "controller", None)
+        concurrency = getattr(controller, "concurrency", None)
+        _heartbeat = Heartbeat(
+            hostname,
+            concurrency if isinstance(concurrency, int) else None,
+            getattr(controller, "pool", None),
+        )
         _heartbeat.beat()
         _heartbeat.start()
     try:

@@ -280,6 +280,49 @@ def test_a_worker_killed_and_replaced_under_a_new_name_loses_nothing(
     assert_no_stale_running_job()
 
 
+# --- a pool process killed under a live worker ----------------------------------------------------
+
+
+def test_a_pool_process_killed_under_a_live_worker_loses_nothing(
+    alice, minute_dataset, small_chunks, start_worker, start_beat, wait_for_job, failure_report
+):
+    """The out-of-memory killer's way: one process of the pool dies, the worker lives on and
+    keeps beating. Its heartbeat lists the pool's live processes; the chunk held by the dead
+    one is given back."""
+    import os
+    import signal
+
+    start_worker("oom", concurrency=1)
+    start_beat()
+    job = create_job(alice, minute_dataset, "faults: pool process killed")
+    wait_until(
+        lambda: (
+            done_runs(job.id) >= TOTAL * 0.2
+            and JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).exists()
+        ),
+        timeout=180,
+        message=lambda: failure_report(job.id),
+    )
+    victim = JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).first()
+    os.kill(victim.pid, signal.SIGKILL)
+
+    recovered = wait_until(
+        lambda: JobChunk.objects.filter(id=victim.id, attempts__gte=2).exists(),
+        timeout=RECOVERY_SECONDS,
+        message=lambda: f"the killed process's chunk waited over 60 s\n{failure_report(job.id)}",
+    )
+    print(f"\npool process killed: its chunk re-run after {recovered:.1f} s")
+    job = wait_for_job(job.id, timeout=240)
+
+    assert_complete(job, failure_report(job.id))
+    chunk = JobChunk.objects.get(id=victim.id)
+    assert (
+        chunk.error
+        == f"process {victim.pid} of worker {victim.worker} died (killed, or out of memory)"
+    )
+    assert_no_stale_running_job()
+
+
 # --- a chunk whose data vanished ----------------------------------------------------------------
 
 

@@ -388,6 +388,48 @@ def test_the_reaper_resets_the_chunks_of_a_worker_whose_heartbeat_stopped(job, b
     assert broker.take() == {"celery": [], "recovered": [c.id]}
 
 
+def test_the_reaper_resets_a_chunk_whose_pool_process_died_while_its_worker_lives(job, broker):
+    """A pool process killed (out of memory, SIGKILL) under a live worker: the worker's
+    heartbeat lists its live processes, and a chunk held by another one is free again."""
+    a, b, c = chunks_of(job)
+    seen = NOW - dt.timedelta(seconds=1)
+    Worker.objects.create(name="w@h", started_at=seen, last_seen=seen, pids=[100, 101])
+    claimed = NOW - dt.timedelta(seconds=LOST + 5)
+    for chunk, pid in ((a, 999), (b, 101)):
+        running_chunk(chunk, worker="w@h", claimed_at=claimed)
+        JobChunk.objects.filter(id=chunk.id).update(pid=pid)
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
+
+    assert chunks_reap(now=NOW) == {"reset": 1, "requeued": 0, "failed": 0, "finalized": 0}
+
+    reset = JobChunk.objects.get(id=a.id)
+    assert reset.status == "pending"
+    assert reset.error == "process 999 of worker w@h died (killed, or out of memory)"
+    assert JobChunk.objects.get(id=b.id).status == "running"  # its process lives
+    assert broker.take() == {"celery": [], "recovered": [a.id]}
+
+
+@pytest.mark.parametrize(
+    "claimed_before_heartbeat, pids, reset",
+    [(3.0, [100], True), (2.0, [100], False), (1.5, [100], False), (20.0, [], False)],
+)
+def test_a_claim_newer_than_the_heartbeats_process_list_is_not_judged_by_it(
+    job, broker, claimed_before_heartbeat, pids, reset
+):
+    """The list is taken a moment before the heartbeat is stored: only a claim more than 2 s
+    older than the heartbeat is judged by it. A worker that lists no processes (not a prefork
+    pool) is judged by its heartbeat alone."""
+    a = chunks_of(job)[0]
+    seen = NOW - dt.timedelta(seconds=LOST - 1)  # alive, and older than the claims below
+    Worker.objects.create(name="w@h", started_at=seen, last_seen=seen, pids=pids)
+    running_chunk(a, worker="w@h", claimed_at=seen - dt.timedelta(seconds=claimed_before_heartbeat))
+    JobChunk.objects.filter(id=a.id).update(pid=999)
+    OptimizationJob.objects.filter(id=job.id).update(status=JobStatus.RUNNING, heartbeat_at=NOW)
+
+    assert chunks_reap(now=NOW)["reset"] == int(reset)
+    assert JobChunk.objects.get(id=a.id).status == ("pending" if reset else "running")
+
+
 def test_a_lost_chunk_out_of_attempts_fails_with_its_job(job, broker):
     a, b, c = chunks_of(job)
     beating("dead@h", NOW - dt.timedelta(hours=1))

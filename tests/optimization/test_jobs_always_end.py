@@ -221,14 +221,14 @@ def test_a_finish_that_raises_still_ends_the_job(alice, candles, monkeypatch):
 
 
 def test_a_heartbeat_creates_then_refreshes_the_worker_row_and_a_clean_stop_removes_it():
-    worker_beat(name="w1@host", host="host", pid=41, concurrency=2)
+    worker_beat(name="w1@host", host="host", pid=41, concurrency=2, pids=[52, 51])
     first = Worker.objects.get(name="w1@host")
-    assert (first.host, first.pid, first.concurrency) == ("host", 41, 2)
+    assert (first.host, first.pid, first.concurrency, first.pids) == ("host", 41, 2, [51, 52])
     assert first.started_at == first.last_seen
-    worker_beat(name="w1@host", host="host", pid=42, concurrency=2)
+    worker_beat(name="w1@host", host="host", pid=42, concurrency=2, pids=[53, 51])
     again = Worker.objects.get(name="w1@host")
     assert again.started_at == first.started_at and again.last_seen > first.last_seen
-    assert again.pid == 42
+    assert (again.pid, again.pids) == (42, [51, 53])
     worker_gone(name="w1@host")
     assert not Worker.objects.exists()
 

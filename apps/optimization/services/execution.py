@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import uuid
 from dataclasses import dataclass
 
@@ -37,6 +38,10 @@ from apps.optimization.services.validation import setting
 from apps.optimization.signals import job_finished
 
 log = logging.getLogger(__name__)
+
+# A heartbeat lists the pool processes alive when it was taken, a moment before it is stored:
+# only a claim older than the heartbeat by this much is checked against the list.
+PID_MARGIN_SECONDS = 2
 
 # The database went away (restart, failover, ``pg_terminate_backend``): worth another attempt.
 TRANSIENT_ERRORS = (OperationalError, InterfaceError)
@@ -99,6 +104,7 @@ def chunk_claim(*, chunk_id: int, worker: str = "") -> ChunkClaim | None:
         status=JobChunk.Status.RUNNING,
         claim_token=token,
         worker=worker[:200],
+        pid=os.getpid(),
         claimed_at=now,
         attempts=F("attempts") + 1,
     )
@@ -307,17 +313,26 @@ def chunks_reap(*, now: dt.datetime | None = None) -> dict[str, int]:
 
 
 def _chunks_of_lost_workers(now: dt.datetime) -> list[tuple[int, uuid.UUID, int, str]]:
-    """(id, claim token, attempts, why) of the RUNNING chunks whose worker is gone."""
+    """(id, claim token, attempts, why) of the RUNNING chunks whose worker, or whose worker's
+    pool process, is gone."""
     lost_before = now - dt.timedelta(seconds=setting("WORKER_LOST_SECONDS"))
     stale_before = now - dt.timedelta(seconds=setting("STALE_CHUNK_SECONDS"))
-    beats = dict(Worker.objects.values_list("name", "last_seen"))
+    beats = {name: (seen, pids) for name, seen, pids in Worker.objects.values_list(
+        "name", "last_seen", "pids"
+    )}  # fmt: skip
     found = []
-    for chunk_id, token, attempts, worker, claimed_at in JobChunk.objects.filter(
+    for chunk_id, token, attempts, worker, pid, claimed_at in JobChunk.objects.filter(
         status=JobChunk.Status.RUNNING, claimed_at__lt=lost_before
-    ).values_list("id", "claim_token", "attempts", "worker", "claimed_at"):
-        last_seen = beats.get(worker)
+    ).values_list("id", "claim_token", "attempts", "worker", "pid", "claimed_at"):
+        last_seen, pids = beats.get(worker, (None, []))
         if last_seen is not None and last_seen < lost_before:
             why = f"worker {worker} stopped (no heartbeat since {last_seen:%Y-%m-%d %H:%M:%S} UTC)"
+        elif (
+            pids
+            and pid not in pids
+            and claimed_at < last_seen - dt.timedelta(seconds=PID_MARGIN_SECONDS)
+        ):
+            why = f"process {pid} of worker {worker} died (killed, or out of memory)"
         elif claimed_at < stale_before:
             why = (
                 f"running for more than {setting('STALE_CHUNK_SECONDS')} s on {worker or '?'} "
@@ -383,21 +398,25 @@ def chunk_release(*, chunk_id: int, worker: str, error: str = "") -> bool:
 
 
 def worker_beat(
-    *, name: str, host: str = "", pid: int | None = None, concurrency: int | None = None
+    *,
+    name: str,
+    host: str = "",
+    pid: int | None = None,
+    concurrency: int | None = None,
+    pids: list[int] | None = None,
 ) -> None:
-    """A worker's heartbeat: it is alive now (``apps.optimization.tasks`` beats every
-    WORKER_HEARTBEAT_SECONDS from each worker's main process)."""
+    """A worker's heartbeat: it is alive now, with these pool processes (``tasks.Heartbeat``
+    beats every WORKER_HEARTBEAT_SECONDS from each worker's main process)."""
     now = timezone.now()
+    fields = {
+        "host": host[:200],
+        "pid": pid,
+        "concurrency": concurrency,
+        "pids": sorted(pids or []),
+        "last_seen": now,
+    }
     Worker.objects.update_or_create(
-        name=name[:200],
-        defaults={"host": host[:200], "pid": pid, "concurrency": concurrency, "last_seen": now},
-        create_defaults={
-            "host": host[:200],
-            "pid": pid,
-            "concurrency": concurrency,
-            "last_seen": now,
-            "started_at": now,
-        },
+        name=name[:200], defaults=fields, create_defaults={**fields, "started_at": now}
     )
 
 
