@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
@@ -67,11 +68,18 @@ def _prefixed(name: str, line: str) -> str:
     return f"{time.strftime('%H:%M:%S')} {name:<{NAME_WIDTH}} | {line.rstrip(chr(13))}\n"
 
 
-def listen(stdin: TextIO, stdout: TextIO, out: TextIO) -> None:
+def _stop_supervisord() -> None:
+    os.kill(os.getppid(), signal.SIGTERM)  # the listener's parent: stops everything and exits
+
+
+def listen(
+    stdin: TextIO, stdout: TextIO, out: TextIO, stop: Callable[[], None] = _stop_supervisord
+) -> None:
     """Supervisord's event listener protocol on ``stdin``/``stdout``; the lines go to ``out``.
 
     PROCESS_LOG events carry whatever a process wrote (not whole lines): each process's
-    unfinished line waits for its end. Returns when supervisord closes ``stdin``.
+    unfinished line waits for its end. PROCESS_STATE_FATAL (a process that kept failing at
+    start-up) calls ``stop``. Returns when supervisord closes ``stdin``.
     """
     from supervisor import childutils
 
@@ -99,7 +107,7 @@ def listen(stdin: TextIO, stdout: TextIO, out: TextIO) -> None:
                 _prefixed(name, "could not be started (see above): stopping the lab")
                 + _prefixed(name, "fix the cause, then `make run` again")
             )
-            os.kill(os.getppid(), signal.SIGTERM)  # supervisord: stops everything and exits
+            stop()
         out.flush()
         childutils.listener.ok(stdout)
 
