@@ -252,6 +252,15 @@ def test_the_summary_counts_vetoes_by_reason():
     assert (summary["allowed"], summary["vetoed"]) == (3, 3)
 
 
+def test_the_summary_counts_every_veto_of_the_same_reason():
+    cfg = RiskConfig(0.25, 1.0, 99)
+    verdicts = risk_filter(
+        [trade(0, 1, pct=0.5), trade(2, 3), trade(4, 5, pct=0.5), trade(6, 7, pct=0.5)], cfg, "s"
+    )
+    assert [v.kind for v in verdicts] == [PER_TRADE, None, PER_TRADE, PER_TRADE]
+    assert risk_summary(verdicts)["vetoed_by_reason"] == {PER_TRADE: 3}
+
+
 def test_a_trade_without_a_known_pnl_counts_as_flat():
     bare = RiskTrade(T0, T0 + H, "BTC", 0.001)
     assert bare.pnl_frac == 0.0
