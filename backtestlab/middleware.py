@@ -1,9 +1,14 @@
-"""Refuse oversized request bodies with 413 before anything reads them."""
+"""Refuse oversized request bodies with 413 before anything reads them, and NUL characters in
+query strings and forms with 400 before any view passes them on."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+
+from backtestlab.errors import ApplicationError
+from backtestlab.inputs import text_pairs_check
 
 FORM_FIELDS_ROOM = 64 * 1024
 UPLOAD_PATHS = ("/api/datasets/", "/lab/datasets/")  # where data files are uploaded
@@ -63,3 +68,46 @@ class ContentSecurityPolicyMiddleware:
         if self.policy and "Content-Security-Policy" not in response:
             response["Content-Security-Policy"] = self.policy
         return response
+
+
+class NulCharacterMiddleware:
+    """A NUL character in the query string or in a form field (name or value) is a 400 naming
+    the field, on every path (API, lab pages, admin), before a view can store it or filter on
+    it: PostgreSQL text cannot hold one (psycopg raises DataError, a 500).
+
+    JSON bodies are checked by the API's parser (backtestlab.parsers.CheckedJSONParser). Multipart
+    bodies under /api/ are left to DRF's parser and serializers (a CharField refuses a NUL):
+    reading them here would replace DRF's own parse errors with Django's.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        try:
+            text_pairs_check(_pairs(request.GET), where="query")
+            if self._reads_form(request):
+                text_pairs_check(_pairs(request.POST), where="form")
+        except ApplicationError as exc:
+            if request.path.startswith("/api/"):
+                return JsonResponse(exc.as_dict(), status=exc.status)
+            context = {"error": exc.message, "error_field": exc.field or ""}
+            return render(request, "bad_request.html", context, status=exc.status)
+        return self.get_response(request)
+
+    @staticmethod
+    def _reads_form(request) -> bool:
+        if request.method != "POST":
+            return False
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            return True
+        return content_type.startswith("multipart/form-data") and not request.path.startswith(
+            "/api/"
+        )
+
+
+def _pairs(query):
+    """Every (name, value) of a QueryDict, repeated names included (``items()`` gives the
+    last value of each name only)."""
+    return ((name, value) for name, values in query.lists() for value in values)

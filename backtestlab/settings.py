@@ -64,6 +64,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "backtestlab.middleware.BodySizeLimitMiddleware",
+    "backtestlab.middleware.NulCharacterMiddleware",  # after the size check: it reads forms
 ]
 
 ROOT_URLCONF = "backtestlab.urls"
@@ -146,6 +147,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON nested too deep or holding a NUL character is a 400 naming the field (not a 500).
+    "DEFAULT_PARSER_CLASSES": [
+        "backtestlab.parsers.CheckedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "backtestlab.api.CappedPagination",
     "EXCEPTION_HANDLER": "backtestlab.api.exception_handler",
@@ -164,6 +171,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "backtestlab.schema.add_error_responses",  # the one error shape on every operation
+        "backtestlab.schema.strict_request_bodies",  # bodies take only their declared fields
     ],
     # Runs' and jobs' "status" are different choice sets used by several serializers.
     "ENUM_NAME_OVERRIDES": {

@@ -3,7 +3,23 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.parsers import FormParser, MultiPartParser
+
+from backtestlab.api import fields_check
+from backtestlab.parsers import CheckedJSONParser
+
+
+class TokenView(ObtainAuthToken):
+    """DRF's token view as every other: the checked JSON parser (DRF's view names its own
+    parsers) and a 400 for a field its serializer does not declare."""
+
+    parser_classes = [CheckedJSONParser, FormParser, MultiPartParser]
+
+    def post(self, request, *args, **kwargs):
+        fields_check(request.data, self.get_serializer().fields)
+        return super().post(request, *args, **kwargs)
+
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/lab/", permanent=False)),
@@ -13,7 +29,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves Swagger UI's setup script from /api/docs/?script: no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
-    path("api/token/", obtain_auth_token, name="api-token"),
+    path("api/token/", TokenView.as_view(), name="api-token"),
     # Before the optimization router: "jobs/monte_carlo/" would be read as the job "monte_carlo".
     path("api/", include("apps.strategies.evaluation_urls")),
     path("api/", include("apps.optimization.urls")),

@@ -20,11 +20,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.lab import synthetic_tools
-from backtestlab.api import NonStrictJSONParser, first_message
+from backtestlab.api import first_message
 from backtestlab.engine.options_selector_rules import SELECTOR_RULES
 from backtestlab.engine.parameters import Param, ParameterError, did_you_mean
 from backtestlab.engine.synthetic import ENVIRONMENT_METRICS, MAX_DAYS, SYMBOLS
 from backtestlab.errors import ApplicationError
+from backtestlab.parsers import NonStrictJSONParser
 
 THRESHOLD_NAMES = [r.param for r in SELECTOR_RULES]
 
@@ -55,6 +56,12 @@ class StrictFloatField(_Named, serializers.FloatField):
             return Param(self.field_name, "float", 0.0).coerce(data)
         except ParameterError as exc:
             raise serializers.ValidationError(exc.message) from None
+
+
+@extend_schema_field({"type": "number", "format": "double", "minimum": 0, "exclusiveMinimum": True})
+class StepField(StrictFloatField):
+    """A grid's step: a finite number > 0 (the engine's Axis refuses 0 and below; the schema
+    says so)."""
 
 
 class StrictIntegerField(_Named, serializers.IntegerField):
@@ -189,10 +196,10 @@ class EnvironmentHeatmapRequest(_Request):
     horizon_days = _horizon()
     decision_interval_days = _interval()
     x_start = StrictFloatField(help_text="Lower edge of the first X bucket.")
-    x_step = StrictFloatField(help_text="Width of each X bucket (> 0).")
+    x_step = StepField(help_text="Width of each X bucket (> 0).")
     x_points = _points()
     y_start = StrictFloatField(help_text="Lower edge of the first Y bucket.")
-    y_step = StrictFloatField(help_text="Height of each Y bucket (> 0).")
+    y_step = StepField(help_text="Height of each Y bucket (> 0).")
     y_points = _points()
 
 
@@ -226,7 +233,7 @@ class SelectorScanRequest(_Request):
     horizon_days = _horizon()
     decision_interval_days = _interval()
     start = StrictFloatField(help_text="First threshold value.")
-    step = StrictFloatField(help_text="Increment between values (> 0).")
+    step = StepField(help_text="Increment between values (> 0).")
     points = _points(1, synthetic_tools.MAX_SCAN_POINTS)
     thresholds = ThresholdsField()
 
@@ -258,10 +265,10 @@ class SelectorHeatmapRequest(_Request):
     horizon_days = _horizon()
     decision_interval_days = _interval()
     x_start = StrictFloatField()
-    x_step = StrictFloatField(help_text="> 0")
+    x_step = StepField(help_text="> 0")
     x_points = _points()
     y_start = StrictFloatField()
-    y_step = StrictFloatField(help_text="> 0")
+    y_step = StepField(help_text="> 0")
     y_points = _points()
     thresholds = ThresholdsField()
 

@@ -13,6 +13,7 @@ from apps.optimization.selectors.jobs import job_get_for_user, run_get_for_user
 from apps.strategies.services.apply import apply_plan, can_apply, run_apply_to_production
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import whole_number
 
 
 def _plan_context(run: OptimizationRun) -> dict:
@@ -50,15 +51,15 @@ def run_apply(request, job_id: int, run_id: int):
     context = {"job": job, "run": run}
     status = 200
     if request.method == "POST":
-        raw_version = request.POST.get("expected_version", "")
+        expected_version = whole_number(request.POST.get("expected_version", ""))
         try:
-            if not raw_version.isdigit():
+            if expected_version is None:
                 raise ApplicationError(
                     "expected_version is missing: reload the page", field="expected_version"
                 )
             context["result"] = run_apply_to_production(
                 run=run, user=request.user, dry_run=False, source="page",
-                reason=request.POST.get("reason", ""), expected_version=int(raw_version),
+                reason=request.POST.get("reason", ""), expected_version=expected_version,
             )  # fmt: skip
         except ApplicationError as exc:
             context["error"] = exc.message

@@ -13,9 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.lab import carry_compare
-from backtestlab.api import NonStrictJSONParser
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import whole_number
+from backtestlab.parsers import NonStrictJSONParser
 
 # --- page ------------------------------------------------------------------------------------
 
@@ -28,8 +29,8 @@ def _number(name: str, raw: str):
 
 
 def _kwargs_from_post(post) -> dict:
-    raw_id = post.get("dataset", "")
-    if not raw_id.isdigit():
+    dataset_id = whole_number(post.get("dataset", ""))
+    if dataset_id is None:
         raise ApplicationError("pick a candle dataset", field="dataset")
     params = {}
     for name in carry_compare.PAGE_PARAMS:
@@ -42,7 +43,7 @@ def _kwargs_from_post(post) -> dict:
         if raw:
             costs[name] = _number(name, raw)
     return {
-        "dataset_id": int(raw_id),
+        "dataset_id": dataset_id,
         "date_from": post.get("date_from") or None,
         "date_to": post.get("date_to") or None,
         "params": params,

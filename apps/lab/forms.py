@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 
 from apps.market.models import Dataset
+from apps.optimization.services.validation import DESCRIPTION_MAX_LENGTH
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import STRATEGIES, get_strategy
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import whole_number
 
 RANGE_RE = re.compile(r"^\s*([^:]+):([^:]+):([^:]+)\s*$")
 
@@ -91,8 +93,9 @@ def launch_context(strategy_key: str | None, data=None, preset: str | None = Non
             "symbol", "timeframe", "name"
         ),
         "objectives": objective_choices(),
+        "description_max_length": DESCRIPTION_MAX_LENGTH,
         "data": data,
-        "selected_datasets": {int(x) for x in data.getlist("datasets") if str(x).isdigit()}
+        "selected_datasets": {whole_number(x) for x in data.getlist("datasets")} - {None}
         if hasattr(data, "getlist")
         else set(),
     }
@@ -109,9 +112,12 @@ def job_kwargs_from_post(post) -> dict:
         grid[p.name] = parse_values(p.name, post.get(f"p_{p.name}", ""))
     dataset_ids = []
     for raw in post.getlist("datasets"):
-        if not raw.isdigit():
-            raise ApplicationError(f"dataset {raw!r} is not an id", field="datasets")
-        dataset_ids.append(int(raw))
+        dataset_id = whole_number(raw)
+        if dataset_id is None:
+            raise ApplicationError(
+                f"dataset {raw!r} is not an id; pick datasets from the list", field="datasets"
+            )
+        dataset_ids.append(dataset_id)
     if not dataset_ids:
         raise ApplicationError("pick at least one dataset", field="datasets")
     costs = {}

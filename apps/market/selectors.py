@@ -9,6 +9,7 @@ from apps.market.storage import dataset_path, file_sha256, frame_cache
 from backtestlab.engine.data import EnvironmentSeries, FundingSeries, MarketData, gap_report
 from backtestlab.engine.timeframes import TIMEFRAME_SECONDS
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import whole_number
 
 
 def dataset_market_data(dataset: Dataset) -> MarketData | FundingSeries | EnvironmentSeries:
@@ -66,9 +67,9 @@ def dataset_step_seconds(dataset: Dataset) -> int:
         return 86400
     if dataset.timeframe in TIMEFRAME_SECONDS:
         return TIMEFRAME_SECONDS[dataset.timeframe]
-    number, unit = dataset.timeframe[:-1], dataset.timeframe[-1:]
+    number, unit = whole_number(dataset.timeframe[:-1]), dataset.timeframe[-1:]
     seconds = {"m": 60, "h": 3600, "d": 86400}.get(unit)
-    return int(number) * seconds if number.isdigit() and seconds else 8 * 3600
+    return number * seconds if number and seconds else 8 * 3600
 
 
 def dataset_gaps(dataset: Dataset) -> dict:

@@ -6,7 +6,11 @@ from django.utils.html import format_html
 
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
 from apps.optimization.services.jobs import job_cancel, job_copy, job_start_checked
-from apps.optimization.services.validation import costs_validate, grid_validate
+from apps.optimization.services.validation import (
+    DESCRIPTION_MAX_LENGTH,
+    costs_validate,
+    grid_validate,
+)
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
@@ -25,6 +29,9 @@ class OptimizationJobForm(forms.ModelForm):
 
     strategy = forms.ChoiceField(choices=[])
     objective = forms.ChoiceField(choices=[])
+    description = forms.CharField(
+        required=False, max_length=DESCRIPTION_MAX_LENGTH, widget=forms.Textarea(attrs={"rows": 3})
+    )
 
     class Meta:
         model = OptimizationJob
@@ -110,6 +117,14 @@ class OptimizationJobAdmin(admin.ModelAdmin):
     def lab_link(self, job):
         return format_html('<a href="{}">open</a>', reverse("lab:job-detail", args=[job.id]))
 
+    def get_deleted_objects(self, objs, request):
+        # A job's runs and chunks go with it (its counters too); their own admins are view
+        # only, which alone would make Django refuse to delete a job that has any.
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        theirs = {str(m._meta.verbose_name) for m in (JobChunk, OptimizationRun)}
+        perms_needed = {name for name in perms_needed if str(name) not in theirs}
+        return deleted, counts, perms_needed, protected
+
     def render_change_form(self, request, context, *args, **kwargs):
         response = super().render_change_form(request, context, *args, **kwargs)
         adminform = context.get("adminform")
@@ -186,10 +201,14 @@ class OptimizationRunAdmin(admin.ModelAdmin):
             '<a href="{}">equity</a>', reverse("lab:run-detail", args=[run.job_id, run.id])
         )
 
+    # Runs are the job's results, counted in its counters: view only (no add, change, delete).
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
 
@@ -209,5 +228,12 @@ class JobChunkAdmin(admin.ModelAdmin):
     list_filter = ("status",)
     raw_id_fields = ("job",)
 
+    # Chunks are the workers' protocol (claims, attempts, the job's counters): view only.
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

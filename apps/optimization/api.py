@@ -20,11 +20,13 @@ from apps.optimization.selectors.jobs import (
     jobs_visible_to,
 )
 from apps.optimization.services.jobs import job_cancel, job_copy, job_create
-from apps.optimization.services.validation import setting
-from backtestlab.api import NonStrictJSONParser
+from apps.optimization.services.validation import DESCRIPTION_MAX_LENGTH, setting
+from backtestlab.api import PAGE_PARAMETERS, fields_check, int_schema
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import MAX_ID, whole_number
+from backtestlab.parsers import NonStrictJSONParser
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +109,9 @@ def strategy_as_dict(strategy) -> dict:
 
 class JobCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    description = serializers.CharField(required=False, allow_blank=True, default="")
+    description = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=DESCRIPTION_MAX_LENGTH
+    )
     strategy = serializers.CharField(max_length=50)
     datasets = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1
@@ -164,6 +168,8 @@ class RunSerializer(serializers.ModelSerializer):
 
 
 RUN_ORDERINGS = {"id", "grid_index", *METRIC_NAMES}
+# Each ordering ascending or, with one "-" in front, descending ("--sharpe" is refused).
+RUN_ORDERING_CHOICES = sorted(RUN_ORDERINGS) + sorted(f"-{name}" for name in RUN_ORDERINGS)
 
 
 # --- views -------------------------------------------------------------------------------------
@@ -203,6 +209,7 @@ class DatasetViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 status=403,
             )
         form = DatasetUploadSerializer(data=request.data)
+        fields_check(request.data, form.fields)
         form.is_valid(raise_exception=True)
         v = form.validated_data
         dataset = market_upload_import(
@@ -242,6 +249,7 @@ class JobViewSet(
     @extend_schema(request=JobCreateSerializer, responses={201: JobSerializer})
     def create(self, request, *args, **kwargs):
         data = JobCreateSerializer(data=request.data)
+        fields_check(request.data, data.fields)
         data.is_valid(raise_exception=True)
         v = data.validated_data
         job = job_create(
@@ -273,13 +281,15 @@ class JobViewSet(
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("status", str, enum=["succeeded", "failed"]),
-            OpenApiParameter("dataset", int),
+            OpenApiParameter("status", str, enum=OptimizationRun.Status.values),
+            OpenApiParameter("dataset", int_schema(1, MAX_ID), description="a dataset id"),
             OpenApiParameter(
-                "ordering", str, description="a metric, id or grid_index; prefix - for descending"
+                "ordering",
+                str,
+                enum=RUN_ORDERING_CHOICES,
+                description="a metric, id or grid_index; prefix - for descending",
             ),
-            OpenApiParameter("page", int),
-            OpenApiParameter("page_size", int, description="at most 500"),
+            *PAGE_PARAMETERS,
         ],
         responses=RunSerializer(many=True),
     )
@@ -296,17 +306,17 @@ class JobViewSet(
             runs = runs.filter(status=status_param)
         if "dataset" in request.query_params:
             runs = runs.filter(
-                dataset_id=int_param(request, "dataset", default=0, low=1, high=2**62)
+                dataset_id=int_param(request, "dataset", default=0, low=1, high=MAX_ID)
             )
         ordering = request.query_params.get("ordering", "grid_index")
-        if ordering.lstrip("-") not in RUN_ORDERINGS:
+        if ordering not in RUN_ORDERING_CHOICES:
             raise ApplicationError(
                 f"cannot order by {ordering!r}; use one of {', '.join(sorted(RUN_ORDERINGS))} "
-                "(prefix - for descending)",
+                "(one - in front for descending, e.g. -sharpe)",
                 field="ordering",
             )
-        if ordering.lstrip("-") in METRIC_NAMES:
-            name = ordering.lstrip("-")
+        name = ordering.removeprefix("-")
+        if name in METRIC_NAMES:
             key = (
                 F(name).desc(nulls_last=True)
                 if ordering.startswith("-")
@@ -320,13 +330,13 @@ class JobViewSet(
 
 
 def int_param(request, name: str, *, default: int, low: int, high: int) -> int:
+    """A whole-number query parameter from ``low`` to ``high`` (``default`` when left out)."""
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApplicationError(f"{name} must be an integer, got {raw!r}", field=name) from None
-    if not low <= value <= high:
-        raise ApplicationError(f"{name} must be between {low} and {high}", field=name)
+    value = whole_number(raw)
+    if value is None or not low <= value <= high:
+        raise ApplicationError(
+            f"{name} must be a whole number from {low} to {high}, got {raw!r}", field=name
+        )
     return value

@@ -20,10 +20,16 @@ from apps.optimization.selectors.compare import compare_ids_parse, jobs_compare
 from apps.optimization.selectors.export import job_export_csv_lines, job_export_json_chunks
 from apps.optimization.selectors.heatmap import HEATMAP_AGGS, heatmap_options, job_heatmap
 from apps.optimization.selectors.jobs import job_get_for_user, run_get_for_user
-from apps.optimization.selectors.runs import MAX_CURVE_POINTS, run_backtest_detail
+from apps.optimization.selectors.runs import (
+    MAX_CURVE_POINTS,
+    MIN_CURVE_POINTS,
+    run_backtest_detail,
+)
 from apps.optimization.selectors.sensitivity import job_sensitivity
+from backtestlab.api import int_schema
 from backtestlab.engine.metrics import METRIC_NAMES
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import MAX_ID, whole_number
 
 
 def _no_empty_values(request) -> None:
@@ -152,7 +158,11 @@ class JobSensitivityView(APIView):
         summary="Parameter sensitivity around the best run (or a given run)",
         parameters=[
             OpenApiParameter("metric", str, enum=list(METRIC_NAMES)),
-            OpenApiParameter("run", int, description="a run of this job (default: the best)"),
+            OpenApiParameter(
+                "run",
+                int_schema(1, MAX_ID),
+                description="a run of this job (default: the best)",
+            ),
         ],
         responses=SENSITIVITY,
     )
@@ -162,9 +172,10 @@ class JobSensitivityView(APIView):
         run = None
         raw = request.query_params.get("run")
         if raw is not None:
-            if not raw.isdigit():
+            run_id = whole_number(raw)
+            if run_id is None:
                 raise ApplicationError(f"run must be a run id, got {raw!r}", field="run")
-            run = OptimizationRun.objects.filter(job=job, id=int(raw)).first()
+            run = OptimizationRun.objects.filter(job=job, id=run_id).first()
             if run is None:
                 raise ApplicationError(f"run {raw} is not a run of job {job.id}", field="run")
         metric = request.query_params.get("metric") or None
@@ -214,7 +225,11 @@ class RunDetailView(APIView):
     @extend_schema(
         summary="Equity curve, drawdown, trades and metrics of a run (recomputed on demand)",
         parameters=[
-            OpenApiParameter("points", int, description="curve points, 100..2000 (default 2000)")
+            OpenApiParameter(
+                "points",
+                int_schema(MIN_CURVE_POINTS, MAX_CURVE_POINTS),
+                description=f"curve points (default {MAX_CURVE_POINTS})",
+            )
         ],
         responses=RUN_DETAIL,
     )
@@ -222,9 +237,11 @@ class RunDetailView(APIView):
         _check_query(request, ("points", "format"))
         run = run_get_for_user(request.user, pk)
         raw = request.query_params.get("points", str(MAX_CURVE_POINTS))
-        if not raw.isdigit() or not 100 <= int(raw) <= MAX_CURVE_POINTS:
+        points = whole_number(raw)
+        if points is None or not MIN_CURVE_POINTS <= points <= MAX_CURVE_POINTS:
             raise ApplicationError(
-                f"points must be an integer from 100 to {MAX_CURVE_POINTS}, got {raw!r}",
+                f"points must be a whole number from {MIN_CURVE_POINTS} to {MAX_CURVE_POINTS}, "
+                f"got {raw!r}",
                 field="points",
             )
         if run.status != OptimizationRun.Status.SUCCEEDED:
@@ -233,7 +250,7 @@ class RunDetailView(APIView):
                 field="run",
                 status=409,
             )
-        return Response(run_backtest_detail(run, max_points=int(raw)))
+        return Response(run_backtest_detail(run, max_points=points))
 
 
 COMPARE = inline_serializer(

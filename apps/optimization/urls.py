@@ -3,7 +3,10 @@ from rest_framework.routers import DefaultRouter
 
 from apps.optimization import api, results_api
 
+# No format-suffix routes (/api/jobs/1/cancel.json): the API answers JSON only, and DRF passes
+# the suffix to every action as a "format" argument none of them takes (a TypeError, a 500).
 router = DefaultRouter()
+router.include_format_suffixes = False
 router.register("jobs", api.JobViewSet, basename="job")
 router.register("datasets", api.DatasetViewSet, basename="dataset")
 

@@ -32,6 +32,7 @@ from apps.optimization.selectors.jobs import (
 from apps.strategies.models import PaperBook, ParameterChange
 from apps.strategies.selectors.best_table import job_best_table
 from apps.strategies.selectors.configs import (
+    parameter_changes_in_full,
     risk_config_as_dict,
     risk_config_for,
     strategy_config_current,
@@ -45,10 +46,12 @@ from apps.strategies.services.apply import (
 )
 from apps.strategies.services.paper import paper_overview
 from apps.strategies.services.risk_configs import risk_config_update, strategy_key_validate
-from backtestlab.api import NonStrictJSONParser, body_object
+from backtestlab.api import body_object, int_schema
 from backtestlab.errors import ApplicationError
+from backtestlab.parsers import NonStrictJSONParser
 
 HISTORY_SIZE = 50
+BEST_LIMIT_MAX = 100  # runs per best table
 
 APPLY_BODY = inline_serializer(
     "ApplyRequest",
@@ -97,9 +100,9 @@ RISK_BODY = inline_serializer(
         "enabled": serializers.BooleanField(required=False),
     },
 )
-KEY_QUERY = [
-    OpenApiParameter("symbol", str, required=True),
-    OpenApiParameter("timeframe", str, required=True),
+KEY_QUERY = [  # symbol and timeframe are required and not empty (a 400 naming them)
+    OpenApiParameter("symbol", {"type": "string", "minLength": 1}, required=True),
+    OpenApiParameter("timeframe", {"type": "string", "minLength": 1}, required=True),
     OpenApiParameter("pattern", str, description="the strategy's group value; default none"),
 ]
 
@@ -128,7 +131,10 @@ class RunApplyView(APIView):
     def post(self, request, pk: int):
         run = run_get_for_user(request.user, pk)
         answer = run_apply_to_production(
-            run=run, user=request.user, source="api", **_apply_kwargs(body_object(request))
+            run=run,
+            user=request.user,
+            source="api",
+            **_apply_kwargs(body_object(request, APPLY_BODY)),
         )
         return Response(answer)
 
@@ -140,7 +146,7 @@ class JobApplyBestView(APIView):
                    responses={200: dict})  # fmt: skip
     def post(self, request, pk: int):
         job = job_get_for_user(request.user, pk)
-        d = body_object(request)
+        d = body_object(request, APPLY_BEST_BODY)
         dataset = d.get("dataset")
         if dataset is not None and (isinstance(dataset, bool) or not isinstance(dataset, int)):
             raise ApplicationError("dataset must be a dataset id (integer)", field="dataset")
@@ -166,6 +172,15 @@ def change_as_dict(c: ParameterChange) -> dict:
     }  # fmt: skip
 
 
+# What a user outside the author's team reads of a change: the parameters and the versions
+# (who changed them, why, from which job and run stays with the team).
+OUTSIDER_FIELDS = ("from_version", "to_version", "old_params", "new_params", "dry_run")
+
+
+def change_as_outsider(c: ParameterChange) -> dict:
+    return {name: getattr(c, name) for name in OUTSIDER_FIELDS}
+
+
 class StrategyConfigView(APIView):
     @extend_schema(summary="Current production parameters (for the bot)", parameters=KEY_QUERY,
                    responses={200: dict})  # fmt: skip
@@ -189,8 +204,12 @@ class StrategyConfigHistoryView(APIView):
     def get(self, request, key: str):
         key = strategy_key_validate(key)
         target = _key_query(request)
-        changes = ParameterChange.objects.filter(strategy=key, **target).select_related("user")
-        rows = [change_as_dict(c) for c in changes[:HISTORY_SIZE]]
+        changes = ParameterChange.objects.filter(strategy=key, **target)
+        latest = list(changes.select_related("user")[:HISTORY_SIZE])
+        in_full = parameter_changes_in_full(
+            request.user, changes.filter(id__in=[c.id for c in latest])
+        )
+        rows = [change_as_dict(c) if c.id in in_full else change_as_outsider(c) for c in latest]
         return Response({"ok": True, "strategy": key, **target, "changes": rows})
 
 
@@ -202,7 +221,7 @@ class StrategyConfigRestoreView(APIView):
     def post(self, request, key: str):
         key = strategy_key_validate(key)
         permission_check(request.user)
-        d = body_object(request)
+        d = body_object(request, RESTORE_BODY)
         for name in ("symbol", "timeframe"):
             if not isinstance(d.get(name), str) or not d.get(name):
                 raise ApplicationError(f"{name} is required (text)", field=name)
@@ -305,7 +324,11 @@ class JobBestView(APIView):
     """The job's best runs and, per slice, its best-parameter table beside production."""
 
     @extend_schema(
-        parameters=[OpenApiParameter("limit", int, description="how many runs (1..100)")],
+        parameters=[
+            OpenApiParameter(
+                "limit", int_schema(1, BEST_LIMIT_MAX), description="how many runs (default 10)"
+            )
+        ],
         responses=inline_serializer(
             "BestParameters",
             {
@@ -320,7 +343,7 @@ class JobBestView(APIView):
     )
     def get(self, request, pk: int):
         job = job_get_for_user(request.user, pk)
-        limit = int_param(request, "limit", default=10, low=1, high=100)
+        limit = int_param(request, "limit", default=10, low=1, high=BEST_LIMIT_MAX)
         return Response(
             {
                 "objective": job.objective,

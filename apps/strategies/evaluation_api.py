@@ -46,12 +46,13 @@ from apps.strategies.selectors.approvals import (
 )
 from apps.strategies.selectors.evaluation import job_evaluation_data
 from apps.strategies.services import approval as approval_services
-from backtestlab.api import NonStrictJSONParser, body_object
+from backtestlab.api import body_object
 from backtestlab.engine.evaluation import monte_carlo as mc
 from backtestlab.engine.evaluation import stress, walk_forward
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
+from backtestlab.parsers import NonStrictJSONParser
 
 HISTORY_SIZE = 20
 OBJECTIVES = [name for name, info in METRICS.items() if info.objective]
@@ -222,7 +223,7 @@ class MonteCarloJobCreateView(APIView):
     @extend_schema(summary="Start a Monte Carlo job over a run's trades",
                    request=MONTE_CARLO_BODY, responses={201: JobSerializer})  # fmt: skip
     def post(self, request):
-        d = body_object(request)
+        d = body_object(request, MONTE_CARLO_BODY)
         run = run_get_for_user(request.user, d.get("run"))
         job = monte_carlo_job_create(
             user=request.user,
@@ -242,7 +243,7 @@ class WalkForwardJobCreateView(APIView):
     @extend_schema(summary="Start a walk-forward job (of a sweep, or of a strategy and grid)",
                    request=WALK_FORWARD_BODY, responses={201: JobSerializer})  # fmt: skip
     def post(self, request):
-        d = body_object(request)
+        d = body_object(request, WALK_FORWARD_BODY)
         options = {
             "n_splits": _opt(d, "n_splits", 5),
             "train_frac": _opt(d, "train_frac", 0.7),
@@ -300,7 +301,7 @@ class RunStressView(APIView):
                    responses={200: dict})  # fmt: skip
     def post(self, request, pk: int):
         run = run_get_for_user(request.user, pk)
-        objective = body_object(request).get("objective")
+        objective = body_object(request, STRESS_BODY).get("objective")
         objective = objective_validate(run.job.objective if objective in (None, "") else objective)
         strategy, ctx, costs, _result = run_backtest(run)
         res = stress.stress_test(strategy, ctx, run.params, costs, objective=objective)
@@ -342,7 +343,7 @@ class StrategyApprovalView(APIView):
                    request=APPROVAL_BODY, responses={201: dict})  # fmt: skip
     def post(self, request, key: str):
         key = self._strategy(key)
-        run = run_get_for_user(request.user, body_object(request).get("run"))
+        run = run_get_for_user(request.user, body_object(request, APPROVAL_BODY).get("run"))
         if run.job.strategy != key:
             raise ApplicationError(
                 f"run {run.id} belongs to strategy {run.job.strategy}, not {key}", field="run"

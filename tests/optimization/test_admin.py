@@ -4,9 +4,12 @@ import re
 
 import pytest
 from django.contrib import admin
+from rest_framework.test import APIClient
 
-from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.services.jobs import job_cancel, job_start
 from backtestlab.engine.metrics import METRIC_NAMES
+from backtestlab.errors import ApplicationError
 from tests.factories import make_job, run_all_chunks
 
 pytestmark = pytest.mark.django_db
@@ -117,3 +120,71 @@ def test_the_add_form_stores_a_validated_unstarted_job(admin_client, datasets):
     job = OptimizationJob.objects.get()
     assert job.parameter_grid["fast"] == [5, 10] and job.parameter_grid["slow"] == [20, 40, 60]
     assert job.enqueued_at is None and job.costs["commission_pct"] == 0.1
+
+
+# --- issue 14: no job that waits for ever, chunks and runs view only -----------------------
+
+
+def test_start_refuses_a_job_whose_datasets_are_gone_and_writes_nothing(
+    admin_client, alice, datasets
+):
+    """Cancelled before it ran, its dataset then deleted: Start re-ran it as a copy with no
+    dataset and no chunk, PENDING for ever and holding a quota slot."""
+    job = make_job(alice, [datasets[0]], start=False)
+    job_cancel(job=job)
+    datasets[0].delete()
+    jobs, chunks = OptimizationJob.objects.count(), JobChunk.objects.count()
+    response = act(admin_client, "start_or_rerun", [job])
+    assert f"Job {job.id}: job {job.id} has no dataset left" in response.content.decode()
+    assert (OptimizationJob.objects.count(), JobChunk.objects.count()) == (jobs, chunks)
+    api = APIClient()
+    api.force_authenticate(alice)
+    response = api.post(f"/api/jobs/{job.id}/rerun/")
+    assert response.status_code == 400 and response.json()["field"] == "datasets"
+    assert OptimizationJob.objects.count() == jobs
+
+
+def test_a_job_with_nothing_to_run_is_never_started(alice, datasets):
+    job = make_job(alice, [datasets[0]], start=False)
+    # an evaluation job of no simulation: no chunk would ever finish it
+    OptimizationJob.objects.filter(id=job.id).update(kind="monte_carlo", options={"sims": 0})
+    job.refresh_from_db()
+    with pytest.raises(ApplicationError, match="nothing to run") as exc:
+        job_start(job=job)
+    assert "0 simulations on 1 datasets" in exc.value.message
+    job.refresh_from_db()
+    assert job.enqueued_at is None and job.chunks.count() == 0 and job.chunks_total == 0
+
+
+def test_chunks_and_runs_are_view_only_in_the_admin(admin_client, alice, datasets):
+    """Editing a chunk or deleting a chunk or a run broke the job's counters."""
+    job = make_job(alice, datasets)
+    run_all_chunks(job)
+    chunk, run = job.chunks.order_by("id").first(), job.runs.order_by("id").first()
+    before = (job.completed_runs, JobChunk.objects.count(), OptimizationRun.objects.count())
+    for model, obj in (("jobchunk", chunk), ("optimizationrun", run)):
+        base = f"/admin/optimization/{model}/"
+        page = admin_client.get(f"{base}{obj.id}/change/")
+        assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+        listing = admin_client.get(base).content.decode()
+        assert str(obj.id) in listing and 'value="delete_selected"' not in listing
+        assert (
+            admin_client.post(f"{base}{obj.id}/change/", {"status": "pending"}).status_code == 403
+        )
+        assert admin_client.post(f"{base}{obj.id}/delete/", {"post": "yes"}).status_code == 403
+        assert admin_client.get(f"{base}add/").status_code == 403
+        admin_client.post(base, {"action": "delete_selected", "_selected_action": [obj.id]})
+    chunk.refresh_from_db()
+    assert chunk.status == JobChunk.Status.DONE
+    job.refresh_from_db()
+    assert (job.completed_runs, JobChunk.objects.count(), OptimizationRun.objects.count()) == before
+
+
+def test_a_job_is_still_deleted_with_its_chunks_and_runs(admin_client, alice, datasets):
+    job = make_job(alice, datasets)
+    run_all_chunks(job)
+    url = f"/admin/optimization/optimizationjob/{job.id}/delete/"
+    assert "Are you sure" in admin_client.get(url).content.decode()
+    assert admin_client.post(url, {"post": "yes"}).status_code == 302
+    assert not OptimizationJob.objects.exists()
+    assert not JobChunk.objects.exists() and not OptimizationRun.objects.exists()

@@ -3,10 +3,13 @@
 Every operation gets at least 100 generated requests (hypothesis, derandomized so a run is
 repeatable, no deadline: the machine is small). Path ids point at real objects half of the
 time, so detail and action endpoints are exercised past their 404. Job creation does not start
-work here: the test runs in a transaction, so the enqueue-after-commit never fires.
+work here: the test runs in a transaction, so the enqueue-after-commit never fires. The world,
+token and settings are shared with the PostgreSQL run (tests/api_fuzz.py).
 
 Checks: all of schemathesis's defaults but ``positive_data_acceptance`` (the schema cannot say
-that a dataset id must exist, or that a grid must stay under the combination cap).
+that a dataset id must exist, or that a grid must stay under the combination cap); the
+PostgreSQL run (tests/integration/test_api_fuzz_postgres.py) applies every check, that one
+where it can apply.
 """
 
 from __future__ import annotations
@@ -14,82 +17,27 @@ from __future__ import annotations
 import pytest
 import schemathesis
 from django.core.management import call_command
-from hypothesis import HealthCheck, Phase, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from apps.market.models import Dataset
-from apps.market.services import synthetic_universe_create
-from apps.optimization.models import OptimizationRun
 from backtestlab.wsgi import application
-from tests.factories import make_job, run_all_chunks
+from tests import api_fuzz
+from tests.api_fuzz import FUZZ_SETTINGS, point_at_real_objects, token_auth
 
 pytestmark = pytest.mark.django_db
-
-EXAMPLES = 100
-
+fuzz_world = api_fuzz.fuzz_world  # fixtures shared with the PostgreSQL run
+one_connection = api_fuzz.one_connection
 
 # Loaded at collection: generating the schema needs no database.
 schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
-TOKEN = "fuzz" * 10  # alice's token in every test's world (a fixed key: auth is cached)
-
-
-@schema.auth()
-class TokenAuth:
-    """Registered with schemathesis so its ignored_auth check can also try without it."""
-
-    def get(self, case, context):
-        return TOKEN
-
-    def set(self, case, data, context):
-        case.headers = {**(case.headers or {}), "Authorization": f"Token {data}"}
-
-
-@pytest.fixture
-def world(alice, settings):
-    """A token, BTC data with its companions, and a finished job with runs to point ids at."""
-    settings.BACKTESTLAB = {
-        **settings.BACKTESTLAB,
-        "JOBS_PER_MINUTE": 10_000,
-        "MAX_ACTIVE_JOBS_PER_USER": 10_000,
-        "MAX_COMBINATIONS": 2_000,
-    }
-    synthetic_universe_create(symbols=("BTC",), days=20, timeframes=("1h",))
-    candles = Dataset.objects.get(kind=Dataset.Kind.CANDLES)
-    job = make_job(alice, [candles], grid={"fast": [5, 10], "slow": [50]})
-    run_all_chunks(job)
-    run = OptimizationRun.objects.filter(job=job).first()
-    return {
-        "token": Token.objects.create(user=alice, key=TOKEN).key,
-        "ids": {"job": job.id, "run": run.id, "dataset": candles.id},
-    }
-
-
-def _real_ids(case, ids) -> None:
-    """Every other example: path ids of real objects (runs under /runs/, datasets, jobs)."""
-    params = case.path_parameters or {}
-    for name, value in list(params.items()):
-        if not isinstance(value, int) or value % 2:
-            continue
-        path = case.operation.path
-        if "{key}" in path and name == "key":
-            continue
-        kind = "run" if path.startswith("/api/runs/") else "job"
-        kind = "dataset" if path.startswith("/api/datasets/") else kind
-        params[name] = ids[kind]
+token_auth(schema)
 
 
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    phases=[Phase.explicit, Phase.generate],
-    suppress_health_check=list(HealthCheck),
-)
-def test_the_api_answers_every_generated_request_within_its_schema(case, world):
-    _real_ids(case, world["ids"])
+@FUZZ_SETTINGS
+def test_the_api_answers_every_generated_request_within_its_schema(
+    case, fuzz_world, one_connection
+):
+    point_at_real_objects(case, fuzz_world["ids"])
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
 
 
@@ -104,3 +52,36 @@ def test_every_operation_documents_the_error_shape(client):
     paths = client.get("/api/schema/?format=json").json()["paths"]
     operations = [op for item in paths.values() for m, op in item.items() if m in {"get", "post"}]
     assert operations and all("default" in op["responses"] for op in operations)
+
+
+def test_the_schema_states_the_bounds_the_views_enforce(client):
+    """page_size, limit, points, the tools' steps and n_splits had no minimum (issue 14): a
+    client could not know that 0 is refused, and the fuzzer could not aim at the edge."""
+    schema = client.get("/api/schema/?format=json").json()
+
+    def query(path: str, name: str) -> dict:
+        (parameter,) = [p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name]
+        return parameter["schema"]
+
+    for path in ("/api/jobs/", "/api/datasets/", "/api/jobs/{id}/runs/"):
+        assert query(path, "page_size")["minimum"] == 1 and query(path, "page")["minimum"] == 1
+    limit, points = (
+        query("/api/jobs/{id}/best/", "limit"),
+        query("/api/runs/{id}/detail/", "points"),
+    )
+    assert (limit["minimum"], limit["maximum"]) == (1, 100)
+    assert (points["minimum"], points["maximum"]) == (100, 2000)
+    assert query("/api/jobs/{id}/sensitivity/", "run")["minimum"] == 1
+    assert query("/api/jobs/{id}/runs/", "dataset")["minimum"] == 1
+    assert "--sharpe" not in query("/api/jobs/{id}/runs/", "ordering")["enum"]
+    components = schema["components"]["schemas"]
+    for name, steps in {
+        "EnvironmentHeatmapRequest": ("x_step", "y_step"),
+        "SelectorHeatmapRequest": ("x_step", "y_step"),
+        "SelectorScanRequest": ("step",),
+    }.items():
+        for step in steps:
+            field = components[name]["properties"][step]
+            assert (field["minimum"], field["exclusiveMinimum"]) == (0, True), (name, step)
+    walk_forward = components["WalkForwardJobRequestRequest"]["properties"]
+    assert (walk_forward["n_splits"]["minimum"], walk_forward["n_splits"]["maximum"]) == (1, 50)

@@ -113,6 +113,7 @@ def test_non_finite_numbers_in_a_job_are_a_400_naming_the_field(api, btc, case):
         ({"costs": {"commission_pct": "0.1"}}, "costs"),
         ({"date_from": "yesterday"}, "date_from"),
         ({"name": ["a"]}, "name"),
+        ({"description": "x" * 2001}, "description"),  # 2.4 MB were accepted (issue 14)
         ({"objective": 5}, "objective"),
         # missing fields
         ({"name": ...}, "name"),
@@ -318,6 +319,7 @@ def launch_form(btc, **change):
         ({"p_fast": "2:500:1", "p_slow": "3:2000:1", "p_sl_pct": "0.1:50:0.01"}, "parameter_grid"),
         ({"name": ...}, "name"),
         ({"name": "x" * 101}, "name"),
+        ({"description": "x" * 2001}, "description"),
         ({"strategy": "sma_crosss"}, "strategy"),
         ({"datasets": ...}, "datasets"),
         ({"datasets": ["x"]}, "datasets"),
@@ -377,6 +379,8 @@ def test_an_oversized_form_is_a_413(client, alice, btc, settings):
 
 # --- the admin job form --------------------------------------------------------------------------
 
+ADMIN_ADD = "/admin/optimization/optimizationjob/add/"
+
 
 def admin_form(btc, **change):
     form = {
@@ -416,12 +420,12 @@ def admin_form(btc, **change):
         ({"objective": "luck"}, "objective"),
         ({"costs": '{"commission_pct": NaN}'}, "costs"),
         ({"costs": '{"commission_pct": -1}'}, "costs"),
+        ({"description": "x" * 2001}, "description"),
     ],
 )
 def test_a_bad_admin_job_form_is_a_400_naming_the_field(admin_client, btc, change, field):
     before = model_counts()
-    url = "/admin/optimization/optimizationjob/add/"
-    response = admin_client.post(url, admin_form(btc, **change))
+    response = admin_client.post(ADMIN_ADD, admin_form(btc, **change))
     assert response.status_code == 400, response.status_code
     errors = response.context["adminform"].form.errors
     assert field in errors, errors
@@ -732,3 +736,232 @@ def test_the_evaluation_bodies_are_documented(client):
         content = schema["paths"][path]["post"]["requestBody"]["content"]
         ref = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
         assert set(fields) <= set(components[ref]["properties"]), (path, components[ref])
+
+
+# --- issue 14: deep JSON, NUL characters, Unicode digits, format suffixes ----------------------
+
+
+def _json_operations(client, ids) -> list[tuple[str, str]]:
+    """(method, path) of every operation of the schema that takes a JSON body, ids filled in
+    with real objects: new endpoints are covered without editing this list."""
+    paths = client.get("/api/schema/?format=json").json()["paths"]
+    found = []
+    for template, item in paths.items():
+        for method, operation in item.items():
+            content = (operation.get("requestBody") or {}).get("content", {})
+            if "application/json" in content:
+                kind = "run" if template.startswith("/api/runs/") else "job"
+                path = template.replace("{id}", str(ids[kind])).replace("{key}", "sma_cross")
+                found.append((method, path))
+    return found
+
+
+def _send(client, method: str, path: str, raw: str):
+    return getattr(client, method)(path, raw, content_type="application/json")
+
+
+@pytest.mark.parametrize("depth", [40, 100_000])
+def test_deeply_nested_json_is_a_400_on_every_json_endpoint(operator, finished_run, depth):
+    """100,000 levels made Python's JSON decoder raise RecursionError (a 500) on every
+    endpoint; 40 levels parsed, then waited for the first recursive walk to fail."""
+    ids = {"run": finished_run.id, "job": finished_run.job_id}
+    operations = _json_operations(operator, ids)
+    assert len(operations) >= 12, operations  # jobs, evaluations, tools, apply, risk, ...
+    raw = "[" * depth + "]" * depth
+    before = model_counts()
+    for method, path in operations:
+        body = assert_refused(_send(operator, method, path, raw), None, before)
+        assert "nested more than 32 levels" in body["error"], (method, path, body)
+    nested = '{"name": "deep", "parameter_grid": ' + '{"a": ' * 40 + "1" + "}" * 40 + "}"
+    body = assert_refused(_send(operator, "post", "/api/jobs/", nested), "parameter_grid", before)
+    assert "parameter_grid.a.a" in body["error"]
+
+
+NUL = "\u0000"
+NUL_BODIES = {
+    "Monte Carlo name": ("/api/jobs/monte_carlo/", {"name": f"a{NUL}b"}, "name"),
+    "walk-forward name": ("/api/jobs/walk_forward/", {"name": f"a{NUL}b"}, "name"),
+    "a key": ("/api/jobs/monte_carlo/", {f"x{NUL}": 1}, "x"),
+    "job description": ("/api/jobs/", {"description": NUL}, "description"),
+    "a grid value": (
+        "/api/jobs/",
+        {"parameter_grid": {"fast": [f"5{NUL}"]}},
+        "parameter_grid.fast",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(NUL_BODIES))
+def test_a_nul_character_in_a_json_body_is_a_400_naming_the_field(api, finished_run, case):
+    """PostgreSQL text cannot hold NUL (psycopg raised DataError, a 500); SQLite stored it."""
+    path, change, field = NUL_BODIES[case]
+    base = {
+        "/api/jobs/monte_carlo/": {"run": finished_run.id},
+        "/api/jobs/walk_forward/": {"job": finished_run.job_id},
+        "/api/jobs/": _job(finished_run.dataset),
+    }[path]
+    before = model_counts()
+    body = assert_refused(post_raw(api, path, {**base, **change}), field, before)
+    assert "NUL character" in body["error"] and body["field"] == field, body
+
+
+@pytest.mark.parametrize("endpoint", ["config", "config/history"])
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ({"symbol": f"BT{NUL}C", "timeframe": "1h"}, "symbol"),
+        ({"symbol": "BTC", "timeframe": "1h", "pattern": NUL}, "pattern"),
+        ({"symbol": "BTC", "timeframe": "1h", "pattern": ["a", f"b{NUL}"]}, "pattern"),
+    ],
+)
+def test_a_nul_character_in_a_query_is_a_400_naming_it(api, endpoint, query, field):
+    before = model_counts()
+    response = api.get(f"/api/strategies/sma_cross/{endpoint}", query)
+    body = assert_refused(response, field, before)
+    assert body["field"] == field and "NUL character" in body["error"]
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+def test_a_nul_character_in_the_launch_form_is_a_400_page_naming_it(client, alice, btc, field):
+    client.force_login(alice)
+    before = model_counts()
+    response = client.post("/lab/jobs/new/", launch_form(btc, **{field: f"x{NUL}y"}))
+    assert response.status_code == 400
+    assert response.context["error_field"] == field
+    assert f"{field} contains a NUL character" in response.content.decode()
+    assert model_counts() == before
+
+
+def test_a_nul_character_on_the_datasets_page_and_in_an_admin_search_is_a_400(
+    client, admin_client, alice, btc
+):
+    client.force_login(alice)
+    before = model_counts()
+    response = client.post("/lab/datasets/", {"step": "save", "token": "t", "symbol": f"B{NUL}"})
+    assert response.status_code == 400 and response.context["error_field"] == "symbol"
+    response = admin_client.get("/admin/optimization/optimizationjob/", {"q": f"a{NUL}"})
+    assert response.status_code == 400 and response.context["error_field"] == "q"
+    assert model_counts() == before
+
+
+SUPERSCRIPT_TWO = "\u00b2"  # "²": str.isdigit() says yes, int() refuses it
+ARABIC_TWELVE = "\u0661\u0662"  # "١٢": int() reads 12, no client means it
+
+
+@pytest.mark.parametrize("digits", [SUPERSCRIPT_TWO, ARABIC_TWELVE, "9" * 5000])
+def test_unicode_digits_in_an_api_query_are_a_400_naming_it(api, finished_run, digits):
+    """Each was isdigit() then int(): "²" raised ValueError (a 500), so did 5,000 nines
+    (Python's int() limit); int() alone read "١٢" as 12."""
+    job, run = finished_run.job_id, finished_run.id
+    before = model_counts()
+    for path, field in [
+        (f"/api/jobs/{job}/sensitivity/", "run"),
+        (f"/api/runs/{run}/detail/", "points"),
+        (f"/api/jobs/{job}/heatmap/", "dataset"),
+        ("/api/jobs/compare/", "ids"),
+        (f"/api/jobs/{job}/runs/", "dataset"),
+        (f"/api/jobs/{job}/best/", "limit"),
+        ("/api/jobs/", "page_size"),
+    ]:
+        value = f"{digits},{job}" if field == "ids" else digits
+        body = assert_refused(api.get(path, {field: value}), field, before)
+        assert body["field"] == field, (path, body)
+
+
+def test_unicode_digits_on_the_lab_pages_are_a_400(client, alice, btc, finished_run):
+    client.force_login(alice)
+    job = finished_run.job_id
+    before = model_counts()
+    response = client.post("/lab/jobs/new/", launch_form(btc, datasets=[SUPERSCRIPT_TWO]))
+    assert response.status_code == 400 and response.context["error_field"] == "datasets"
+    response = client.post("/lab/carry/compare/", {"dataset": SUPERSCRIPT_TWO})
+    assert response.status_code == 400 and response.context["error_field"] == "dataset"
+    response = client.get(f"/lab/jobs/{job}/heatmap/", {"dataset": SUPERSCRIPT_TWO})
+    assert response.status_code == 400 and "dataset" in response.context["error"]
+    response = client.get("/lab/compare/", {"ids": f"{SUPERSCRIPT_TWO},{job}"})
+    assert response.status_code == 400 and "ids" in response.context["error"]
+    assert model_counts() == before
+
+
+def test_unicode_digits_as_the_expected_version_of_an_apply_are_refused(
+    client, alice, finished_run
+):
+    from django.contrib.auth.models import Permission
+
+    alice.user_permissions.add(Permission.objects.get(codename="apply_parameters"))
+    client.force_login(alice)
+    before = model_counts()
+    url = f"/lab/jobs/{finished_run.job_id}/runs/{finished_run.id}/apply/"
+    response = client.post(url, {"expected_version": SUPERSCRIPT_TWO, "reason": "x"})
+    assert response.status_code == 400
+    assert "expected_version" in response.context["error"]
+    assert model_counts() == before
+
+
+@pytest.mark.parametrize(
+    "method, action", [("post", "cancel"), ("post", "rerun"), ("get", "best"), ("get", "runs")]
+)
+def test_a_format_suffix_route_is_a_json_404(api, finished_run, method, action):
+    """/api/jobs/{id}/cancel.json reached the action with a "format" argument it does not take
+    (a TypeError for every user); the API answers JSON only, so no suffix route is served."""
+    before = model_counts()
+    response = getattr(api, method)(f"/api/jobs/{finished_run.job_id}/{action}.json")
+    body = assert_refused(response, None, before, status=404)
+    assert "drop the format suffix" in body["error"]
+    assert api.get(f"/api/jobs/{finished_run.job_id}/?format=json").status_code == 200
+
+
+def test_a_description_of_2000_characters_is_kept_and_the_forms_say_the_cap(
+    api, client, admin_client, alice, btc
+):
+    response = post_raw(api, "/api/jobs/", _job(btc["candles"], description="x" * 2000))
+    assert response.status_code == 201 and len(response.json()["description"]) == 2000
+    client.force_login(alice)
+    for page in (client.get("/lab/jobs/new/"), admin_client.get(ADMIN_ADD)):
+        html = page.content.decode()
+        assert 'name="description"' in html and 'maxlength="2000"' in html
+    schema = api.get("/api/schema/?format=json").json()["components"]["schemas"]
+    assert schema["JobCreateRequest"]["properties"]["description"]["maxLength"] == 2000
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [("ordering=--sharpe", "ordering"), ("ordering=-", "ordering"), ("status=", "status")],
+)
+def test_a_bad_run_filter_is_a_400_naming_it(api, finished_run, query, field):
+    before = model_counts()
+    response = api.get(f"/api/jobs/{finished_run.job_id}/runs/?{query}")
+    body = assert_refused(response, field, before)
+    assert body["field"] == field
+
+
+def test_an_undeclared_field_in_a_request_body_is_a_400_naming_it(
+    operator, finished_run, btc, client
+):
+    """Every request body takes only the fields its schema declares (additionalProperties:
+    false): a typo such as "dry_rn" silently applied for real before."""
+    run, job = finished_run.id, finished_run.job_id
+    cases = [
+        ("post", f"/api/runs/{run}/apply/", {"dry_rn": True}, "dry_rn"),
+        ("post", f"/api/jobs/{job}/apply_best/", {"dry_run": True, "datset": 1}, "datset"),
+        ("post", "/api/strategies/sma_cross/config/restore", {"versoin": 1}, "versoin"),
+        ("post", f"/api/runs/{run}/stress/", {"objectve": "sharpe"}, "objectve"),
+        ("post", "/api/strategies/sma_cross/approval/", {"run": run, "x": 1}, "x"),
+        ("post", "/api/jobs/monte_carlo/", {"run": run, "simz": 5}, "simz"),
+        ("post", "/api/jobs/walk_forward/", {"job": job, "n_split": 3}, "n_split"),
+        ("post", "/api/jobs/", {**_job(btc["candles"]), "objectiv": "sortino"}, "objectiv"),
+        ("put", "/api/strategies/sma_cross/risk", {"enabeld": False}, "enabeld"),
+        ("post", "/api/token/", {"username": "a", "password": "b", "otp": 1}, "otp"),
+    ]
+    before = model_counts()
+    for method, path, body, field in cases:
+        response = _send(operator, method, path, json.dumps(body))
+        answer = assert_refused(response, field, before)
+        assert answer["field"] == field and f"'{field}'" in answer["error"], (path, answer)
+    assert (
+        "did you mean 'dry_run'"
+        in _send(operator, "post", f"/api/runs/{run}/apply/", '{"dry_rn": true}').json()["error"]
+    )
+    schema = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    bodies = [c for name, c in schema.items() if name.endswith("Request")]
+    assert len(bodies) >= 12 and all(c["additionalProperties"] is False for c in bodies)

@@ -10,6 +10,7 @@ from apps.optimization.selectors.jobs import job_best_runs, jobs_visible_to
 from apps.optimization.selectors.runs import MAX_CURVE_POINTS, run_backtest_detail
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import whole_number
 
 COMPARE_MIN, COMPARE_MAX = 2, 4
 
@@ -59,13 +60,14 @@ def compare_ids_parse(raw: Sequence[str] | str | None) -> list[int]:
             token = token.strip()
             if not token:
                 continue
-            if not token.isdigit():
+            job_id = whole_number(token)
+            if job_id is None:
                 raise ApplicationError(
                     f"ids must be job ids separated by commas, e.g. ids=3,7; got {token!r}",
                     field="ids",
                 )
-            if int(token) not in ids:
-                ids.append(int(token))
+            if job_id not in ids:
+                ids.append(job_id)
     if not COMPARE_MIN <= len(ids) <= COMPARE_MAX:
         raise ApplicationError(
             f"compare takes {COMPARE_MIN} to {COMPARE_MAX} different jobs, got {len(ids)}; "

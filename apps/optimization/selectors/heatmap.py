@@ -32,6 +32,7 @@ from apps.optimization.selectors.slices import (
 )
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.errors import ApplicationError
+from backtestlab.inputs import whole_number
 
 HEATMAP_AGGS = ("max", "min", "mean", "median")
 
@@ -132,13 +133,13 @@ def heatmap_options(job: OptimizationJob, query: Mapping[str, str]) -> HeatmapOp
         ds_ids = sorted({s.dataset.id for s in slices})
         ds_id = chosen.dataset.id
         if raw_ds:
-            if not raw_ds.isdigit() or int(raw_ds) not in ds_ids:
+            ds_id = whole_number(raw_ds)
+            if ds_id not in ds_ids:
                 raise ApplicationError(
                     f"dataset must be one of this job's datasets: "
                     f"{', '.join(map(str, ds_ids))}; got {raw_ds!r}",
                     field="dataset",
                 )
-            ds_id = int(raw_ds)
         label = chosen.group_label if raw_group is None else raw_group
         matches = [s for s in slices if s.dataset.id == ds_id and s.group_label == label]
         if not matches:

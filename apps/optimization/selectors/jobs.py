@@ -16,6 +16,12 @@ from backtestlab.engine.strategies import get_strategy
 from backtestlab.errors import ApplicationError
 
 
+def team_q(user, owner: str) -> Q:
+    """Rows whose ``owner`` (the path of a user field) is ``user`` or a user sharing a group
+    with them: the one definition of a team (jobs, production parameter changes)."""
+    return Q(**{owner: user}) | Q(**{f"{owner}__groups__in": user.groups.all()})
+
+
 def jobs_visible_to(user) -> QuerySet[OptimizationJob]:
     """Staff see every job; others see their own and those of users sharing a group (team)."""
     jobs = OptimizationJob.objects.select_related("created_by")
@@ -23,8 +29,7 @@ def jobs_visible_to(user) -> QuerySet[OptimizationJob]:
         return jobs.none()
     if user.is_staff:
         return jobs
-    groups = user.groups.all()
-    return jobs.filter(Q(created_by=user) | Q(created_by__groups__in=groups)).distinct()
+    return jobs.filter(team_q(user, "created_by")).distinct()
 
 
 def job_get_for_user(user, job_id: Any) -> OptimizationJob:

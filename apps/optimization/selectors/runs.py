@@ -7,6 +7,7 @@ import numpy as np
 from apps.optimization.gateway import result_metrics, run_backtest
 from apps.optimization.models import OptimizationRun
 
+MIN_CURVE_POINTS = 100  # what a client may ask for (the API refuses fewer)
 MAX_CURVE_POINTS = 2000
 
 

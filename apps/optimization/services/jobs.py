@@ -24,6 +24,7 @@ from apps.optimization.services.quotas import job_quota_check
 from apps.optimization.services.validation import (
     costs_validate,
     date_validate,
+    description_validate,
     grid_validate,
     objective_validate,
     setting,
@@ -83,19 +84,33 @@ def job_spec_validate(
     return spec
 
 
-def job_start_checked(*, job: OptimizationJob, user) -> OptimizationJob:
-    """Start a job that was stored without :func:`job_create` (the admin's add form), after
-    the same checks job_create makes: quota, strategy, datasets, grid, objective, costs, dates."""
-    job_quota_check(user=user, lock=False, exclude=job.id)
+def job_stored_validate(job: OptimizationJob) -> None:
+    """The checks :func:`job_create` makes, on a stored job about to start (the admin's add
+    form, a duplicate, a re-run): its datasets may have been deleted, its strategy or the caps
+    changed since. A job with nothing to run is refused here, before anything is written."""
+    dataset_ids = list(job.datasets.order_by("id").values_list("id", flat=True))
+    if not dataset_ids:
+        raise ApplicationError(
+            f"job {job.id} has no dataset left (deleted since the job was made), so it has "
+            "nothing to run; make a new job on existing datasets",
+            field="datasets",
+        )
     job_spec_validate(
         strategy=job.strategy,
-        dataset_ids=list(job.datasets.order_by("id").values_list("id", flat=True)),
+        dataset_ids=dataset_ids,
         parameter_grid=job.parameter_grid,
         objective=job.objective,
         costs=job.costs,
         date_from=job.date_from,
         date_to=job.date_to,
     )
+
+
+def job_start_checked(*, job: OptimizationJob, user) -> OptimizationJob:
+    """Start a job that was stored without :func:`job_create` (the admin's add form), after
+    the same checks job_create makes: quota, strategy, datasets, grid, objective, costs, dates."""
+    job_quota_check(user=user, lock=False, exclude=job.id)
+    job_stored_validate(job)
     return job_start(job=job)
 
 
@@ -133,8 +148,7 @@ def job_create(
         raise ApplicationError("name must be a non-empty text", field="name")
     if len(name) > 100:
         raise ApplicationError("name must be at most 100 characters", field="name")
-    if not isinstance(description, str):
-        raise ApplicationError("description must be text", field="description")
+    description = description_validate(description)
     spec = job_spec_validate(
         strategy=strategy,
         dataset_ids=dataset_ids,
@@ -194,6 +208,14 @@ def job_start(*, job: OptimizationJob) -> OptimizationJob:
                         enqueued_at=now,
                     )
                 )
+        if not chunks:
+            # Never a job that waits for ever and holds a quota slot: the transaction (and
+            # the claim above) rolls back.
+            raise ApplicationError(
+                f"job {job.id} has nothing to run ({n} {job.unit_label} on "
+                f"{job.datasets.count()} datasets); check its datasets and grid",
+                field="datasets" if n else None,
+            )
         JobChunk.objects.bulk_create(chunks, batch_size=1000)
         OptimizationJob.objects.filter(id=job.id).update(
             total_runs=n * len({c.dataset_id for c in chunks}),
@@ -207,9 +229,11 @@ def job_start(*, job: OptimizationJob) -> OptimizationJob:
 
 
 def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) -> OptimizationJob:
-    """A new job with the same configuration (duplicate: not started; re-run: started)."""
+    """A new job with the same configuration (duplicate: not started; re-run: started, after
+    the checks job_create makes, so a job whose datasets are gone is refused, not copied)."""
     if start:
         job_quota_check(user=user, lock=False)
+        job_stored_validate(job)
     suffix = " (re-run)" if rerun else " (copy)"
     with transaction.atomic():
         if start:

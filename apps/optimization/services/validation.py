@@ -21,6 +21,10 @@ from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
 from backtestlab.errors import ApplicationError
 
+# A job's description is free text shown on its page and returned in every job list item:
+# capped on every surface (API, lab form, admin) by description_validate.
+DESCRIPTION_MAX_LENGTH = 2000
+
 COST_BOUNDS = {
     "commission_pct": (0.0, 5.0),
     "slippage_pct": (0.0, 5.0),
@@ -204,4 +208,17 @@ def name_option(value: Any) -> str:
         return ""
     if not isinstance(value, str):
         raise ApplicationError(f"name must be a string, got {value!r}", field="name")
+    return value
+
+
+def description_validate(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ApplicationError("description must be text", field="description")
+    if len(value) > DESCRIPTION_MAX_LENGTH:
+        raise ApplicationError(
+            f"description is {len(value):,} characters long; at most "
+            f"{DESCRIPTION_MAX_LENGTH:,} are allowed: shorten it (put long notes elsewhere "
+            "and link them)",
+            field="description",
+        )
     return value

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from django.db.models import Q, QuerySet
+
+from apps.optimization.selectors.jobs import jobs_visible_to, team_q
 from apps.strategies.models import (
+    ParameterChange,
     RiskConfig,
     StrategyConfig,
 )
@@ -19,6 +23,18 @@ def strategy_config_current(
         .order_by("-version")
         .first()
     )
+
+
+def parameter_changes_in_full(user, changes: QuerySet[ParameterChange]) -> set[int]:
+    """Ids of the ``changes`` ``user`` may read in full (who, why, which job and run): staff,
+    the author's team (as for jobs), and for a change without author (beat, a command) those
+    who may see its job. Everyone else reads the parameters and versions only."""
+    if getattr(user, "is_staff", False):
+        return set(changes.values_list("id", flat=True))
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    authorless = Q(user__isnull=True, job__in=jobs_visible_to(user))
+    return set(changes.filter(team_q(user, "user") | authorless).values_list("id", flat=True))
 
 
 def risk_config_for(strategy: str) -> RiskConfig:
