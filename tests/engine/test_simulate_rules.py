@@ -269,6 +269,17 @@ def test_per_bar_stop_distances_come_from_the_signal_bar():
     assert res.trades.reason[0] == "stop" and res.trades.exit_price[0] == 98.0
 
 
+def test_a_per_bar_stop_is_read_from_a_later_signal_bar_too():
+    # the entry signalled on bar 1 takes bar 1's 1 % stop (99, hit by bar 2's low), not bar 0's
+    rows = [FLAT, FLAT, (100, 101, 98.5, 100), LAST]
+    res = simulate(
+        bars(*rows), flags(4, 1), stop_pct=np.array([50.0, 1.0, 50.0, 50.0]), costs=costs()
+    )
+    t = res.trades
+    assert (t.entry_idx[0], t.exit_idx[0], t.reason[0], t.exit_price[0]) == (2, 2, "stop", 99.0)
+    assert near(res.equity, [1000, 1000, 990, 990])
+
+
 def test_nan_levels_mean_no_stop_and_no_target():
     rows = [FLAT, (100, 150, 50, 100), (100, 150, 50, 100), LAST]
     nan = np.full(4, NAN)
