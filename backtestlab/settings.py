@@ -172,6 +172,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "backtestlab.schema.add_error_responses",  # the one error shape on every operation
         "backtestlab.schema.strict_request_bodies",  # bodies take only their declared fields
+        "backtestlab.schema.text_without_nul",  # all text sent: a pattern without NUL
     ],
     # Runs' and jobs' "status" are different choice sets used by several serializers.
     "ENUM_NAME_OVERRIDES": {

@@ -85,3 +85,29 @@ def test_the_schema_states_the_bounds_the_views_enforce(client):
             assert (field["minimum"], field["exclusiveMinimum"]) == (0, True), (name, step)
     walk_forward = components["WalkForwardJobRequestRequest"]["properties"]
     assert (walk_forward["n_splits"]["minimum"], walk_forward["n_splits"]["maximum"]) == (1, 50)
+
+
+def test_the_schema_says_that_text_holds_no_nul_character(client):
+    """The API refuses a NUL character in any query parameter or body text (issue 14); the
+    schema says so, or a client (and schemathesis's positive_data_acceptance) would send one."""
+    schema = client.get("/api/schema/?format=json").json()
+    no_nul = "^[^\\u0000]*$"
+    texts = [
+        p["schema"]
+        for item in schema["paths"].values()
+        for method, operation in item.items()
+        if method in {"get", "post", "put"}
+        for p in operation.get("parameters", [])
+        if p["in"] == "query" and p["schema"].get("type") == "string"
+    ]
+    components = schema["components"]["schemas"]
+    texts += [
+        field
+        for name, component in components.items()
+        if name.endswith("Request")
+        for field in component.get("properties", {}).values()
+        if field.get("type") == "string" and field.get("format") != "binary"
+    ]
+    assert len(texts) > 30
+    assert all("enum" in t or t.get("pattern") == no_nul for t in texts), texts
+    assert components["JobCreateRequest"]["properties"]["description"]["pattern"] == no_nul
