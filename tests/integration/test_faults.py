@@ -72,6 +72,18 @@ def wait_until(predicate, *, timeout: float, message) -> float:
 RECOVERY_SECONDS = 60  # the issue's bound, with the default settings
 
 
+def wait_mid_job(job, failure_report) -> None:
+    """Until a fifth of the job is done and a chunk is being computed (a fault's moment)."""
+    wait_until(
+        lambda: (
+            done_runs(job.id) >= TOTAL * 0.2
+            and JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).exists()
+        ),
+        timeout=180,
+        message=lambda: failure_report(job.id),
+    )
+
+
 def chunk_ids_of(job, status) -> list[int]:
     return list(JobChunk.objects.filter(job=job, status=status).values_list("id", flat=True))
 
@@ -215,11 +227,7 @@ def test_redis_restart_mid_job_loses_and_doubles_nothing(
 
     private_redis.kill()  # every queued and unacknowledged message is gone
     assert done_runs(job.id) < TOTAL, failure_report(job.id)
-    waiting = list(
-        JobChunk.objects.filter(job=job, status=JobChunk.Status.PENDING).values_list(
-            "id", flat=True
-        )
-    )
+    waiting = chunk_ids_of(job, JobChunk.Status.PENDING)
     private_redis.start()  # same port, empty
     assert waiting, failure_report(job.id)
 
@@ -246,20 +254,9 @@ def test_a_worker_killed_and_replaced_under_a_new_name_loses_nothing(
     doomed = start_worker("doomed", concurrency=1)
     start_beat()
     job = create_job(alice, minute_dataset, "faults: worker replaced")
-    wait_until(
-        lambda: (
-            done_runs(job.id) >= TOTAL * 0.2
-            and JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).exists()
-        ),
-        timeout=180,
-        message=lambda: failure_report(job.id),
-    )
+    wait_mid_job(job, failure_report)
     doomed.kill()  # SIGKILL: no goodbye, its heartbeat row just ages
-    orphaned = list(
-        JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).values_list(
-            "id", flat=True
-        )
-    )
+    orphaned = chunk_ids_of(job, JobChunk.Status.RUNNING)
     assert orphaned, failure_report(job.id)
     start_worker("replacement", concurrency=1)
 
@@ -295,14 +292,7 @@ def test_a_pool_process_killed_under_a_live_worker_loses_nothing(
     start_worker("oom", concurrency=1)
     start_beat()
     job = create_job(alice, minute_dataset, "faults: pool process killed")
-    wait_until(
-        lambda: (
-            done_runs(job.id) >= TOTAL * 0.2
-            and JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).exists()
-        ),
-        timeout=180,
-        message=lambda: failure_report(job.id),
-    )
+    wait_mid_job(job, failure_report)
     victim = JobChunk.objects.filter(job=job, status=JobChunk.Status.RUNNING).first()
     os.kill(victim.pid, signal.SIGKILL)
 
