@@ -32,9 +32,11 @@ from tests.integration.conftest import GRID_2000, free_port
 BASE_DIR = Path(__file__).resolve().parents[2]
 USERNAME, PASSWORD = "operator", "operator-pw-123"
 JOB_NAME = "make run fault matrix"
-# GRID_2000 (10 x 10 x 4 x 5 sma_cross runs) over two months of minute candles, in the default
-# chunks of 250: a chunk computes for seconds, so the kill finds chunks done, held and queued.
+# GRID_2000 (10 x 10 x 4 x 5 sma_cross runs) over two months of minute candles, in chunks of 20:
+# the job spans 100 messages, so the kill finds chunks done, held and queued even on a machine
+# fast enough to run the whole job in seconds.
 N_RUNS = 2000
+CHUNK_SIZE = 20
 SPAWNED = re.compile(r"spawned: '(\w+)' with pid (\d+)")
 RECOVERY = re.compile(r"start-up recovery on worker1@\S+: re-queued (\d+) own chunks")
 WORKER_READY = re.compile(r"^\d\d:\d\d:\d\d worker +\| .*worker1@\S+ ready\.$", re.M)
@@ -81,6 +83,9 @@ class Lab:
             # beat reaper sends such a chunk again after REQUEUE_PENDING_SECONDS; 10 s keeps
             # that case within the test's patience whatever the default.
             "BACKTESTLAB_REQUEUE_PENDING_SECONDS": "10",
+            # 100 chunks of 20 runs: the job spans many messages, so "mid-job, a chunk held"
+            # is a moment the test can see on a fast machine too.
+            "BACKTESTLAB_CHUNK_SIZE": str(CHUNK_SIZE),
         }
         self.proc: subprocess.Popen | None = None
 
@@ -242,6 +247,14 @@ def test_make_run_restarts_a_killed_worker_and_web_and_the_job_completes(lab):
     lab.wait_until(lambda: WORKER_READY.search(lab.output()), timeout=90, what="worker ready")
     web_pid, worker_pid, beat_pid = (lab.pids(name)[0] for name in ("web", "worker", "beat"))
 
+    # The job starts once the worker has run `startsecs`: a crash after that is restarted at
+    # once (sooner, it counts as a failed start and waits the backoff, 1 s the first time), and
+    # a job started earlier may be done before then on a fast machine.
+    lab.wait_until(
+        lambda: "success: worker entered RUNNING" in lab.output(),
+        timeout=90,
+        what="the worker running startsecs",
+    )
     browser = _logged_in(lab.url)
     token = requests.post(
         f"{lab.url}/api/token/", data={"username": USERNAME, "password": PASSWORD}, timeout=10
@@ -269,14 +282,8 @@ def test_make_run_restarts_a_killed_worker_and_web_and_the_job_completes(lab):
         return api.get(f"{lab.url}/api/jobs/{job_id}/", timeout=10).json()
 
     # --- the worker SIGKILLed mid-job, holding chunks -----------------------------------------
-    # Once the worker has run `startsecs`: a crash after that is restarted at once (sooner, it
-    # counts as a failed start and waits the backoff, 1 s the first time).
     lab.wait_until(
-        lambda: (
-            "success: worker entered RUNNING" in lab.output()
-            and job()["completed_runs"] >= N_RUNS // 4
-            and lab.held_chunks()
-        ),
+        lambda: job()["completed_runs"] >= N_RUNS // 4 and lab.held_chunks(),
         timeout=120,
         what="the worker running, a quarter done and a chunk held",
     )
@@ -334,7 +341,7 @@ def test_make_run_restarts_a_killed_worker_and_web_and_the_job_completes(lab):
     assert sorted(params) == sorted(
         itertools.product(*(_values(spec) for spec in GRID_2000.values()))
     )
-    assert lab.chunk_statuses() == {"done": N_RUNS // 250}
+    assert lab.chunk_statuses() == {"done": N_RUNS // CHUNK_SIZE}
 
     # --- the web server SIGKILLed -------------------------------------------------------------
     os.killpg(web_pid, signal.SIGKILL)
