@@ -22,6 +22,17 @@ hypothesis_settings.register_profile(
 hypothesis_settings.load_profile("repeatable")  # --hypothesis-profile=explore overrides it
 
 
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    """Users are created in most tests: a real password hasher costs 0.2 s each (it is meant
+    to be slow), so the suite hashes with MD5. Nothing here tests the hasher; the real ones stay
+    listed, so a password a subprocess (``manage.py``) hashed still verifies."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        *settings.PASSWORD_HASHERS,
+    ]
+
+
 @pytest.fixture
 def alice(django_user_model):
     """The owner."""

@@ -87,11 +87,6 @@ def concrete(route: str, values: dict[str, object]) -> str:
     return "/" + path
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def objects(alice):
     synthetic_universe_create(symbols=("BTC",), days=10, timeframes=("1h",))

@@ -24,11 +24,6 @@ from tests.factories import make_job
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def model_counts() -> dict[str, int]:
     return {m._meta.label: m.objects.count() for m in apps.get_models()}
 

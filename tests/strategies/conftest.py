@@ -19,11 +19,6 @@ def approve(stage: str = "PILOT", strategy: str = "sma_cross") -> StrategyApprov
     )
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def sweep(alice, datasets):
     """A finished sma_cross sweep on BTC 1h (12 runs)."""
