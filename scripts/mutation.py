@@ -76,6 +76,9 @@ class Outcome:
     survived: list[str] = field(default_factory=list)
     seconds: float = 0.0
     error: str = ""
+    # of the files as they were copied for mutation: an edit made while the target runs
+    # leaves the recorded score stale, so ``--changed`` runs it again
+    fingerprint: str = ""
 
     @property
     def counted(self) -> int:
@@ -194,6 +197,7 @@ def run_target(target: Target, python: str, verbose: bool) -> Outcome:
     workdir = WORK / target.name
     src = workdir / "src"
     workdir.mkdir(parents=True, exist_ok=True)
+    outcome.fingerprint = target.fingerprint()
     copy_tree(src)
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL")}
     env.update({"PYTHONDONTWRITEBYTECODE": "1", "NUMBA_DISABLE_JIT": "1", **target.env})
@@ -363,7 +367,7 @@ def main(argv=None) -> int:
         )
         scores[t.name] = {
             "module": t.module,
-            "fingerprint": t.fingerprint(),
+            "fingerprint": o.fingerprint,
             "mutants": o.mutants,
             "equivalent": o.equivalent,
             "killed": o.killed,

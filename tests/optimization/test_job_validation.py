@@ -7,9 +7,14 @@ import pytest
 from apps.optimization.models import JobChunk, OptimizationJob
 from apps.optimization.services.jobs import job_create
 from apps.optimization.services.validation import (
+    DESCRIPTION_MAX_LENGTH,
     costs_validate,
+    datasets_validate,
     date_validate,
+    description_validate,
     grid_validate,
+    int_option,
+    name_option,
     objective_validate,
 )
 from backtestlab.errors import ApplicationError
@@ -159,6 +164,10 @@ def test_costs_default_to_the_engines_and_are_bounded_inclusively():
          "costs must be an object like {'commission_pct': 0.1, 'slippage_pct': 0.05}"),
         ({"fee": 1, "commission_pct": 0.1}, "costs",
          "unknown cost field 'fee'; known: commission_pct, slippage_pct, initial_equity"),
+        ({"tax": 1, "fee": 1}, "costs",  # the first in alphabetical order is named
+         "unknown cost field 'fee'; known: commission_pct, slippage_pct, initial_equity"),
+        ({"initial_equity": 1e12 + 1}, "costs.initial_equity",
+         "costs.initial_equity must be between 1 and 1e+12, got 1000000000001.0"),
     ],
 )  # fmt: skip
 def test_bad_costs_are_explained(costs, field, message):
@@ -191,6 +200,11 @@ def test_only_objective_metrics_are_objectives():
          "dataset 9223372036854775808 does not exist; list the datasets at /api/datasets/"),
         ([2**63 - 1],
          "dataset 9223372036854775807 does not exist; list the datasets at /api/datasets/"),
+        # past any database integer: refused before the query (which could not hold it)
+        ([2**64],
+         "dataset 18446744073709551616 does not exist; list the datasets at /api/datasets/"),
+        ([10**6, 10**6 + 1],  # the first missing one is named
+         "dataset 1000000 does not exist; list the datasets at /api/datasets/"),
     ],
 )  # fmt: skip
 def test_bad_dataset_lists_are_explained(alice, datasets, dataset_ids, message):
@@ -313,3 +327,78 @@ def test_a_bad_date_is_explained(value, message):
 
     err = refusal(date_validate, "date_from", value)
     assert (err.field, err.message) == ("date_from", message)
+
+
+def test_each_dataset_refusal_names_the_first_wrong_one(alice, datasets):
+    from apps.market.models import Dataset
+
+    funding = list(Dataset.objects.filter(kind=Dataset.Kind.FUNDING).order_by("symbol"))
+    environment = Dataset.objects.filter(kind=Dataset.Kind.ENVIRONMENT).first()
+    err = assert_refused(alice, [datasets[0], funding[1], environment], "datasets", "holds")
+    assert err.message == (
+        f"dataset {funding[1].id} ({funding[1].name}) holds funding, "
+        "but this strategy needs candles data"
+    )
+
+
+def test_a_strategy_of_another_data_kind_refuses_candles(alice, datasets):
+    # options_selector reads "environment" datasets, which sort after "candles"
+    err = assert_refused(
+        alice, datasets[:1], "datasets", "holds candles", strategy="options_selector", grid={}
+    )
+    assert err.message == (
+        f"dataset {datasets[0].id} ({datasets[0].name}) holds candles, "
+        "but this strategy needs environment data"
+    )
+
+
+def test_the_template_form_check_names_an_unknown_strategy(datasets):
+    err = refusal(datasets_validate, "sma_crss", [datasets[0].id])
+    assert err.field == "strategy" and "did you mean 'sma_cross'" in err.message
+    assert datasets_validate("sma_cross", [datasets[0].id]) == [datasets[0]]
+
+
+def test_the_run_cap_is_for_one_dataset_by_default_and_never_shared_by_fewer_than_two(settings):
+    settings.BACKTESTLAB = {**settings.BACKTESTLAB, "MAX_COMBINATIONS": 3}
+    assert grid_validate("sma_cross", {"fast": [5, 6, 7]})["fast"] == [5, 6, 7]
+    err = refusal(grid_validate, "sma_cross", {"fast": [5, 6, 7, 8]}, n_datasets=0)
+    assert err.message == (
+        "parameter_grid: 4 combinations exceed the cap of 3; reduce the number of values per "
+        "parameter"
+    )
+    # a parameter's own error is not about the cap, whatever the parameter is called
+    err = refusal(grid_validate, "sma_cross", {"slow": [1]}, n_datasets=2)
+    assert (err.field, err.message) == (
+        "parameter_grid.slow", "slow: slow must be between 3 and 2000, got 1"
+    )  # fmt: skip
+    with pytest.raises(TypeError):  # keyword only: a count is never taken for something else
+        grid_validate("sma_cross", {"fast": [5]}, 2)
+
+
+def test_whole_number_options_are_bounded_inclusively():
+    assert [int_option("n", v, 1, 50) for v in (1, 2, 49, 50)] == [1, 2, 49, 50]
+    for bad in (0, 51, -1, True, 2.0, "3", None):
+        err = refusal(int_option, "n_splits", bad, 1, 50)
+        assert (err.field, err.message) == (
+            "n_splits", f"n_splits must be an integer between 1 and 50, got {bad!r}"
+        )  # fmt: skip
+
+
+def test_a_name_is_optional_text():
+    assert name_option(None) == ""
+    assert name_option("") == "" and name_option("BTC sweep") == "BTC sweep"
+    for bad in (5, ["x"]):
+        err = refusal(name_option, bad)
+        assert (err.field, err.message) == ("name", f"name must be a string, got {bad!r}")
+
+
+def test_a_description_is_capped_at_its_length():
+    assert DESCRIPTION_MAX_LENGTH == 2000
+    longest = "x" * 2000
+    assert description_validate(longest) == longest and description_validate("") == ""
+    for length in (2001, 2002):
+        err = refusal(description_validate, "x" * length)
+        assert err.field == "description"
+        assert err.message.startswith(f"description is {length:,} characters long; at most 2,000")
+    err = refusal(description_validate, None)
+    assert (err.field, err.message) == ("description", "description must be text")

@@ -8,6 +8,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from billiard.exceptions import TimeLimitExceeded
@@ -28,14 +29,20 @@ from apps.optimization.models import (
 )
 from apps.optimization.services import job_kinds, sweeps
 from apps.optimization.services.execution import (
+    ChunkClaim,
     chunk_claim,
     chunk_commit,
     chunk_execute,
+    chunk_give_up,
+    chunk_give_up_held,
+    chunk_release,
     chunk_work,
+    job_fail,
     job_finalize,
     worker_beat,
     worker_gone,
 )
+from apps.optimization.signals import job_finished
 from apps.optimization.tasks import run_chunk
 from tests.factories import make_job
 
@@ -271,3 +278,117 @@ def test_reaper_settings_that_would_steal_running_chunks_stop_the_start(env, mes
         timeout=60,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
+
+
+# --- each step at its edges (the chunks mutation target) --------------------------------------
+
+
+def test_a_claim_cannot_be_altered_once_made(alice, candles):
+    job = make_job(alice, [candles])
+    claim = chunk_claim(chunk_id=job.chunks.get().id, worker="w1")
+    assert isinstance(claim, ChunkClaim)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        claim.token = None
+
+
+def test_giving_up_a_chunk_needs_its_claim_when_a_token_is_given(alice, candles):
+    job = make_job(alice, [candles])
+    chunk = job.chunks.get()
+    claim = chunk_claim(chunk_id=chunk.id, worker="w1")
+    assert chunk_give_up(chunk=claim.chunk, token=uuid.uuid4(), error="late") is False
+    chunk.refresh_from_db()
+    assert chunk.status == JobChunk.Status.RUNNING and chunk.error == ""
+    assert OptimizationJob.objects.get(id=job.id).status == JobStatus.RUNNING
+    assert chunk_give_up(chunk=claim.chunk, token=claim.token, error="boom") is True
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.error) == (JobChunk.Status.FAILED, "boom")
+    failed = OptimizationJob.objects.get(id=job.id)
+    assert (failed.status, failed.error) == (
+        JobStatus.FAILED, "chunk 1 of 1 (BTC 1h, items 0-11) failed: boom"
+    )  # fmt: skip
+    # settled already: a second give-up (with or without a token) changes nothing
+    assert chunk_give_up(chunk=claim.chunk, error="again") is False
+    assert chunk_give_up_held(chunk_id=chunk.id, error="again") is False
+    chunk.refresh_from_db()
+    assert chunk.error == "boom"
+
+
+def test_a_chunk_held_by_anyone_can_be_given_up_without_its_token(alice, candles):
+    job = make_job(alice, [candles])
+    chunk = job.chunks.get()
+    chunk_claim(chunk_id=chunk.id, worker="w1")
+    assert chunk_give_up_held(chunk_id=chunk.id, error="killed by the hard time limit") is True
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.error) == (JobChunk.Status.FAILED, "killed by the hard time limit")
+    assert OptimizationJob.objects.get(id=job.id).status == JobStatus.FAILED
+
+
+def test_a_job_fails_and_is_announced_once(alice, candles, caplog):
+    job = make_job(alice, [candles])
+    heard = []
+
+    def listener(sender, job_id, **kwargs):
+        heard.append(job_id)
+
+    def broken(sender, job_id, **kwargs):
+        raise RuntimeError("receiver down")
+
+    job_finished.connect(listener)
+    job_finished.connect(broken)
+    try:
+        assert job_fail(job_id=job.id, error="first") is True
+        assert job_fail(job_id=job.id, error="second") is False
+    finally:
+        job_finished.disconnect(listener)
+        job_finished.disconnect(broken)
+    assert heard == [job.id]
+    assert OptimizationJob.objects.get(id=job.id).error == "first"
+    ours = [
+        r.getMessage() for r in caplog.records
+        if r.name == "apps.optimization.services.execution" and "receiver" in r.getMessage()
+    ]  # fmt: skip
+    assert len(ours) == 1  # the failing receiver only, not the one that answered
+    assert ours[0].startswith("job_finished receiver <function")
+    assert ours[0].endswith(f"broken at {hex(id(broken))}> failed on job {job.id}: "
+                            "RuntimeError('receiver down')")  # fmt: skip
+
+
+def test_a_transient_error_while_finalizing_leaves_the_job_to_the_reaper(
+    alice, candles, monkeypatch
+):
+    job = make_job(alice, [candles])
+
+    def database_away(job):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    kind = dataclasses.replace(job_kinds.job_kind(job), finish=database_away)
+    monkeypatch.setitem(job_kinds.JOB_KINDS, job.kind, kind)
+    claim = chunk_claim(chunk_id=job.chunks.get().id, worker="w1")
+    assert chunk_commit(claim=claim, work=chunk_work(claim=claim)) == 0
+    with pytest.raises(OperationalError):
+        job_finalize(job_id=job.id)
+    still = OptimizationJob.objects.get(id=job.id)
+    assert (still.status, still.error) == (JobStatus.RUNNING, "")
+
+
+def test_a_released_chunk_keeps_its_last_error_unless_given_a_new_one(alice, candles):
+    job = make_job(alice, [candles])
+    chunk = job.chunks.get()
+    chunk_claim(chunk_id=chunk.id, worker="w1")
+    assert chunk_release(chunk_id=chunk.id, worker="w1", error="OperationalError: gone") is True
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.error, chunk.worker) == ("pending", "OperationalError: gone", "")
+    chunk_claim(chunk_id=chunk.id, worker="w2")
+    assert chunk_release(chunk_id=chunk.id, worker="w1") is False  # not w1's any more
+    assert chunk_release(chunk_id=chunk.id, worker="w2") is True
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.error) == ("pending", "OperationalError: gone")
+
+
+def test_a_heartbeat_cuts_long_names_to_their_columns_and_reads_no_pids_as_none():
+    name, host = "w" * 250 + "@h", "h" * 250
+    worker_beat(name=name, host=host, pid=7, concurrency=1, pids=None)
+    row = Worker.objects.get()
+    assert (row.name, row.host, row.pids) == (name[:200], host[:200], [])
+    worker_beat(name=name, host=host, pid=7, concurrency=1, pids=[3])
+    assert Worker.objects.get().pids == [3] and Worker.objects.count() == 1
