@@ -8,6 +8,9 @@ SMALL_GRID = {"fast": [5, 10, 20], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr":
 
 
 def make_job(user, datasets, grid=None, **kwargs):
+    """A job as job_create makes it; ``min_trades`` is 1 unless given (the fixtures' few days
+    of candles give runs of a handful of trades; the ranking tests set it themselves)."""
+    kwargs.setdefault("min_trades", 1)
     return job_create(
         user=user,
         name=kwargs.pop("name", "test job"),

@@ -27,7 +27,8 @@ SEED_GRID = {
 
 def job_with_runs(user, datasets, metrics_of, *, grid=None, strategy="sma_cross", **kwargs):
     """A finished job whose runs have ``metrics_of(dataset_index, grid_index, params)``
-    (a dict of metric values; ``None`` for a failed run)."""
+    (a dict of metric values; ``None`` for a failed run). ``n_trades`` is 100 unless given:
+    enough for the run to be ranked (the job's ``min_trades`` is 1, see ``make_job``)."""
     status = kwargs.pop("status", JobStatus.SUCCEEDED)
     job = make_job(
         user, datasets, grid=grid or GRID_3x2x2, strategy=strategy, start=False, **kwargs
@@ -47,7 +48,7 @@ def job_with_runs(user, datasets, metrics_of, *, grid=None, strategy="sma_cross"
             if metrics is None:
                 runs.append(OptimizationRun(status="failed", error="boom", **base))
             else:
-                runs.append(OptimizationRun(**base, **metrics))
+                runs.append(OptimizationRun(**base, **{"n_trades": 100, **metrics}))
     OptimizationRun.objects.bulk_create(runs, batch_size=2000)
     n_failed = sum(1 for r in runs if r.status == "failed")
     job.status = status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from apps.market.models import Dataset
+from apps.optimization.ranking import DEFAULT_MIN_TRADES
 from apps.optimization.services.validation import DESCRIPTION_MAX_LENGTH
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.strategies import STRATEGIES, get_strategy
@@ -93,6 +94,7 @@ def launch_context(strategy_key: str | None, data=None, preset: str | None = Non
             "symbol", "timeframe", "name"
         ),
         "objectives": objective_choices(),
+        "default_min_trades": DEFAULT_MIN_TRADES,
         "description_max_length": DESCRIPTION_MAX_LENGTH,
         "data": data,
         "selected_datasets": {whole_number(x) for x in data.getlist("datasets")} - {None}
@@ -130,10 +132,17 @@ def job_kwargs_from_post(post) -> dict:
                 raise ApplicationError(
                     f"{name} must be a number, got {raw!r}", field=name
                 ) from None
+    raw = post.get("min_trades", "").strip()
+    min_trades = whole_number(raw) if raw else DEFAULT_MIN_TRADES
+    if min_trades is None:
+        raise ApplicationError(
+            f"min_trades must be a whole number of trades, got {raw!r}", field="min_trades"
+        )
     return {
         "name": post.get("name", ""),
         "description": post.get("description", ""),
         "strategy": key,
+        "min_trades": min_trades,
         "dataset_ids": dataset_ids,
         "parameter_grid": grid,
         "objective": post.get("objective", "sharpe"),

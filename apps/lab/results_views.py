@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from django.views.decorators.vary import vary_on_headers
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.ranking import run_unranked_reason
 from apps.optimization.results_api import export_csv_response
 from apps.optimization.selectors import compare as compare_selectors
 from apps.optimization.selectors import heatmap as heatmap_selectors
@@ -64,7 +65,7 @@ def heatmap_context(job: OptimizationJob, query) -> dict:
         cells = []
         for xi, cell in enumerate(heatmap.cells[yi]):
             style = ""
-            if cell and cell["value"] is not None:
+            if cell and cell["value"] is not None and cell["ranked"]:
                 t = (cell["value"] - heatmap.low) / span if span else 1.0
                 style = f"background:{_colour(t if heatmap.higher_is_better else 1 - t)}"
             is_best = bool(heatmap.best and heatmap.best["xi"] == xi and heatmap.best["yi"] == yi)
@@ -169,6 +170,7 @@ def run_detail(request, job_id: int, run_id: int):
         "job": job,
         "run": run,
         "param_items": [(n, format_value(run.params.get(n))) for n in names],
+        "unranked_reason": run_unranked_reason(run),
     }
     if run.status != OptimizationRun.Status.SUCCEEDED:
         context["error"] = f"This run failed, so there is no equity curve: {run.error}"

@@ -5,6 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.ranking import DEFAULT_MIN_TRADES
 from apps.optimization.services.jobs import job_cancel, job_copy, job_start_checked
 from apps.optimization.services.validation import (
     DESCRIPTION_MAX_LENGTH,
@@ -37,7 +38,7 @@ class OptimizationJobForm(forms.ModelForm):
         model = OptimizationJob
         fields = [
             "name", "description", "strategy", "datasets", "date_from", "date_to",
-            "parameter_grid", "objective", "costs",
+            "parameter_grid", "objective", "min_trades", "costs",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
@@ -46,9 +47,14 @@ class OptimizationJobForm(forms.ModelForm):
         self.fields["objective"].choices = [
             (name, info.label) for name, info in METRICS.items() if info.objective
         ]
+        self.fields["min_trades"].required = False  # left empty: the default
         self.fields[
             "parameter_grid"
         ].help_text = 'JSON: {"fast": [5, 10, 20], "slow": {"start": 20, "stop": 200, "step": 20}}'
+
+    def clean_min_trades(self):
+        value = self.cleaned_data.get("min_trades")
+        return DEFAULT_MIN_TRADES if value is None else value
 
     def clean(self):
         data = super().clean()

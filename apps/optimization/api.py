@@ -16,6 +16,7 @@ from apps.market.models import Dataset
 from apps.market.selectors import dataset_gaps
 from apps.market.services import market_upload_import
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.ranking import DEFAULT_MIN_TRADES, MAX_MIN_TRADES, run_unranked_reason
 from apps.optimization.selectors.jobs import (
     jobs_visible_to,
 )
@@ -131,6 +132,12 @@ class JobCreateSerializer(serializers.Serializer):
             + ", ".join(m for m, info in METRICS.items() if info.objective)
         },
     )
+    min_trades = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_MIN_TRADES,
+        default=DEFAULT_MIN_TRADES,
+        help_text="Runs with fewer closed trades are never ranked best, starred or applied",
+    )
     date_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
     date_to = serializers.DateTimeField(required=False, allow_null=True, default=None)
     costs = serializers.DictField(
@@ -150,7 +157,8 @@ class JobSerializer(serializers.ModelSerializer):
         model = OptimizationJob
         fields = [
             "id", "name", "description", "kind", "strategy", "datasets", "date_from", "date_to",
-            "parameter_grid", "objective", "costs", "status", "is_active", "total_runs",
+            "parameter_grid", "objective", "min_trades", "costs", "status", "is_active",
+            "total_runs",
             "completed_runs", "failed_runs", "progress_pct", "best_params", "best_run", "error",
             "created_by", "rerun_of", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
@@ -158,13 +166,21 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class RunSerializer(serializers.ModelSerializer):
+    unranked_reason = serializers.SerializerMethodField(
+        help_text="Why the run may not be ranked best (fewer trades than the job's min_trades, "
+        "failed, objective undefined); empty when it may"
+    )
+
     class Meta:
         model = OptimizationRun
         fields = [
             "id", "job", "dataset", "grid_index", "params", "param_hash", "status", "error",
-            *METRIC_NAMES, "created_at",
+            *METRIC_NAMES, "unranked_reason", "created_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_unranked_reason(self, run: OptimizationRun) -> str:
+        return run_unranked_reason(run)
 
 
 RUN_ORDERINGS = {"id", "grid_index", *METRIC_NAMES}
@@ -260,6 +276,7 @@ class JobViewSet(
             dataset_ids=v["datasets"],
             parameter_grid=request.data.get("parameter_grid"),
             objective=v["objective"],
+            min_trades=v["min_trades"],
             date_from=v.get("date_from"),
             date_to=v.get("date_to"),
             # raw, like the grid: the service is strict ("0.1" is not a number), DRF is not
@@ -296,7 +313,7 @@ class JobViewSet(
     @action(detail=True, methods=["get"])
     def runs(self, request, pk=None):
         job = self.get_object()
-        runs = OptimizationRun.objects.filter(job=job)
+        runs = OptimizationRun.objects.filter(job=job).select_related("job")
         status_param = request.query_params.get("status")
         if status_param is not None:
             if status_param not in OptimizationRun.Status.values:

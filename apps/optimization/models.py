@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from apps.market.models import Dataset
+from apps.optimization.ranking import min_trades_field
 from backtestlab.engine.strategies import STRATEGIES
 
 
@@ -34,6 +35,7 @@ class OptimizationJob(models.Model):
     date_to = models.DateTimeField(null=True, blank=True)
     parameter_grid = models.JSONField(help_text="Validated grid: parameter name -> list of values")
     objective = models.CharField(max_length=40, default="sharpe")
+    min_trades = min_trades_field()
     costs = models.JSONField(default=dict, blank=True)
     chunk_size = models.PositiveIntegerField(default=250)
     # Kind-specific settings (Monte Carlo: source run, sims, ...; walk-forward: splits, ...)

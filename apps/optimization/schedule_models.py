@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.optimization.ranking import min_trades_field
+
 
 class JobTemplate(models.Model):
     class AutoApply(models.TextChoices):
@@ -27,6 +29,7 @@ class JobTemplate(models.Model):
     )  # fmt: skip
     parameter_grid = models.JSONField()
     objective = models.CharField(max_length=40, default="sharpe")
+    min_trades = min_trades_field()
     costs = models.JSONField(default=dict, blank=True)
     auto_apply = models.CharField(max_length=8, choices=AutoApply.choices, default=AutoApply.OFF)
     min_improvement_pct = models.FloatField(

@@ -13,6 +13,7 @@ from django.contrib import admin
 
 from apps.optimization.models import JobTemplate, TemplateFiring
 from apps.optimization.queue import FIRE_TEMPLATE
+from apps.optimization.ranking import DEFAULT_MIN_TRADES
 from apps.optimization.services.schedules import template_schedule_ensure
 from apps.optimization.services.validation import costs_validate, datasets_validate, grid_validate
 from apps.strategies.services.apply import APPLY_PERMISSION, can_apply
@@ -30,7 +31,7 @@ class JobTemplateForm(forms.ModelForm):
         model = JobTemplate
         fields = [
             "name", "strategy", "datasets", "rolling_days", "parameter_grid", "objective",
-            "costs", "auto_apply", "min_improvement_pct", "owner", "periodic_task",
+            "min_trades", "costs", "auto_apply", "min_improvement_pct", "owner", "periodic_task",
         ]  # fmt: skip
 
     def __init__(self, *args, **kwargs):
@@ -39,6 +40,11 @@ class JobTemplateForm(forms.ModelForm):
         self.fields["objective"].choices = [
             (name, info.label) for name, info in METRICS.items() if info.objective
         ]
+        self.fields["min_trades"].required = False  # left empty: the default
+
+    def clean_min_trades(self):
+        value = self.cleaned_data.get("min_trades")
+        return DEFAULT_MIN_TRADES if value is None else value
 
     def _check(self, validate, *args, **kwargs):
         try:

@@ -267,6 +267,7 @@ def test_the_finisher_and_the_reaper_finalizing_at_once_finalize_once(alice, btc
         name="weekly",
         strategy="sma_cross",
         parameter_grid=SMALL_GRID,
+        min_trades=1,
         owner=grant(alice),
         auto_apply="apply",
         min_improvement_pct=-1e9,

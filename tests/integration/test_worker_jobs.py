@@ -54,8 +54,13 @@ def assert_complete(job: OptimizationJob, report: str) -> None:
     )
     assert duplicates == 0
     assert not JobChunk.objects.filter(job=job).exclude(status=JobChunk.Status.DONE).exists()
-    # the best run: the highest sharpe (the job's objective), ties to the lowest id
-    top = runs.filter(sharpe__isnull=False).order_by("-sharpe", "id").first()
+    # the best run: the highest sharpe (the job's objective) of the runs with at least the
+    # job's min_trades trades, ties to the lowest id
+    top = (
+        runs.filter(sharpe__isnull=False, n_trades__gte=job.min_trades)
+        .order_by("-sharpe", "id")
+        .first()
+    )
     assert job.best_run_id == top.id, job.best_params
     assert job.best_params["overall"]["run_id"] == top.id
     assert job.best_params["overall"]["params"] == top.params

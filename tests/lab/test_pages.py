@@ -118,6 +118,16 @@ def test_launching_from_the_form_creates_and_starts_a_job(client, alice, dataset
     assert response.status_code == 302 and response["Location"] == f"/lab/jobs/{job.id}/"
     assert job.parameter_grid["fast"] == [5, 10, 15, 20] and job.total_runs == 8
     assert job.created_by == alice and job.chunks.count() == 1
+    assert job.min_trades == 30  # the default, shown in the form
+
+
+def test_the_form_sets_the_fewest_trades_a_ranked_run_needs(client, alice, datasets):
+    client.force_login(alice)
+    assert 'name="min_trades" id="id_min_trades" min="1" step="1" value="30"' in (
+        client.get("/lab/jobs/new/").content.decode()
+    )
+    launch(client, datasets, min_trades=" 7 ")
+    assert OptimizationJob.objects.get().min_trades == 7
 
 
 @pytest.mark.parametrize(
@@ -130,6 +140,11 @@ def test_launching_from_the_form_creates_and_starts_a_job(client, alice, dataset
         ({"datasets": []}, "pick at least one dataset"),
         ({"name": ""}, "name"),
         ({"commission_pct": "lots"}, "commission_pct"),
+        (
+            {"min_trades": "many"},
+            "min_trades must be a whole number of trades, got &#x27;many&#x27;",
+        ),
+        ({"min_trades": "0"}, "min_trades must be an integer between 1 and 100000, got 0"),
     ],
 )
 def test_a_bad_form_shows_the_error_and_writes_nothing(client, alice, datasets, fields, message):

@@ -596,7 +596,7 @@ def test_finalize_happens_once_with_its_side_effects(alice, btc, small_chunks):
     approve("PILOT")
     template = JobTemplate.objects.create(
         name="weekly", strategy="sma_cross", parameter_grid=SMALL_GRID, owner=grant(alice),
-        auto_apply="dry_run", min_improvement_pct=-1e9,
+        auto_apply="dry_run", min_improvement_pct=-1e9, min_trades=1,
     )  # fmt: skip
     template.datasets.set([btc])
     job = template_fire(template_id=template.id, now=NOW).job

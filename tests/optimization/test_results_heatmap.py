@@ -92,9 +92,10 @@ def test_failed_runs_and_undefined_metrics_are_left_out_of_the_value(alice, data
 
     job = job_with_runs(alice, datasets[:1], metrics, objective="win_rate")
     hm = heatmap(job, x="slow", y="fast", agg="mean")
-    # cell (fast 5, slow 30) holds runs 0 (failed) and 1 (no win rate): one run, no value
-    assert hm.cells[0][0] == {"value": None, "runs": 1}
-    assert hm.cells[0][1] == {"value": 2.5, "runs": 2}
+    # cell (fast 5, slow 30) holds runs 0 (failed) and 1 (no win rate): one run, no value,
+    # nothing to rank
+    assert hm.cells[0][0] == {"value": None, "runs": 1, "ranked": 0}
+    assert hm.cells[0][1] == {"value": 2.5, "runs": 2, "ranked": 2}
 
 
 def test_the_best_cell_of_a_lower_is_better_metric_is_the_lowest(alice, datasets):

@@ -135,7 +135,12 @@ def test_the_plan_compares_the_run_with_production_on_the_same_data(prod, weak_p
     assert plan.new_metrics["n_trades"] == best.n_trades
     expected = 100 * (best.sharpe - worst.sharpe) / abs(worst.sharpe)
     assert plan.improvement_pct == pytest.approx(expected, rel=1e-9)
-    stage, improvement = plan.checks
+    ranked_gate, stage, improvement = plan.checks
+    assert ranked_gate == {
+        "gate": "ranked",
+        "ok": True,
+        "detail": f"{best.n_trades} trades, at least the job's minimum of 1",
+    }
     assert stage == {
         "gate": "stage",
         "ok": True,
@@ -230,7 +235,7 @@ def test_a_baseline_with_no_sharpe_lets_any_run_with_one_through(prod):
     plan = apply_plan(run=best, min_improvement_pct=1e9)
     assert plan.old_value is None and plan.improvement_pct is None
     assert plan.refusal is None
-    assert plan.checks[1]["detail"] == (
+    assert plan.checks[2]["detail"] == (
         f"sharpe {best.sharpe:.4g} vs None (no % improvement defined)"
     )
 
@@ -242,6 +247,11 @@ def test_a_run_without_a_sharpe_is_refused(prod):
     plan = apply_plan(run=run)
     assert plan.new_value is None
     assert plan.refusal == {
+        "gate": "ranked",
+        "ok": False,
+        "detail": "sharpe is undefined for this run",
+    }
+    assert plan.checks[2] == {
         "gate": "improvement",
         "ok": False,
         "detail": "the run has no sharpe value",
@@ -272,7 +282,7 @@ def test_a_run_no_better_than_a_zero_baseline_is_refused(prod, monkeypatch):
 
 
 def test_a_strategy_never_evaluated_is_refused_at_the_stage_gate(sweep, weak_production):
-    check = apply_plan(run=ranked(sweep)[0]).checks[0]
+    check = apply_plan(run=ranked(sweep)[0]).checks[1]
     assert check == {
         "gate": "stage",
         "ok": False,
@@ -445,9 +455,17 @@ def test_a_dataset_the_job_did_not_use_is_no_slice_whatever_its_id(alice, datase
 def test_a_job_without_a_scored_run_has_no_best(two_symbols, datasets):
     OptimizationRun.objects.filter(job=two_symbols).update(sharpe=None)
     exc = refused(job_best_run_for, job=two_symbols)
-    assert (exc.field, exc.message) == ("job", f"job {two_symbols.id} has no scored run")
+    assert (exc.field, exc.message) == (
+        "job",
+        f"job {two_symbols.id} has no ranked run (each one failed, has fewer than 1 trades or "
+        "an undefined sharpe)",
+    )
     exc = refused(job_best_run_for, job=two_symbols, dataset_id=datasets[1].id)
-    assert (exc.field, exc.message) == ("dataset", "no scored run in that slice")
+    assert (exc.field, exc.message) == (
+        "dataset",
+        "no ranked run (each one failed, has fewer than 1 trades or an undefined sharpe) in "
+        "that slice",
+    )
 
 
 def test_applying_a_jobs_best_on_one_dataset_writes_that_datasets_key(two_symbols, datasets, alice):

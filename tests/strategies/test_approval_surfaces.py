@@ -132,8 +132,11 @@ def test_api_evaluation_owner_and_outsider(alice, charlie, sweep):
 def test_api_no_trades_is_a_400_not_a_500(alice, no_trade_job):
     r = api(alice).post(f"/api/jobs/{no_trade_job.id}/evaluation/")
     assert r.status_code == 400
-    assert r.json()["ok"] is False and "no trade" in r.json()["error"]
-    run = no_trade_job.runs.get()
+    assert r.json()["ok"] is False and r.json()["error"] == (
+        f"job {no_trade_job.id} has no ranked run (each one failed, has fewer than 1 trades or "
+        "an undefined total_return_pct), so there is no best run to evaluate"
+    )
+    run = no_trade_job.runs.get()  # evaluated on purpose: the approval says why it cannot be
     r = api(alice).post("/api/jobs/monte_carlo/", {"run": run.id, "sims": 10}, format="json")
     assert r.status_code == 400 and "no trade" in r.json()["error"]
 
@@ -236,7 +239,7 @@ def test_job_page_no_trades_shows_a_clear_error(client, alice, no_trade_job):
     client.force_login(alice)
     r = client.post(f"/lab/jobs/{no_trade_job.id}/evaluate/")
     assert r.status_code == 400
-    assert "closed no trade" in r.content.decode()
+    assert "has no ranked run (each one failed, has fewer than 1 trades" in r.content.decode()
 
 
 def test_monte_carlo_and_walk_forward_pages(client, alice, sweep):
@@ -306,7 +309,9 @@ def test_strategy_summary_command_prints_the_seeds_form(sweep, no_trade_job):
         assert prefix in text
     call_command("strategy_summary", f"run:{sweep.best_run_id}", stdout=io.StringIO())
     assert StrategyApproval.objects.filter(trigger="command").count() == 2
-    with pytest.raises(CommandError, match="closed no trade"):
+    with pytest.raises(CommandError, match="no best run to evaluate"):
         call_command("strategy_summary", f"job:{no_trade_job.id}")
+    with pytest.raises(CommandError, match="closed no trade"):  # the run itself, on purpose
+        call_command("strategy_summary", f"run:{no_trade_job.runs.get().id}")
     with pytest.raises(CommandError, match="does not exist"):
         call_command("strategy_summary", "run:999999")

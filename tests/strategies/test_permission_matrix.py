@@ -238,6 +238,7 @@ def test_auto_apply_acts_with_the_template_owners_permission(people, datasets, n
         name="nightly",
         strategy="sma_cross",
         parameter_grid=SMALL_GRID,
+        min_trades=1,
         owner=owner,
         auto_apply="apply",
         min_improvement_pct=0,

@@ -23,8 +23,9 @@ SUNDAY_2AM = dt.datetime(2026, 11, 15, 2, 0, tzinfo=dt.UTC)
 
 def make_template(owner, datasets, **kwargs) -> JobTemplate:
     template = JobTemplate.objects.create(
-        name="weekly", strategy="sma_cross", parameter_grid=SMALL_GRID, owner=owner, **kwargs
-    )
+        name="weekly", strategy="sma_cross", parameter_grid=SMALL_GRID, owner=owner,
+        **{"min_trades": 1, **kwargs},  # the fixtures' few days trade little
+    )  # fmt: skip
     template.datasets.set(datasets)
     template_schedule_ensure(template)
     return template

@@ -17,6 +17,7 @@ from django.db.models import (
     FloatField,
     Max,
     Min,
+    Q,
 )
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
@@ -203,26 +204,37 @@ class Heatmap:
         }
 
 
-def _cells_numpy_median(runs, nx: int, ny: int, metric: str) -> dict[tuple[int, int], dict]:
+def _cells_numpy_median(
+    runs, nx: int, ny: int, metric: str, min_trades: int
+) -> dict[tuple[int, int], dict]:
     rows = np.array(
         [
-            (xi, yi, np.nan if v is None else v)
-            for xi, yi, v in runs.values_list("xi", "yi", metric)
+            (xi, yi, np.nan if v is None else v, -1 if t is None else t)
+            for xi, yi, v, t in runs.values_list("xi", "yi", metric, "n_trades")
         ],
         dtype=np.float64,
-    ).reshape(-1, 3)
+    ).reshape(-1, 4)
     out: dict[tuple[int, int], dict] = {}
     if not len(rows):
         return out
     code = rows[:, 1].astype(np.int64) * nx + rows[:, 0].astype(np.int64)
     order = np.argsort(code, kind="stable")
-    code, values = code[order], rows[order, 2]
+    code, values, trades = code[order], rows[order, 2], rows[order, 3]
     bounds = np.flatnonzero(np.diff(code)) + 1
-    for part_codes, part in zip(np.split(code, bounds), np.split(values, bounds), strict=True):
+    parts = zip(
+        np.split(code, bounds), np.split(values, bounds), np.split(trades, bounds), strict=True
+    )
+    for part_codes, part, part_trades in parts:
+        ranked = (part_trades >= min_trades) & ~np.isnan(part)
         scored = part[~np.isnan(part)]
-        value = float(np.median(scored)) if len(scored) else None
+        scored_ranked = part[ranked]
         yi, xi = divmod(int(part_codes[0]), nx)
-        out[(xi, yi)] = {"value": value, "runs": len(part)}
+        out[(xi, yi)] = {
+            "value": float(np.median(scored)) if len(scored) else None,
+            "value_ranked": float(np.median(scored_ranked)) if len(scored_ranked) else None,
+            "runs": len(part),
+            "ranked": int(ranked.sum()),
+        }
     return out
 
 
@@ -231,8 +243,11 @@ def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
 
     Each cell holds the aggregate over the succeeded runs with those two values (and the
     fixed values and the slice's group), and ``runs``, how many runs are behind it (runs
-    whose metric is undefined count as runs but not in the aggregate). The best cell is the
-    highest (lowest for a lower-is-better metric); ties go to the first in row-major order.
+    whose metric is undefined count as runs but not in the aggregate), and ``ranked``, how many
+    of them may be ranked (:mod:`apps.optimization.ranking`: enough trades) and have a value:
+    the aggregate is over those when there are any. The best cell is the highest (lowest for a
+    lower-is-better metric) of the cells with ranked runs; ties go to the first in row-major
+    order.
     """
     grid = job.grid
     strides = grid_strides(grid)
@@ -254,22 +269,30 @@ def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
     ).order_by()
     nx, ny = len(grid[o.x]), len(grid[o.y])
     if o.agg == "median" and connection.vendor != "postgresql":
-        found = _cells_numpy_median(runs, nx, ny, o.metric)
+        found = _cells_numpy_median(runs, nx, ny, o.metric, job.min_trades)
     else:
         agg = {"max": Max, "min": Min, "mean": Avg, "median": Median}[o.agg]
+        ranked = Q(n_trades__gte=job.min_trades) & Q(**{f"{o.metric}__isnull": False})
         found = {
-            (r["xi"], r["yi"]): {"value": r["value"], "runs": r["runs"]}
-            for r in runs.values("xi", "yi").annotate(value=agg(o.metric), runs=Count("id"))
+            (r["xi"], r["yi"]): r
+            for r in runs.values("xi", "yi").annotate(
+                value=agg(o.metric),
+                value_ranked=agg(o.metric, filter=ranked),
+                runs=Count("id"),
+                ranked=Count("id", filter=ranked),
+            )
         }
     cells: list[list[dict | None]] = [[None] * nx for _ in range(ny)]
     total = 0
     for (xi, yi), cell in found.items():
-        value = cell["value"]
+        # A cell with ranked runs shows their aggregate (and may be starred); one without
+        # shows all its runs' aggregate, greyed: none of them may be called best.
+        value = cell["value_ranked"] if cell["ranked"] else cell["value"]
         if value is not None:
             value = float(value)
             if not math.isfinite(value):
                 value = None
-        cells[int(yi)][int(xi)] = {"value": value, "runs": cell["runs"]}
+        cells[int(yi)][int(xi)] = {"value": value, "runs": cell["runs"], "ranked": cell["ranked"]}
         total += cell["runs"]
     higher = METRICS[o.metric].higher_is_better
     best = None
@@ -277,8 +300,8 @@ def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
     for yi in range(ny):
         for xi in range(nx):
             cell = cells[yi][xi]
-            if cell is None or cell["value"] is None:
-                continue
+            if cell is None or cell["value"] is None or not cell["ranked"]:
+                continue  # greyed cells are outside the colour scale too
             values.append(cell["value"])
             if (
                 best is None

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from itertools import product
 from typing import Any
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
@@ -55,10 +55,12 @@ def job_best_runs(
     dataset_id: int | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> list[OptimizationRun]:
-    """The top ``limit`` succeeded runs of ``job`` by its objective (ties: lowest run id),
-    optionally only those on one dataset and with the given parameter values."""
+    """The top ``limit`` ranked runs of ``job`` by its objective (ties: lowest run id),
+    optionally only those on one dataset and with the given parameter values. Ranked: see
+    :mod:`apps.optimization.ranking` (succeeded, objective defined, at least ``min_trades``
+    closed trades); every "best" of every surface comes from here."""
     runs = OptimizationRun.objects.filter(
-        job=job, status=OptimizationRun.Status.SUCCEEDED
+        job=job, status=OptimizationRun.Status.SUCCEEDED, n_trades__gte=job.min_trades
     ).select_related("dataset")
     if dataset_id is not None:
         runs = runs.filter(dataset_id=dataset_id)
@@ -71,6 +73,26 @@ def job_best_runs(
     column = F(job.objective)
     key = column.desc() if METRICS[job.objective].higher_is_better else column.asc()
     return list(runs.order_by(key, "id")[:limit])
+
+
+def job_unranked_counts(
+    *, job: OptimizationJob, dataset_id: int | None = None, params: Mapping[str, Any] | None = None
+) -> dict[str, int]:
+    """How many runs (of one dataset and parameter values when given) may not be ranked, by
+    reason: ``failed``, ``few_trades`` (fewer than the job's ``min_trades``) and ``undefined``
+    (objective undefined); see :mod:`apps.optimization.ranking`."""
+    runs = OptimizationRun.objects.filter(job=job)
+    if dataset_id is not None:
+        runs = runs.filter(dataset_id=dataset_id)
+    for name, value in (params or {}).items():
+        runs = runs.filter(**{f"params__{name}": value})
+    succeeded = Q(status=OptimizationRun.Status.SUCCEEDED)
+    enough = Q(n_trades__gte=job.min_trades)
+    return runs.aggregate(
+        failed=Count("id", filter=~succeeded),
+        few_trades=Count("id", filter=succeeded & ~enough),
+        undefined=Count("id", filter=succeeded & enough & Q(**{f"{job.objective}__isnull": True})),
+    )
 
 
 def job_groups(job: OptimizationJob) -> list[dict[str, Any]]:

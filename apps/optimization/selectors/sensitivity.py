@@ -36,17 +36,17 @@ def job_sensitivity(
             wanted[name] = [base + k * strides[name] for k in range(len(values))]
     indexes = {i for idx in wanted.values() for i in idx}
     found = {
-        gi: (run_id, status, value)
-        for gi, run_id, status, value in OptimizationRun.objects.filter(
+        gi: (run_id, status, value, n_trades)
+        for gi, run_id, status, value, n_trades in OptimizationRun.objects.filter(
             job=job, dataset_id=run.dataset_id, grid_index__in=indexes
-        ).values_list("grid_index", "id", "status", metric)
+        ).values_list("grid_index", "id", "status", metric, "n_trades")
     }
     higher = METRICS[metric].higher_is_better
     parameters = []
     for name, idx in wanted.items():
         points = []
         for k, gi in enumerate(idx):
-            run_id, status, value = found.get(gi, (None, None, None))
+            run_id, status, value, n_trades = found.get(gi, (None, None, None, None))
             if status != OptimizationRun.Status.SUCCEEDED:
                 value = None
             points.append(
@@ -55,6 +55,9 @@ def job_sensitivity(
                     "metric": value,
                     "run_id": run_id,
                     "is_run": k == positions[name],
+                    "n_trades": n_trades,
+                    # a neighbour that (nearly) never trades is shown, greyed: a cliff
+                    "ranked": value is not None and (n_trades or 0) >= job.min_trades,
                 }
             )
         centre = points[positions[name]]["metric"]

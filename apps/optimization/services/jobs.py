@@ -19,6 +19,7 @@ from apps.optimization.models import (
     OptimizationJob,
 )
 from apps.optimization.queue import chunks_enqueue
+from apps.optimization.ranking import DEFAULT_MIN_TRADES, MAX_MIN_TRADES
 from apps.optimization.services.job_kinds import job_kind
 from apps.optimization.services.quotas import job_quota_check
 from apps.optimization.services.validation import (
@@ -26,6 +27,7 @@ from apps.optimization.services.validation import (
     date_validate,
     description_validate,
     grid_validate,
+    int_option,
     objective_validate,
     setting,
     strategy_datasets_validate,
@@ -45,6 +47,7 @@ def job_spec_validate(
     costs: Any,
     date_from: Any,
     date_to: Any,
+    min_trades: Any = DEFAULT_MIN_TRADES,
 ) -> dict[str, Any]:
     """Every check of what a job is made of, in one place for every surface that makes or
     starts one; the cleaned values (datasets as rows, the grid in the strategy's order)."""
@@ -64,6 +67,7 @@ def job_spec_validate(
         "datasets": datasets,
         "parameter_grid": grid,
         "objective": objective_validate(objective),
+        "min_trades": int_option("min_trades", min_trades, 1, MAX_MIN_TRADES),
         "costs": costs_validate(costs),
         "date_from": start_at,
         "date_to": end_at,
@@ -103,6 +107,7 @@ def job_stored_validate(job: OptimizationJob) -> None:
         costs=job.costs,
         date_from=job.date_from,
         date_to=job.date_to,
+        min_trades=job.min_trades,
     )
 
 
@@ -136,6 +141,7 @@ def job_create(
     dataset_ids: Sequence[int],
     parameter_grid: Mapping[str, Any],
     objective: str = "sharpe",
+    min_trades: Any = DEFAULT_MIN_TRADES,
     description: str = "",
     date_from: Any = None,
     date_to: Any = None,
@@ -157,6 +163,7 @@ def job_create(
         costs=costs,
         date_from=date_from,
         date_to=date_to,
+        min_trades=min_trades,
     )
     datasets, grid = spec["datasets"], spec["parameter_grid"]
     with transaction.atomic():
@@ -169,6 +176,7 @@ def job_create(
             date_to=spec["date_to"],
             parameter_grid=grid,
             objective=spec["objective"],
+            min_trades=spec["min_trades"],
             costs=spec["costs"],
             chunk_size=setting("CHUNK_SIZE"),
             total_runs=sweep.grid_size(grid) * len(datasets),
@@ -247,6 +255,7 @@ def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) ->
             date_to=job.date_to,
             parameter_grid=job.parameter_grid,
             objective=job.objective,
+            min_trades=job.min_trades,
             costs=job.costs,
             options=job.options,
             chunk_size=job.chunk_size,

@@ -86,6 +86,7 @@ def _job_from_template(template: JobTemplate, slot: dt.datetime) -> Optimization
         dataset_ids=[d.id for d in datasets],
         parameter_grid=template.parameter_grid,
         objective=template.objective,
+        min_trades=template.min_trades,
         costs=template.costs or None,
         date_from=date_from,
     )

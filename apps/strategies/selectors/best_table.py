@@ -7,7 +7,7 @@ from __future__ import annotations
 from apps.market.models import Dataset
 from apps.optimization.gateway import params_backtest, result_metrics
 from apps.optimization.models import OptimizationJob
-from apps.optimization.selectors.jobs import job_best_runs
+from apps.optimization.selectors.jobs import job_best_runs, job_unranked_counts
 from apps.optimization.selectors.slices import job_slices
 from apps.strategies.models import StrategyConfig
 from apps.strategies.selectors.configs import strategy_config_current
@@ -79,6 +79,10 @@ def job_best_table(*, job: OptimizationJob, limit: int = 10) -> list[dict]:
             {
                 "slice": s,
                 "production": production,
+                # counted once the job is over (the running job's page polls every 2 s)
+                "unranked": None
+                if job.is_active
+                else job_unranked_counts(job=job, dataset_id=s.dataset.id, params=s.group),
                 "rows": [
                     {
                         "run": r,

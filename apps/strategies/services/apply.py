@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 
 from apps.optimization.gateway import finite_or_none, json_safe, params_backtest, result_metrics
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.ranking import no_ranked_run, run_unranked_reason
 from apps.optimization.selectors.jobs import job_best_runs
 from apps.optimization.selectors.slices import format_value, job_slices
 from apps.strategies.models import (
@@ -171,7 +172,14 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
     approval = latest_stage(target["strategy"])
     stage = approval.stage if approval else ""
     stages = allowed_stages()
+    unranked = run_unranked_reason(run)
     checks = [
+        {
+            "gate": "ranked",
+            "ok": not unranked,
+            "detail": unranked
+            or f"{run.n_trades} trades, at least the job's minimum of {job.min_trades}",
+        },
         {
             "gate": "stage",
             "ok": stage in stages,
@@ -181,7 +189,7 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
                 else f"{target['strategy']} has not been evaluated for approval yet"
             )
             + f"; allowed: {', '.join(stages)}",
-        }
+        },
     ]
     better = METRICS[objective].higher_is_better
     if new_value is None:
@@ -340,7 +348,9 @@ def job_best_run_for(
     if dataset_id is None and group is None:
         runs = job_best_runs(job=job, limit=1)  # pragma: no mutate
         if not runs:
-            raise ApplicationError(f"job {job.id} has no scored run", field="job")
+            raise ApplicationError(
+                f"job {job.id} has {no_ranked_run(job.min_trades, job.objective)}", field="job"
+            )
         return runs[0]
     for s in job_slices(job):
         if dataset_id is not None and s.dataset.id != dataset_id:
@@ -355,7 +365,9 @@ def job_best_run_for(
         )
         if runs:
             return runs[0]
-        raise ApplicationError("no scored run in that slice", field="dataset")
+        raise ApplicationError(
+            f"{no_ranked_run(job.min_trades, job.objective)} in that slice", field="dataset"
+        )
     raise ApplicationError(
         "no such slice in the job (dataset must be one of its datasets, group one of its group "
         "values)",

@@ -23,6 +23,7 @@ import numpy as np
 
 from apps.optimization.gateway import job_data, json_safe, run_backtest
 from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.ranking import no_ranked_run
 from apps.strategies.models import StrategyApproval
 from apps.strategies.selectors.approvals import approval_config_current
 from backtestlab.engine import checks, sweep
@@ -208,6 +209,12 @@ def job_evaluation_run(job: OptimizationJob) -> OptimizationRun:
         run = OptimizationRun.objects.filter(id=job.options.get("source_run")).first()
     elif job.kind == OptimizationJob.Kind.GRID:
         run = job.best_run
+        if run is None and not job.is_active:
+            raise ApplicationError(
+                f"job {job.id} has {no_ranked_run(job.min_trades, job.objective)}, so there is "
+                "no best run to evaluate",
+                field="job",
+            )
     else:
         run = None
     if run is None:

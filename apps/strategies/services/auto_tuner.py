@@ -11,6 +11,7 @@ considered, as on the pages and the API; ``user=None`` is the system (shell acce
 from __future__ import annotations
 
 from apps.optimization.models import JobStatus, OptimizationJob
+from apps.optimization.ranking import no_ranked_run
 from apps.optimization.selectors.jobs import job_best_runs, jobs_visible_to
 from apps.optimization.selectors.slices import job_slices
 from apps.strategies.services.apply import run_apply_to_production
@@ -57,7 +58,8 @@ def apply_best_params(
             where = {"job": j.id, "symbol": s.dataset.symbol, "timeframe": s.dataset.timeframe,
                      "pattern": s.group_label}  # fmt: skip
             if not best:
-                refused.append({**where, "reason": "no scored run in this slice"})
+                reason = f"{no_ranked_run(j.min_trades, j.objective)} in this slice"
+                refused.append({**where, "reason": reason})
                 continue
             try:
                 answer = run_apply_to_production(
