@@ -58,6 +58,7 @@ def test_a_funding_carry_job_runs_both_modes_through_a_worker(
             "min_funding_rate": [0.00015, 0.0002, 0.0003],
             "entry_threshold": [0.45, 0.5],
         },
+        min_trades=1,  # a year of funding-driven holds: a handful of trades
     )
     job = wait_for_job(job.id, timeout=60)
     _assert_succeeded(job, failure_report(job.id), 12)
