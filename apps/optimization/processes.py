@@ -120,6 +120,13 @@ class WorkerProcess:
         except ProcessLookupError:
             pass
 
+    def pause(self) -> None:
+        """SIGSTOP the whole process group: nothing it runs moves until :meth:`resume`."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the whole process group (main process and prefork children) and reap it."""
         if self.proc is None:

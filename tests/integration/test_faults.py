@@ -255,8 +255,14 @@ def test_a_worker_killed_and_replaced_under_a_new_name_loses_nothing(
     start_beat()
     job = create_job(alice, minute_dataset, "faults: worker replaced")
     wait_mid_job(job, failure_report)
+    for _ in range(50):  # frozen while we look, so it cannot commit between the look and the kill
+        doomed.pause()
+        orphaned = chunk_ids_of(job, JobChunk.Status.RUNNING)
+        if orphaned:
+            break
+        doomed.resume()  # between two chunks: let it claim the next one
+        time.sleep(0.1)
     doomed.kill()  # SIGKILL: no goodbye, its heartbeat row just ages
-    orphaned = chunk_ids_of(job, JobChunk.Status.RUNNING)
     assert orphaned, failure_report(job.id)
     start_worker("replacement", concurrency=1)
 
