@@ -1,5 +1,5 @@
-"""Project-wide REST plumbing: the one JSON error shape and capped pagination (the JSON
-parsers are in backtestlab.parsers)."""
+"""Project-wide REST plumbing: the one JSON error shape, capped pagination and the metric field
+(the JSON parsers are in backtestlab.parsers, the renderer in backtestlab.renderers)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from collections.abc import Mapping
 
 from django.http import JsonResponse
 from django.views.defaults import page_not_found
-from drf_spectacular.utils import OpenApiParameter
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -18,8 +18,24 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from backtestlab.engine.parameters import did_you_mean
 from backtestlab.errors import ApplicationError
 from backtestlab.inputs import whole_number
+from backtestlab.renderers import INFINITY, json_number
 
 log = logging.getLogger(__name__)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [{"type": "number"}, {"type": "string", "enum": [INFINITY, f"-{INFINITY}"]}],
+        "nullable": True,
+        "description": 'null where undefined; "Infinity" for an unbounded ratio',
+    }
+)
+class MetricField(serializers.FloatField):
+    """A read-only metric: a number, null where undefined (NaN), or ``"Infinity"`` (see
+    :func:`json_number`)."""
+
+    def to_representation(self, value):
+        return json_number(float(value))
 
 
 def first_message(detail, prefix="") -> tuple[str, str]:

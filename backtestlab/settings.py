@@ -147,6 +147,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Strict JSON; an unbounded ratio (inf) is "Infinity", NaN is null (never a 500).
+    "DEFAULT_RENDERER_CLASSES": [
+        "backtestlab.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     # JSON nested too deep or holding a NUL character is a 400 naming the field (not a 500).
     "DEFAULT_PARSER_CLASSES": [
         "backtestlab.parsers.CheckedJSONParser",

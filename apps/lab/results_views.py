@@ -7,6 +7,7 @@ so a heatmap's URL with its choices is a bookmark.
 
 from __future__ import annotations
 
+import math
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -39,6 +40,19 @@ def _colour(t: float) -> str:
     return f"hsl({120.0 * t:.0f}, 70%, {88 - 18 * abs(t - 0.5):.0f}%)"
 
 
+def _scale(values) -> tuple[float, float]:
+    """(low, high) of the finite values for a colour or bar scale; (0, 0) when none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return (min(finite), max(finite)) if finite else (0.0, 0.0)
+
+
+def _position(value: float, low: float, high: float) -> float:
+    """Where ``value`` lies on the scale, 0..1; an unbounded value at its end (∞ is best)."""
+    if high == low:
+        return 1.0 if value >= high else 0.0
+    return min(1.0, max(0.0, (value - low) / (high - low)))
+
+
 def heatmap_context(job: OptimizationJob, query) -> dict:
     """Everything _heatmap.html needs; a bad choice becomes a message, not an exception."""
     grid = job.grid
@@ -59,14 +73,19 @@ def heatmap_context(job: OptimizationJob, query) -> dict:
         context["self_url"] = reverse("lab:job-heatmap", args=[job.id])
         return context
     heatmap = heatmap_selectors.job_heatmap(job=job, options=options)
-    span = (heatmap.high - heatmap.low) if heatmap.best else 0.0
+    low, high = _scale(
+        c["value"]
+        for row in heatmap.cells
+        for c in row
+        if c and c["ranked"] and c["value"] is not None
+    )
     rows = []
     for yi, y in enumerate(heatmap.y_values):
         cells = []
         for xi, cell in enumerate(heatmap.cells[yi]):
             style = ""
             if cell and cell["value"] is not None and cell["ranked"]:
-                t = (cell["value"] - heatmap.low) / span if span else 1.0
+                t = _position(cell["value"], low, high)
                 style = f"background:{_colour(t if heatmap.higher_is_better else 1 - t)}"
             is_best = bool(heatmap.best and heatmap.best["xi"] == xi and heatmap.best["yi"] == yi)
             cells.append({"cell": cell, "style": style, "best": is_best})
@@ -125,16 +144,14 @@ def sensitivity_context(job: OptimizationJob, query) -> dict:
     higher = METRICS[data["metric"]].higher_is_better
     charts = []
     for p in data["parameters"]:
-        scored = [pt["metric"] for pt in p["points"] if pt["metric"] is not None]
-        low, high = (min(scored), max(scored)) if scored else (0.0, 0.0)
-        span = high - low
+        low, high = _scale(pt["metric"] for pt in p["points"] if pt["metric"] is not None)
         bars = []
         for pt in p["points"]:
             v = pt["metric"]
             if v is None:
                 height = 0
             else:
-                t = (v - low) / span if span else 1.0
+                t = _position(v, low, high)
                 height = 8 + 92 * (t if higher else 1 - t)
             bars.append({**pt, "label": format_value(pt["value"]), "height": height})
         charts.append({**p, "bars": bars})

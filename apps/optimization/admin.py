@@ -4,6 +4,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from apps.optimization.gateway import metric_text
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
 from apps.optimization.ranking import DEFAULT_MIN_TRADES
 from apps.optimization.services.jobs import job_cancel, job_copy, job_start_checked
@@ -15,6 +16,7 @@ from apps.optimization.services.validation import (
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
+from backtestlab.renderers import json_float
 
 BADGE_COLOURS = {
     JobStatus.PENDING: "#6b7280",
@@ -116,8 +118,7 @@ class OptimizationJobAdmin(admin.ModelAdmin):
     def best_value(self, job):
         if not job.best_params:
             return "—"
-        value = job.best_params["overall"]["value"]
-        return f"{value:.4g}" if isinstance(value, float) else value
+        return metric_text(json_float(job.best_params["overall"]["value"]))
 
     @admin.display(description="Lab")
     def lab_link(self, job):

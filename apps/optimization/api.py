@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import models
 from django.db.models import F, Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -22,7 +23,7 @@ from apps.optimization.selectors.jobs import (
 )
 from apps.optimization.services.jobs import job_cancel, job_copy, job_create
 from apps.optimization.services.validation import DESCRIPTION_MAX_LENGTH, setting
-from backtestlab.api import PAGE_PARAMETERS, fields_check, int_schema
+from backtestlab.api import PAGE_PARAMETERS, MetricField, fields_check, int_schema
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.engine.strategies import STRATEGIES
 from backtestlab.errors import ApplicationError
@@ -166,6 +167,11 @@ class JobSerializer(serializers.ModelSerializer):
 
 
 class RunSerializer(serializers.ModelSerializer):
+    # Metrics: a number, null where undefined, "Infinity" for an unbounded ratio.
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.FloatField: MetricField,
+    }
     unranked_reason = serializers.SerializerMethodField(
         help_text="Why the run may not be ranked best (fewer trades than the job's min_trades, "
         "failed, objective undefined); empty when it may"

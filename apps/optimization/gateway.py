@@ -25,10 +25,13 @@ from backtestlab.engine.evaluation.trades import trades_from_backtest
 from backtestlab.engine.metrics import compute
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
+from backtestlab.renderers import json_number
 
 
 def json_safe(x: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy scalars -> Python, recursively."""
+    """Strict-JSON-safe, recursively: numpy values -> Python, NaN -> None, an infinity ->
+    ``"Infinity"`` / ``"-Infinity"`` (:func:`backtestlab.api.json_number`; read back with
+    :func:`backtestlab.api.json_float`)."""
     if isinstance(x, dict):
         return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
@@ -37,22 +40,34 @@ def json_safe(x: Any) -> Any:
         return json_safe(x.tolist())
     if isinstance(x, np.generic):
         x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
+    if isinstance(x, float):
+        return json_number(x)
     return x
 
 
-def finite_or_none(value: Any) -> float | None:
-    """A float for JSON and the database: NaN and infinities become None."""
+def metric_or_none(value: Any) -> float | None:
+    """A metric as the lab keeps it: None where undefined (NaN); ``inf`` (an unbounded ratio)
+    stays, ranked above every finite value and shown as "∞" (JSON: see
+    :func:`backtestlab.api.json_number`)."""
     if value is None:
         return None
     value = float(value)
-    return value if math.isfinite(value) else None
+    return None if math.isnan(value) else value
+
+
+def metric_text(value: float | None, digits: int = 4) -> str:
+    """A metric in a sentence: ``digits`` significant digits, "∞" for an unbounded ratio,
+    "n/a" where undefined."""
+    if value is None or math.isnan(value):
+        return "n/a"
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    return f"{value:.{digits}g}"
 
 
 def result_metrics(result) -> dict[str, float | None]:
-    """Every metric of a detailed backtest, JSON-safe (the metrics module's one definition)."""
-    return {name: finite_or_none(v) for name, v in compute(result).as_dict().items()}
+    """Every metric of a detailed backtest (the metrics module's one definition), NaN as None."""
+    return {name: metric_or_none(v) for name, v in compute(result).as_dict().items()}
 
 
 def window_data(dataset: Dataset, date_from=None, date_to=None):

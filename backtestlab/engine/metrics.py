@@ -14,11 +14,15 @@ cagr_pct               ``((eq[-1] / E0) ** (1 / years) - 1) * 100``, ``years = (
                        bar_seconds) / (365.25 * 86400)``; -100 if equity is wiped out
 sharpe                 ``mean(r) / std(r, ddof=1) * sqrt(bpy)`` (risk-free 0); NaN if < 2
                        returns or zero std (below 1e-14, i.e. float noise on a flat curve)
-sortino                ``mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(bpy)``; NaN if no downside
+sortino                ``mean(r) / sqrt(mean(min(r, 0) ** 2)) * sqrt(bpy)``; ``+inf`` when no
+                       return is negative and the mean is positive, NaN when nothing moved
 max_drawdown_pct       ``min(eq / cummax(eq) - 1) * 100`` (<= 0; 0 when equity never falls)
-calmar                 ``cagr_pct / |max_drawdown_pct|``; NaN when there is no drawdown
+calmar                 ``cagr_pct / |max_drawdown_pct|``; ``+inf`` when there is no drawdown
+                       over two bars or more and the CAGR is positive, NaN when there is no
+                       drawdown otherwise
 win_rate               percent (0..100) of trades with ``pnl > 0``; NaN without trades
-profit_factor          ``sum(pnl > 0) / |sum(pnl < 0)|``; NaN when there is no losing trade
+profit_factor          ``sum(pnl > 0) / |sum(pnl < 0)|``; ``+inf`` when there are winning trades
+                       and no losing one, NaN when there is neither
 expectancy_pct         ``mean(pnl)``; NaN without trades
 avg_win_pct            mean pnl of winning trades (> 0); NaN when none
 avg_loss_pct           mean pnl of losing trades (< 0, so the value is <= 0); NaN when none
@@ -30,8 +34,10 @@ exposure_pct           percent of bars during which a position was held
 =====================  =========================================================================
 
 Degenerate inputs (no bars, one bar, no trades, flat equity) produce NaN or 0 as listed,
-never an exception or a floating-point warning.  Results are always finite or NaN (never
-``inf``).
+never an exception or a floating-point warning.  Results are finite or NaN except the three
+ratios above, which are ``+inf`` exactly when their denominator is 0 and their numerator
+positive (finance's value: nothing lost, so the ratio is unbounded; it ranks above every
+finite value).  A finite ratio too large for a float is NaN, never ``inf``.
 """
 
 from __future__ import annotations
@@ -200,6 +206,8 @@ def curve_metrics(ts, n, last, mdd, held, s, dsq, moved, n_moved, bpy, initial_e
             down = math.sqrt(dsq / nr)
             if down > 0.0:
                 out[M_SORTINO] = _finite_or_nan(mean / down * math.sqrt(bpy))
+            elif mean > 0.0:
+                out[M_SORTINO] = np.inf
             if nr >= 2:
                 # Sum of squared deviations: the moved returns one by one, then the bars
                 # whose return is exactly 0 at once (the same terms, fewer roundings).
@@ -214,6 +222,8 @@ def curve_metrics(ts, n, last, mdd, held, s, dsq, moved, n_moved, bpy, initial_e
                     out[M_SHARPE] = _finite_or_nan(mean / sd * math.sqrt(bpy))
         if mdd < 0.0 and not math.isnan(out[M_CAGR]):
             out[M_CALMAR] = _finite_or_nan(out[M_CAGR] / (-mdd * 100.0))
+        elif mdd == 0.0 and n > 1 and out[M_CAGR] > 0.0:
+            out[M_CALMAR] = np.inf
 
 
 @njit(cache=True, error_model="numpy")
@@ -260,6 +270,8 @@ def trade_metrics(ts, entry_idx, exit_idx, pnl_pct, n_trades, out):
         if losses > 0:
             out[M_AVG_LOSS] = gl / losses
             out[M_PROFIT_FACTOR] = gw / (-gl)
+        elif wins > 0:
+            out[M_PROFIT_FACTOR] = np.inf
         out[M_CONSEC_WINS] = bw
         out[M_CONSEC_LOSSES] = bl
     else:

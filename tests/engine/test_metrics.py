@@ -24,6 +24,9 @@ import pytest
 from backtestlab.engine.backtest_result import BacktestResult, Trades
 from backtestlab.engine.data import MarketData
 from backtestlab.engine.metrics import (
+    M_CALMAR,
+    M_PROFIT_FACTOR,
+    M_SORTINO,
     METRIC_NAMES,
     METRICS,
     N_METRICS,
@@ -315,8 +318,12 @@ def test_float_noise_on_a_flat_curve_is_not_a_sharpe_ratio():
     assert np.isclose(sharpe, textbook_sharpe(eq, 8760.0), rtol=1e-8)
 
 
-def test_sortino_is_nan_without_a_losing_bar_and_defined_from_one_loss():
-    assert math.isnan(compute(backtest([100.0, 101.0, 103.0])).sortino)
+def test_sortino_is_infinite_without_a_losing_bar_and_defined_from_one_loss():
+    # Nothing ever lost and something gained: unbounded, ranked above every finite value.
+    assert compute(backtest([100.0, 101.0, 103.0])).sortino == math.inf
+    assert compute(backtest([100.0, 100.0, 100.5, 100.5])).sortino == math.inf
+    # Nothing moved at all: no ratio (flat curves are tested below).
+    assert math.isnan(compute(backtest([100.0, 100.0, 100.0])).sortino)
     # One return of -5 %: mean / sqrt(mean(r^2)) = -0.05 / 0.05 = -1 per bar
     assert close(compute(backtest([100.0, 95.0])).sortino, -math.sqrt(8760))
     # Only losses, -10 % then -20 %: mean -0.15, downside sqrt((0.01 + 0.04) / 2) = 0.15811
@@ -333,11 +340,15 @@ def test_max_drawdown_is_the_deepest_fall_from_a_running_peak():
     assert close(m.max_drawdown_pct, -25.0)
 
 
-def test_drawdown_is_zero_and_calmar_nan_when_equity_never_falls():
+def test_drawdown_is_zero_and_calmar_infinite_when_equity_never_falls_but_grows():
     m = compute(backtest([100.0, 100.0, 101.0, 105.0], timeframe="1d"))
     assert m.max_drawdown_pct == 0.0
-    assert math.isnan(m.calmar)
+    assert m.calmar == math.inf
     assert m.cagr_pct > 0
+    assert compute(backtest([100.0, 101.0], timeframe="1d")).calmar == math.inf  # two bars
+    # No drawdown and no growth: no ratio.
+    m = compute(backtest([100.0, 100.0, 100.0], timeframe="1d"))
+    assert m.max_drawdown_pct == 0.0 and m.cagr_pct == 0.0 and math.isnan(m.calmar)
 
 
 def test_calmar_is_cagr_over_the_absolute_drawdown():
@@ -430,10 +441,13 @@ def test_a_zero_pnl_trade_is_neither_a_win_nor_a_loss():
     assert m.expectancy_pct == 0.25  # 1 / 4: zeros count in the mean
 
 
-def test_without_a_losing_trade_profit_factor_and_average_loss_are_nan():
+def test_without_a_losing_trade_profit_factor_is_infinite_and_average_loss_nan():
     m = compute(trades_result([1.0, 3.0]))
-    assert math.isnan(m.profit_factor)  # not 999, not inf: undefined
+    assert m.profit_factor == math.inf  # not 999: wins and nothing lost
     assert math.isnan(m.avg_loss_pct)
+    # Neither a win nor a loss (only zero-pnl trades): no ratio at all.
+    assert math.isnan(compute(trades_result([0.0, 0.0])).profit_factor)
+    assert compute(trades_result([0.0, 2.0, 0.0])).profit_factor == math.inf
     assert m.win_rate == 100.0 and m.avg_win_pct == 2.0 and m.max_consec_losses == 0
 
 
@@ -522,7 +536,9 @@ def test_degenerate_inputs_raise_no_floating_point_warning(result):
     with warnings.catch_warnings(), np.errstate(all="raise"):
         warnings.simplefilter("error")
         row = compute_row(result)
-    assert not np.isinf(row).any()
+    # Only a ratio whose denominator is 0 may be infinite, and then only +inf.
+    assert set(np.flatnonzero(np.isinf(row))) <= {M_SORTINO, M_CALMAR, M_PROFIT_FACTOR}
+    assert not (row == -np.inf).any()
 
 
 # --- the kernel's buffers -----------------------------------------------------------------
@@ -644,7 +660,7 @@ def test_win_loss_and_zero_shares_add_up_and_expectancy_is_their_weighted_mean()
         assert m.max_consec_wins <= len(wins) and m.max_consec_losses <= len(losses)
 
 
-def test_every_metric_is_finite_or_nan_on_extreme_curves():
+def test_every_metric_is_finite_nan_or_an_unbounded_ratio_on_extreme_curves():
     curves = [
         [100.0, 1e-300, 1e300],
         [1e-300, 1e300],
@@ -654,5 +670,10 @@ def test_every_metric_is_finite_or_nan_on_extreme_curves():
     ]
     for eq in curves:
         for timeframe in ("1m", "1d"):
-            row = compute_row(backtest(eq, e0=100.0, timeframe=timeframe))
-            assert not np.isinf(row).any(), (eq, timeframe)
+            m = compute(backtest(eq, e0=100.0, timeframe=timeframe))
+            row = m.as_row()
+            # Overflowing values are NaN; +inf only where nothing was ever lost.
+            infinite = {METRIC_NAMES[k] for k in np.flatnonzero(np.isinf(row))}
+            never_fell = bool(np.all(np.diff(eq) >= 0))
+            assert infinite <= ({"sortino", "calmar"} if never_fell else set()), (eq, timeframe)
+            assert (m.sortino == math.inf) == (never_fell and eq[-1] > eq[0]), (eq, timeframe)

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from apps.optimization.selectors.slices import format_value
 from backtestlab.engine.metrics import METRIC_NAMES
+from backtestlab.renderers import json_number
 
 EXPORT_CHUNK = 2000
 
@@ -70,7 +71,7 @@ def job_export_json_chunks(job: OptimizationJob) -> Iterator[str]:
             "dataset": row["dataset"],
             "params": row["params"],
             "status": row["status"],
-            **row["metrics"],
+            **{n: v if v is None else json_number(v) for n, v in row["metrics"].items()},
         }
         yield ("\n" if first else ",\n") + json.dumps(obj)
         first = False

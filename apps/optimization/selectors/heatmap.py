@@ -289,8 +289,8 @@ def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
         # shows all its runs' aggregate, greyed: none of them may be called best.
         value = cell["value_ranked"] if cell["ranked"] else cell["value"]
         if value is not None:
-            value = float(value)
-            if not math.isfinite(value):
+            value = float(value)  # +inf (an unbounded ratio) stays: it is the best value
+            if math.isnan(value):
                 value = None
         cells[int(yi)][int(xi)] = {"value": value, "runs": cell["runs"], "ranked": cell["ranked"]}
         total += cell["runs"]

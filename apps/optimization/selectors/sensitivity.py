@@ -5,6 +5,7 @@ from __future__ import annotations
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from apps.optimization.selectors.jobs import job_best_runs
 from apps.optimization.selectors.slices import grid_positions, grid_strides
+from backtestlab.engine.evaluation.sensitivity import relative_fall
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
 from backtestlab.errors import ApplicationError
 
@@ -64,8 +65,8 @@ def job_sensitivity(
         drops = []
         for k in (positions[name] - 1, positions[name] + 1):
             if 0 <= k < len(points) and centre not in (None, 0) and points[k]["metric"] is not None:
-                diff = centre - points[k]["metric"] if higher else points[k]["metric"] - centre
-                drops.append(100.0 * diff / abs(centre))
+                sign = 1.0 if higher else -1.0
+                drops.append(100.0 * relative_fall(sign * centre, sign * points[k]["metric"]))
         parameters.append(
             {
                 "name": name,

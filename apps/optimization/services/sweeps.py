@@ -12,6 +12,7 @@ from apps.optimization.selectors.jobs import job_best_per_dataset, job_best_runs
 from apps.optimization.services.validation import setting
 from backtestlab.engine import sweep
 from backtestlab.engine.metrics import METRIC_NAMES
+from backtestlab.renderers import json_number
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +20,9 @@ INTEGER_METRICS = ("n_trades", "max_consec_wins", "max_consec_losses")
 
 
 def metric_value(name: str, value: float) -> float | int | None:
-    """A metric as stored: None for NaN/inf, integral metrics as int."""
-    if value is None or not math.isfinite(value):
+    """A metric as stored: None where undefined (NaN), integral metrics as int; an unbounded
+    ratio stays ``inf`` (the database orders it above every finite value)."""
+    if value is None or math.isnan(value):
         return None
     return int(value) if name in INTEGER_METRICS else value
 
@@ -70,7 +72,7 @@ def _run_summary(run: OptimizationRun, objective: str) -> dict:
         "symbol": run.dataset.symbol,
         "timeframe": run.dataset.timeframe,
         "params": run.params,
-        "value": getattr(run, objective),
+        "value": json_number(getattr(run, objective)),  # "Infinity" for an unbounded ratio
     }
 
 

@@ -4,6 +4,8 @@ measured on the same data.
 
 from __future__ import annotations
 
+import math
+
 from apps.market.models import Dataset
 from apps.optimization.gateway import params_backtest, result_metrics
 from apps.optimization.models import OptimizationJob
@@ -43,11 +45,13 @@ def production_metrics(job: OptimizationJob, dataset: Dataset, config: StrategyC
 
 
 def improvement_pct(value: float | None, baseline: float | None, metric: str) -> float | None:
-    """How much better ``value`` is than ``baseline`` in % of |baseline| (negative: worse)."""
+    """How much better ``value`` is than ``baseline`` in % of |baseline| (negative: worse);
+    None when that is not a finite number (a baseline of 0, an unbounded value)."""
     if value is None or baseline is None or baseline == 0:
         return None
     diff = value - baseline if METRICS[metric].higher_is_better else baseline - value
-    return 100.0 * diff / abs(baseline)
+    pct = 100.0 * diff / abs(baseline)
+    return pct if math.isfinite(pct) else None  # an unbounded value: no % (∞ is just better)
 
 
 def job_best_table(*, job: OptimizationJob, limit: int = 10) -> list[dict]:

@@ -9,7 +9,13 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from apps.optimization.gateway import finite_or_none, json_safe, params_backtest, result_metrics
+from apps.optimization.gateway import (
+    json_safe,
+    metric_or_none,
+    metric_text,
+    params_backtest,
+    result_metrics,
+)
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from apps.optimization.ranking import no_ranked_run, run_unranked_reason
 from apps.optimization.selectors.jobs import job_best_runs
@@ -167,7 +173,7 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
     baseline = _baseline(job, run, current)
     objective = job.objective
     old_value = baseline["metrics"].get(objective)
-    new_value = finite_or_none(getattr(run, objective))
+    new_value = metric_or_none(getattr(run, objective))
     improvement = _improvement(new_value, old_value, objective)
     approval = latest_stage(target["strategy"])
     stage = approval.stage if approval else ""
@@ -202,11 +208,12 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
             ok = new_value > old_value
         else:  # no objective is lower-is-better yet: see mutation/equivalent.md
             ok = new_value < old_value  # pragma: no mutate
-        detail = f"{objective} {new_value:.4g} vs {old_value if old_value is None else f'{old_value:.4g}'} (no % improvement defined)"  # noqa: E501
+        detail = f"{objective} {metric_text(new_value)} vs {metric_text(old_value) if old_value is not None else None} (no % improvement defined)"  # noqa: E501
     else:
         ok = improvement >= threshold
         detail = (
-            f"{objective} {new_value:.4g} vs {old_value:.4g} in production on the same data: "
+            f"{objective} {metric_text(new_value)} vs {metric_text(old_value)} in production on "
+            "the same data: "
             f"{improvement:+.1f} % (at least {threshold:g} % needed)"
         )
     checks.append({"gate": "improvement", "ok": bool(ok), "detail": detail})
@@ -223,7 +230,7 @@ def apply_plan(*, run: OptimizationRun, min_improvement_pct: float | None = None
         new_value=new_value,
         improvement_pct=improvement,
         old_metrics=baseline["metrics"],
-        new_metrics={n: finite_or_none(getattr(run, n)) for n in METRICS},
+        new_metrics={n: metric_or_none(getattr(run, n)) for n in METRICS},
         stage=stage,
         checks=checks,
     )

@@ -40,6 +40,7 @@ from backtestlab.engine.evaluation.trades import (
 )
 from backtestlab.engine.metrics import METRICS
 from backtestlab.errors import ApplicationError
+from backtestlab.renderers import json_float
 
 WALK_FORWARD_MAX_GRID = 5000
 
@@ -65,13 +66,13 @@ def _sensitivity(run: OptimizationRun, cfg) -> tuple[bool, dict]:
     for index, value in rows:
         if value is not None:
             values[index] = value
-    if not np.isfinite(values[run.grid_index]):
+    if np.isnan(values[run.grid_index]):
         return False, {"error": f"the run has no {job.objective} value"}
     res = sensitivity.neighbourhood_drop(
         grid, values, higher_is_better=METRICS[job.objective].higher_is_better,
         best_index=run.grid_index,
     )  # fmt: skip
-    ok = math.isfinite(res.drop) and res.drop <= cfg.max_neighbour_drop
+    ok = res.drop <= cfg.max_neighbour_drop  # NaN (no neighbours) is not ok
     detail = {**res.as_dict(), "objective": job.objective, "threshold": cfg.max_neighbour_drop}
     if not res.neighbour_indexes:
         detail["error"] = "no numeric parameter with neighbours in the grid"
@@ -107,7 +108,7 @@ def _walk_forward(run: OptimizationRun, strategy, costs, cfg) -> tuple[bool, dic
             return False, {"error": str(exc)}
         summary = res.summary
         source = {"computed": "5 rolling folds, 70/30, on the run's sweep grid"}
-    wfe = summary.get("wfe")
+    wfe = json_float(summary.get("wfe"))
     share = summary.get("oos_positive_share")
     ok = (
         wfe is not None and math.isfinite(wfe) and wfe >= cfg.min_walk_forward_efficiency

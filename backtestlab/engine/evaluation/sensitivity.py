@@ -7,9 +7,11 @@ are not ordered, so they have no neighbours).  The drop is
 
     ``(best - mean(neighbours)) / |best|``
 
-(0 = a plateau, 1 = the neighbours score 0, > 1 = they are worse than 0).  A sharp peak
-(large drop) is the heatmap sign of an overfitted parameter set.  Failed or NaN neighbours
-count as the worst finite value of the grid.
+(0 = a plateau, 1 = the neighbours score 0, > 1 = they are worse than 0), see
+:func:`relative_fall`.  A sharp peak (large drop) is the heatmap sign of an overfitted
+parameter set.  Failed or NaN neighbours count as the worst value of the grid.  An unbounded
+best (``+inf``, e.g. a profit factor with no losing trade) has drop 0 when its neighbours are
+unbounded too and 1 (all of it) when they are finite.
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ class Sensitivity:
         }
 
 
+def relative_fall(centre: float, other: float) -> float:
+    """How far ``other`` lies below ``centre``, as a fraction of ``|centre|`` (negative when it
+    lies above).  Limits where a value is unbounded: an infinite centre falls 0 to itself and
+    ``sign(centre)`` to any finite value; an infinite ``other`` lies infinitely above or below
+    a finite centre.  A centre of 0 falls 0 to 0 and infinitely to anything else."""
+    if math.isnan(centre) or math.isnan(other):
+        return math.nan
+    if math.isinf(centre):
+        return 0.0 if other == centre else math.copysign(1.0, centre)
+    if centre == 0.0:
+        return 0.0 if other == 0.0 else math.copysign(math.inf, -other)
+    return (centre - other) / abs(centre)
+
+
 def _numeric(values: Sequence) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
@@ -55,9 +71,9 @@ def neighbourhood_drop(
     shape = tuple(len(x) for x in grid.values())
     if v.size != math.prod(shape):
         raise ValueError(f"values has {v.size} entries, the grid {math.prod(shape)}")
-    finite = np.isfinite(v)
+    finite = ~np.isnan(v)  # +inf is a value (an unbounded ratio)
     if not finite.any():
-        raise ValueError("no finite objective value in the sweep")
+        raise ValueError("no objective value in the sweep")
     signed = v if higher_is_better else -v
     if best_index is None:
         best_index = int(np.argmax(np.where(finite, signed, -np.inf)))
@@ -77,7 +93,7 @@ def neighbourhood_drop(
         return Sensitivity(best_index, float(v[best_index]), (), math.nan, math.nan)
     nv = np.where(finite[neigh], signed[neigh], worst)
     mean = float(nv.mean())
-    drop = (best - mean) / abs(best) if best != 0 else (0.0 if mean == 0 else math.inf)
+    drop = relative_fall(best, mean)
     return Sensitivity(
         best_index,
         float(v[best_index]),

@@ -59,14 +59,14 @@ def walk_forward_windows(
 
 
 def best_row(matrix: np.ndarray, objective: str) -> int:
-    """Index of the best row by ``objective`` (NaN never best; ties: lowest index); -1 if
-    every value is NaN."""
+    """Index of the best row by ``objective`` (NaN never best, an unbounded ratio ``+inf``
+    above every finite value; ties: lowest index); -1 if every value is NaN."""
     col = matrix[:, METRIC_NAMES.index(objective)]
     signed = col if METRICS[objective].higher_is_better else -col
-    finite = np.isfinite(signed)
-    if not finite.any():
+    defined = ~np.isnan(signed)
+    if not defined.any():
         return -1
-    return int(np.argmax(np.where(finite, signed, -np.inf)))
+    return int(np.argmax(np.where(defined, signed, -np.inf)))
 
 
 def _slice_series(series, lo_ts: int, hi_ts: int | None):

@@ -22,3 +22,42 @@ def test_sensitivity_drop_on_a_peak_and_a_plateau():
     assert peak.drop == pytest.approx((2.0 - 0.5) / 2.0)
     lone = sensitivity.neighbourhood_drop({"a": [1]}, np.array([1.0]))
     assert math.isnan(lone.drop)
+
+
+@pytest.mark.parametrize(
+    ("centre", "other", "fall"),
+    [
+        (2.0, 0.5, 0.75),
+        (2.0, 3.0, -0.5),
+        (-2.0, -3.0, 0.5),  # a negative centre: lower is still a fall
+        (0.0, 0.0, 0.0),
+        (0.0, -1.0, math.inf),
+        (0.0, 1.0, -math.inf),
+        (math.inf, math.inf, 0.0),  # unbounded to unbounded: a plateau
+        (math.inf, 5.0, 1.0),  # unbounded to finite: all of it (the limit)
+        (5.0, math.inf, -math.inf),
+        (5.0, -math.inf, math.inf),
+    ],
+)
+def test_relative_fall_and_its_limits(centre, other, fall):
+    assert sensitivity.relative_fall(centre, other) == fall
+
+
+@pytest.mark.parametrize(("centre", "other"), [(math.nan, 1.0), (1.0, math.nan)])
+def test_relative_fall_of_an_undefined_value_is_undefined(centre, other):
+    assert math.isnan(sensitivity.relative_fall(centre, other))
+
+
+def test_an_unbounded_best_is_the_best_and_falls_all_the_way_to_finite_neighbours():
+    grid = {"a": [1, 2, 3]}
+    v = np.array([1.5, math.inf, 2.5])
+    res = sensitivity.neighbourhood_drop(grid, v)
+    assert res.best_index == 1 and res.best_value == math.inf
+    assert res.neighbour_mean == 2.0 and res.drop == 1.0
+    plateau = sensitivity.neighbourhood_drop(grid, np.array([math.inf, math.inf, 1.0]))
+    assert plateau.best_index == 0 and plateau.drop == 0.0
+    # A failed (NaN) neighbour counts as the worst value of the grid.
+    res = sensitivity.neighbourhood_drop(grid, np.array([math.nan, 4.0, 2.0]))
+    assert res.best_index == 1 and res.neighbour_mean == 2.0 and res.drop == 0.5
+    with pytest.raises(ValueError, match="no objective value"):
+        sensitivity.neighbourhood_drop(grid, np.full(3, math.nan))

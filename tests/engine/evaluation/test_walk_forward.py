@@ -2,11 +2,12 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from backtestlab.engine import sweep
 from backtestlab.engine.evaluation import walk_forward
-from backtestlab.engine.metrics import compute_row
+from backtestlab.engine.metrics import METRIC_NAMES, compute_row
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
 
@@ -77,3 +78,14 @@ def test_walk_forward_efficiency_is_undefined_without_an_in_sample_gain():
     assert s["is_mean"] == -0.5 and math.isnan(s["wfe"])
     s = walk_forward.walk_forward_efficiency(folds[2:], "sharpe")
     assert math.isnan(s["is_mean"]) and math.isnan(s["wfe"]) and s["folds_scored"] == 0
+
+
+def test_the_best_row_ranks_an_unbounded_ratio_first_and_never_an_undefined_one():
+    pf = METRIC_NAMES.index("profit_factor")
+    matrix = np.full((4, len(METRIC_NAMES)), np.nan)
+    matrix[:, pf] = [2.5, np.nan, np.inf, 3.0]
+    assert walk_forward.best_row(matrix, "profit_factor") == 2
+    matrix[2, pf] = np.nan
+    assert walk_forward.best_row(matrix, "profit_factor") == 3
+    matrix[:, pf] = np.nan
+    assert walk_forward.best_row(matrix, "profit_factor") == -1
