@@ -230,6 +230,12 @@ def test_job_page_shows_overfitting_and_the_approval_card(client, alice, charlie
     assert 'id="overfitting"' in html and 'id="pbo"' in html and 'id="dsr"' in html
     assert 'id="approval-card"' in html and "RESEARCH" in html
     assert "reachable 35.0–71.25" in html
+    # One drawdown and one Sharpe per run: the card's and the DSR line's are the run's own.
+    best = sweep.best_run
+    approval = StrategyApproval.objects.get()
+    assert approval.summary["backtest_max_dd"] == pytest.approx(best.max_drawdown_pct / 100)
+    assert f'id="approval-max-dd">{best.max_drawdown_pct:.2f} %' in html
+    assert f"best run's Sharpe {best.sharpe:.2f} after 8 trials on this data" in html
     client.force_login(charlie)
     assert client.post(f"/lab/jobs/{sweep.id}/evaluate/").status_code == 404
     assert StrategyApproval.objects.count() == 1  # alice's only
@@ -304,8 +310,9 @@ def test_strategy_summary_command_prints_the_seeds_form(sweep, no_trade_job):
     call_command("strategy_summary", str(sweep.id), "--rules", stdout=out)
     text = out.getvalue()
     assert text.startswith("=== Strategy Evaluation ===\nStage: RESEARCH – ")
-    for prefix in ("Trades:", "Win rate:", "Avg win:", "Expectancy/trade:", "Max DD (backtest):",
-                   "MC worst DD:", "Psychology score:", "  [FAIL] Trades:"):  # fmt: skip
+    for prefix in ("Trades:", "Win rate:", "Avg win:", "Expectancy/trade:",
+                   "Max DD (equity curve):", "MC worst DD:", "Psychology score:",
+                   "  [FAIL] Trades:"):  # fmt: skip
         assert prefix in text
     call_command("strategy_summary", f"run:{sweep.best_run_id}", stdout=io.StringIO())
     assert StrategyApproval.objects.filter(trigger="command").count() == 2

@@ -1,5 +1,7 @@
-"""``{{ value|metric:4 }}``: a metric on a page, as ``floatformat`` writes it, except an
-unbounded ratio (``inf``, or ``"Infinity"`` read back from JSON), which is "∞"."""
+"""Numbers on a page. ``{{ value|metric:4 }}``: a metric as ``floatformat`` writes it, except
+an unbounded ratio (``inf``, or ``"Infinity"`` read back from JSON), which is "∞".
+``{{ fraction|pct:2 }}``: a fraction of equity (the evaluation's unit, 0.125) in percent,
+the unit of every metric page ("12.50 %"); "n/a" where undefined."""
 
 from __future__ import annotations
 
@@ -23,3 +25,16 @@ def metric(value, digits=4):
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "−∞"
     return floatformat(value, digits)
+
+
+@register.filter
+def pct(value, digits=2):
+    if value is None or value == "":
+        return "n/a"
+    try:
+        value = json_float(value) * 100.0
+    except (TypeError, ValueError):
+        return value
+    if math.isnan(value):
+        return "n/a"
+    return f"{metric(value, digits)} %"

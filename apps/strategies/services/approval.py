@@ -38,7 +38,7 @@ from backtestlab.engine.evaluation.trades import (
     pnl_fractions,
     trades_from_backtest,
 )
-from backtestlab.engine.metrics import METRICS
+from backtestlab.engine.metrics import METRICS, compute
 from backtestlab.errors import ApplicationError
 from backtestlab.renderers import json_float
 
@@ -156,7 +156,9 @@ def strategy_evaluate(
             "with trades (n_trades > 0)",
             field="run",
         )
-    stats = compute_strategy_stats(trades)
+    # The one maximum drawdown: the equity curve's, as on the run page and the best table.
+    curve_dd = compute(result).max_drawdown_pct / 100.0
+    stats = compute_strategy_stats(trades, max_drawdown=curve_dd)
     mc = run_monte_carlo(pnl_fractions(trades), sims=cfg.mc_sims, seed=cfg.mc_seed)
     psych = compute_psychology_score(stats, mc.profile)
     regimes, regimes_detail = _regimes(ctx, result, cfg)

@@ -231,7 +231,7 @@ def summary_lines(summary: dict) -> list[str]:
         f"Win rate: {summary['win_rate']:.1%}",
         f"Avg win: {summary['avg_win']:.2%}, Avg loss: {summary['avg_loss']:.2%}",
         f"Expectancy/trade: {summary['expectancy_per_trade']:.3%}",
-        f"Max DD (backtest): {summary['backtest_max_dd']:.1%}",
+        f"Max DD (equity curve): {summary['backtest_max_dd']:.1%}",
         f"MC worst DD: {summary['mc_worst_max_dd']:.1%}, "
         f"worst loss streak: {summary['mc_worst_loss_streak']}",
         f"Psychology score: {summary['psychology_score']:.1f} / 100 (reachable {lo:g}–{hi:g})",

@@ -91,9 +91,18 @@ def pnl_fractions(trades: Sequence[TradeResult]) -> np.ndarray:
 
 
 def compute_strategy_stats(
-    trades: Sequence[TradeResult], initial_equity: float = 1.0
+    trades: Sequence[TradeResult],
+    initial_equity: float = 1.0,
+    *,
+    max_drawdown: float | None = None,
 ) -> StrategyStats:
     """The seed's statistics, in the given trade order (expectancy: see the module note).
+
+    ``max_drawdown`` (a fraction, <= 0) is the backtest's own: the metrics' maximum drawdown
+    of the equity curve marked to market every bar, ``max_drawdown_pct / 100`` - give it
+    whenever there is a backtest, so every page shows the same drawdown.  Without it (a bare
+    list of trades) the drawdown of the closed-trade equity is used, which misses the losses
+    of open positions and so is never deeper.
 
     Raises :class:`NoTradesError` without trades.  Streaks follow the seed: a trade of
     exactly zero neither extends nor breaks a streak.
@@ -136,6 +145,6 @@ def compute_strategy_stats(
         expectancy_per_trade=expectancy,
         max_consec_losses=max_consec_losses,
         max_consec_wins=max_consec_wins,
-        max_drawdown_pct=max_dd,
+        max_drawdown_pct=max_dd if max_drawdown is None else float(max_drawdown),
         years_covered=span_days / 365.25,
     )

@@ -40,6 +40,13 @@ def test_stats_match_the_seed_formulas():
     assert s.years_covered == pytest.approx(360 / 365.25)
 
 
+def test_the_backtests_own_drawdown_replaces_the_closed_trade_one_and_nothing_else():
+    closed = compute_strategy_stats(make_trades(PNLS))
+    curve = compute_strategy_stats(make_trades(PNLS), max_drawdown=-0.131)
+    assert curve.max_drawdown_pct == -0.131 and closed.max_drawdown_pct > -0.131
+    assert {**curve.as_dict(), "max_drawdown_pct": 0} == {**closed.as_dict(), "max_drawdown_pct": 0}
+
+
 def test_expectancy_differs_from_the_seeds_only_with_break_even_trades():
     s = compute_strategy_stats(make_trades(PNLS))
     seed_expectancy = s.win_rate * s.avg_win + (1 - s.win_rate) * s.avg_loss
