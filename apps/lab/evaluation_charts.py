@@ -41,7 +41,7 @@ def fan_chart_svg(steps: list, bands: dict) -> str:
         f'<text x="2" y="{y(hi) + 10:.0f}">{hi:.2f}</text>',
         f'<text x="2" y="{y(lo):.0f}">{lo:.2f}</text>',
         f'<text x="{PAD}" y="{H - 6}">0</text>',
-        f'<text x="{W - 40}" y="{H - 6}">{steps[-1]} trades</text>',
+        f'<text x="{W - 8}" y="{H - 6}" text-anchor="end">{steps[-1]} trades</text>',
         "</svg>",
     ]
     return mark_safe("".join(parts))  # noqa: S308 - numbers only
@@ -64,5 +64,5 @@ def histogram_svg(hist: dict, *, element_id: str, fmt: str = "{:.2f}") -> str:
         f'<svg id="{element_id}" class="chart hist" viewBox="0 0 {w} {h}" role="img">'
         + "".join(bars)
         + f'<text x="5" y="{h - 4}">{fmt.format(edges[0])}</text>'
-        + f'<text x="{w - 60}" y="{h - 4}">{fmt.format(edges[-1])}</text></svg>'
+        + f'<text x="{w - 5}" y="{h - 4}" text-anchor="end">{fmt.format(edges[-1])}</text></svg>'
     )

@@ -115,8 +115,9 @@ WALK_FORWARD_BODY = inline_serializer(
             allow_null=True,
             min_value=1,
             max_value=2**63 - 1,
-            help_text="a grid sweep's id: its strategy, grid, objective, costs, dates and first "
-            "dataset are used. Without it, give strategy, dataset and parameter_grid",
+            help_text="a grid sweep's id: its strategy, grid, objective, costs, dates and every "
+            "dataset are used (folds per dataset). Without it, give strategy, dataset and "
+            "parameter_grid",
         ),  # fmt: skip
         "strategy": serializers.CharField(required=False, help_text="a strategy key"),
         "dataset": serializers.IntegerField(

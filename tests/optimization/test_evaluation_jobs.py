@@ -1,5 +1,7 @@
 """Monte Carlo and walk-forward jobs through the task bodies; overfitting of a sweep."""
 
+import datetime as dt
+
 import pytest
 
 from apps.market.selectors import dataset_market_data
@@ -12,6 +14,7 @@ from apps.optimization.services.walk_forward import (
     walk_forward_job_create,
     walk_forward_job_from_sweep,
 )
+from apps.strategies.services.approval import job_evaluate
 from backtestlab.engine import sweep as sweep_lib
 from backtestlab.engine.evaluation import monte_carlo as mc
 from backtestlab.engine.evaluation import overfitting, walk_forward
@@ -92,6 +95,51 @@ def test_a_walk_forward_job_runs_one_chunk_per_fold(alice, sweep):
     assert summary["folds"] == 3
     assert summary["wfe"] == pytest.approx(engine.summary["wfe"], nan_ok=True)
     assert all(c.result for c in JobChunk.objects.filter(job=job))
+
+
+def test_a_walk_forward_of_a_two_dataset_sweep_folds_every_dataset(alice, datasets, client):
+    sweep = make_job(alice, datasets, grid=GRID)
+    run_all_chunks(sweep)
+    job = walk_forward_job_from_sweep(user=alice, job=sweep, n_splits=2)
+    assert job.total_runs == 4 and job.name == "Walk-forward sma_cross on 2 datasets"
+    assert sorted(job.chunks.values_list("dataset_id", "start")) == sorted(
+        (d.id, k) for d in datasets for k in (0, 1)
+    )
+    run_all_chunks(job)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    ev = job.evaluation
+    assert [(f["dataset_id"], f["index"]) for f in ev["folds"]] == [
+        (d.id, k) for d in sorted(datasets, key=lambda d: d.id) for k in (0, 1)
+    ]
+    strategy = get_strategy("sma_cross")
+    params = sweep_lib.params_range(GRID, 0, sweep_lib.grid_size(GRID))
+    engine = {}
+    for d in datasets:  # each dataset's folds are the engine's walk-forward of that dataset
+        engine[d.id] = walk_forward.walk_forward(
+            strategy, dataset_market_data(d), params, Costs(**sweep.costs), objective="sharpe",
+            n_splits=2,
+        )  # fmt: skip
+        mine = [f for f in ev["folds"] if f["dataset_id"] == d.id]
+        assert [f["params"] for f in mine] == [f.params for f in engine[d.id].folds]
+        assert [f["train"] for f in mine] == [list(f.train) for f in engine[d.id].folds]
+        (figures,) = [p for p in ev["per_dataset"] if p["dataset_id"] == d.id]
+        assert figures["dataset"] == d.name
+        assert figures["wfe"] == pytest.approx(engine[d.id].summary["wfe"], nan_ok=True)
+    every = [f for e in engine.values() for f in e.folds]
+    pooled = walk_forward.walk_forward_efficiency(every, "sharpe")
+    assert ev["summary"]["folds"] == 4
+    assert ev["summary"]["oos_mean"] == pytest.approx(pooled["oos_mean"], nan_ok=True)
+    client.force_login(alice)
+    page = client.get(f"/lab/jobs/{job.id}/").content.decode()
+    first = ev["folds"][0]
+    assert 'id="wf-datasets"' in page and datasets[1].name in page
+    assert f"<code>fast={first['params']['fast']}</code>" in page
+    day = dt.datetime.fromtimestamp(first["test"][0], dt.UTC).strftime("%Y-%m-%d UTC")
+    assert day in page
+    # The approval gate reads the best run's own dataset's out-of-sample figures.
+    approval = job_evaluate(job=sweep, trigger="page", user=alice)
+    wf = approval.gates["walk_forward"]
+    assert wf["job"] == job.id and wf["summary"]["dataset_id"] == sweep.best_run.dataset_id
 
 
 def test_walk_forward_options_are_validated(alice, datasets):

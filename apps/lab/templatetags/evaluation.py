@@ -20,8 +20,13 @@ def job_evaluation(context, job):
         hists = result.get("histograms", {})
         charts = {
             "fan": fan_chart_svg(result["steps"], result["bands"]),
-            "final": histogram_svg(hists.get("final_return", {}), element_id="mc-hist-final"),
-            "dd": histogram_svg(hists.get("max_drawdown", {}), element_id="mc-hist-dd"),
+            # fractions of equity, shown in % like the table above
+            "final": histogram_svg(
+                hists.get("final_return", {}), element_id="mc-hist-final", fmt="{:.1%}"
+            ),
+            "dd": histogram_svg(
+                hists.get("max_drawdown", {}), element_id="mc-hist-dd", fmt="{:.1%}"
+            ),
             "streak": histogram_svg(
                 hists.get("max_loss_streak", {}), element_id="mc-hist-streak", fmt="{:.0f}"
             ),

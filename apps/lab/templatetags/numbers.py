@@ -1,10 +1,12 @@
 """Numbers on a page. ``{{ value|metric:4 }}``: a metric as ``floatformat`` writes it, except
 an unbounded ratio (``inf``, or ``"Infinity"`` read back from JSON), which is "∞".
 ``{{ fraction|pct:2 }}``: a fraction of equity (the evaluation's unit, 0.125) in percent,
-the unit of every metric page ("12.50 %"); "n/a" where undefined."""
+the unit of every metric page ("12.50 %"); "n/a" where undefined.  ``{{ ts|utc_date }}``: a
+bar time (seconds since the epoch, the engine's unit) as "2025-03-01 UTC"."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 from django import template
@@ -38,3 +40,11 @@ def pct(value, digits=2):
     if math.isnan(value):
         return "n/a"
     return f"{metric(value, digits)} %"
+
+
+@register.filter
+def utc_date(value):
+    try:
+        return dt.datetime.fromtimestamp(int(value), dt.UTC).strftime("%Y-%m-%d UTC")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return ""

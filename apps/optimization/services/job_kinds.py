@@ -137,19 +137,41 @@ def _wf_compute(job: OptimizationJob, chunk: JobChunk) -> ChunkOutput:
             fold=windows[chunk.start],
             index=chunk.start,
         )
-        return ChunkOutput(units=1, failed=0, result=json_safe(fold.as_dict()))
+        part = {**json_safe(fold.as_dict()), "dataset_id": chunk.dataset_id}
+        return ChunkOutput(units=1, failed=0, result=part)
     except Exception as exc:  # recorded on the fold, shown to the operator
         log.exception("walk-forward job %s fold %s failed", job.id, chunk.start)
-        part = {"index": chunk.start, "error": f"{type(exc).__name__}: {exc}"}
+        part = {
+            "index": chunk.start,
+            "dataset_id": chunk.dataset_id,
+            "error": f"{type(exc).__name__}: {exc}",
+        }
         return ChunkOutput(units=1, failed=1, result=part)
 
 
 def _wf_combine(job: OptimizationJob, parts: list[dict]) -> tuple[dict, str]:
-    folds = sorted(parts, key=lambda p: p.get("index", 0))
+    """Folds of every dataset (in dataset, then fold order), each dataset's summary and the
+    pooled one (every scored fold of every dataset: the job's ``summary``)."""
+    names = dict(job.datasets.values_list("id", "name"))
+    order = {ds_id: k for k, ds_id in enumerate(sorted(names))}
+    folds = sorted(parts, key=lambda p: (order.get(p.get("dataset_id"), -1), p.get("index", 0)))
+    for f in folds:
+        f["dataset"] = names.get(f.get("dataset_id"), "")
     scored = [f for f in folds if "error" not in f]
     summary = walk_forward.walk_forward_efficiency(scored, job.objective) if scored else {}
+    per_dataset = []
+    for ds_id in sorted(names):
+        mine = [f for f in scored if f.get("dataset_id") == ds_id]
+        figures = walk_forward.walk_forward_efficiency(mine, job.objective) if mine else {}
+        per_dataset.append({"dataset_id": ds_id, "dataset": names[ds_id], **figures})
     error = "" if summary else "every fold failed; first error: " + parts[0].get("error", "n/a")
-    return {"folds": folds, "summary": summary, "window": job.options["window"]}, error
+    evaluation = {
+        "folds": folds,
+        "summary": summary,
+        "per_dataset": per_dataset,
+        "window": job.options["window"],
+    }
+    return evaluation, error
 
 
 def _evaluation_finish(combine) -> Callable[[OptimizationJob], Finish]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import transaction
@@ -29,8 +30,9 @@ def walk_forward_job_create(
     *,
     user,
     strategy: str,
-    dataset_id: int,
-    parameter_grid: Any,
+    dataset_id: int | None = None,
+    parameter_grid: Any = None,
+    dataset_ids: Sequence[int] | None = None,
     objective: str = "sharpe",
     costs: Any = None,
     n_splits: int = 5,
@@ -42,13 +44,16 @@ def walk_forward_job_create(
     name: str = "",
     start: bool = True,
 ) -> OptimizationJob:
-    """A walk-forward job: optimise the grid on each train window, test on the next window."""
+    """A walk-forward job: optimise the grid on each train window, test on the next window, on
+    every dataset given (``dataset_id``, or several as ``dataset_ids``): each dataset has its
+    own ``n_splits`` folds; the result has per-dataset and pooled out-of-sample figures."""
     job_quota_check(user=user, lock=False)
     try:
         strategy_obj = get_strategy(strategy)
     except Exception as exc:
         raise ApplicationError(getattr(exc, "message", str(exc)), field="strategy") from None
-    (dataset,) = strategy_datasets_validate([dataset_id], strategy_obj)
+    ids = [dataset_id] if dataset_ids is None else list(dataset_ids)
+    datasets = strategy_datasets_validate(ids, strategy_obj)
     grid = grid_validate(strategy, parameter_grid)
     objective = objective_validate(objective)
     valid_costs = costs_validate(costs)
@@ -74,16 +79,18 @@ def walk_forward_job_create(
             f"{train_frac + test_frac:g}",
             field="test_frac",
         )
-    try:
-        walk_forward.walk_forward_windows(
-            dataset.rows, n_splits=n_splits, train_frac=train_frac, test_frac=test_frac
-        )
-    except ValueError as exc:  # what is left: too few bars for the splits
-        raise ApplicationError(str(exc), field="n_splits") from None
+    for dataset in datasets:
+        try:
+            walk_forward.walk_forward_windows(
+                dataset.rows, n_splits=n_splits, train_frac=train_frac, test_frac=test_frac
+            )
+        except ValueError as exc:  # what is left: too few bars for the splits
+            raise ApplicationError(f"{dataset.name}: {exc}", field="n_splits") from None
+    on = datasets[0].name if len(datasets) == 1 else f"{len(datasets)} datasets"
     with transaction.atomic():
         job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
-            name=(name or f"Walk-forward {strategy} on {dataset.name}")[:100],
+            name=(name or f"Walk-forward {strategy} on {on}")[:100],
             kind=OptimizationJob.Kind.WALK_FORWARD,
             strategy=strategy,
             date_from=start_at,
@@ -92,7 +99,7 @@ def walk_forward_job_create(
             objective=objective,
             costs=valid_costs,
             chunk_size=1,
-            total_runs=n_splits,
+            total_runs=n_splits * len(datasets),
             options={
                 "n_splits": n_splits,
                 "train_frac": float(train_frac),
@@ -102,19 +109,20 @@ def walk_forward_job_create(
             },
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
-        job_datasets_pin(job, [dataset])
+        job_datasets_pin(job, datasets)
         if start:
             job_start(job=job)
     return job
 
 
 def walk_forward_job_from_sweep(*, user, job: OptimizationJob, **options) -> OptimizationJob:
-    """Walk-forward of a sweep's grid on its first dataset (the sweep's objective and costs)."""
+    """Walk-forward of a sweep's grid on every dataset of the sweep (its objective, costs and
+    dates)."""
     if job.kind != OptimizationJob.Kind.GRID:
         raise ApplicationError(f"job {job.id} is not a grid sweep", field="job")
-    dataset = job.datasets.order_by("id").first()
+    ids = list(job.datasets.order_by("id").values_list("id", flat=True))
     return walk_forward_job_create(
-        user=user, strategy=job.strategy, dataset_id=dataset.id, parameter_grid=job.grid,
+        user=user, strategy=job.strategy, dataset_ids=ids, parameter_grid=job.grid,
         objective=job.objective, costs=job.costs, date_from=job.date_from, date_to=job.date_to,
         **options,
     )  # fmt: skip

@@ -92,7 +92,10 @@ def _walk_forward(run: OptimizationRun, strategy, costs, cfg) -> tuple[bool, dic
         .first()
     )
     if wf_job is not None:
-        summary = (wf_job.evaluation or {}).get("summary") or {}
+        evaluation = wf_job.evaluation or {}
+        # The run's own dataset's out-of-sample figures (older jobs: the one summary).
+        mine = [d for d in evaluation.get("per_dataset") or [] if d["dataset_id"] == run.dataset_id]
+        summary = mine[0] if mine else evaluation.get("summary") or {}
         source = {"job": wf_job.id}
     else:
         grid = job.grid
