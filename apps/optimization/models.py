@@ -261,5 +261,33 @@ class OptimizationRun(models.Model):
         return f"run {self.pk} of job {self.job_id}"
 
 
+class Trial(models.Model):
+    """The trial ledger: one row per parameter set of a strategy ever evaluated on a dataset
+    (a dataset version: a re-import is a new dataset row), by any job - sweeps, walk-forward
+    folds, searches. Its count per (strategy, dataset) is the number of trials the deflated
+    Sharpe ratio deflates for: every configuration someone could have picked the best from.
+    Evaluating the same parameter set again on the same data is not a new trial (the same
+    numbers come out). Rows outlive their job."""
+
+    strategy = models.CharField(max_length=50)
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="+")
+    param_hash = models.CharField(max_length=40)
+    job = models.ForeignKey(
+        OptimizationJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="The first job that evaluated it",
+    )  # fmt: skip
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["strategy", "dataset", "param_hash"], name="trial_unique_params"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"trial {self.param_hash[:8]} of {self.strategy} on dataset {self.dataset_id}"
+
+
 # Scheduled sweeps live in their own module; imported here so Django finds them.
 from apps.optimization.schedule_models import JobTemplate, TemplateFiring  # noqa: E402, F401

@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import Count, F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
-from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.models import OptimizationJob, OptimizationRun, Trial
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
@@ -127,3 +127,9 @@ def job_progress(job: OptimizationJob) -> dict:
         "progress_pct": job.progress_pct,
         "is_active": job.is_active,
     }
+
+
+def trials_count(*, strategy: str, dataset_id: int) -> int:
+    """How many parameter sets of ``strategy`` were ever evaluated on the dataset, by any job
+    (the trial ledger, :class:`~apps.optimization.models.Trial`)."""
+    return Trial.objects.filter(strategy=strategy, dataset_id=dataset_id).count()

@@ -15,7 +15,7 @@ import numpy as np
 
 from apps.optimization.gateway import job_data, json_safe
 from apps.optimization.models import JobChunk, OptimizationJob, OptimizationRun
-from apps.optimization.services import overfitting, sweeps
+from apps.optimization.services import overfitting, sweeps, trials
 from backtestlab.engine import sweep
 from backtestlab.engine.evaluation import monte_carlo as mc
 from backtestlab.engine.evaluation import walk_forward
@@ -67,6 +67,7 @@ def _grid_compute(job: OptimizationJob, chunk: JobChunk) -> ChunkOutput:
 
 
 def _grid_finish(job: OptimizationJob) -> Finish:
+    trials.job_trials_record(job)  # before the overfitting figures, which count them
     error, best_params, best = sweeps.sweep_outcome(job)
     after = overfitting.job_overfitting_after if best is not None else None
     return Finish(error=error, fields={"best_params": best_params}, best_run=best, after=after)
@@ -189,13 +190,18 @@ def _evaluation_finish(combine) -> Callable[[OptimizationJob], Finish]:
     return finish
 
 
+def _wf_finish(job: OptimizationJob) -> Finish:
+    trials.job_trials_record(job)  # each fold picked its parameters from the whole grid
+    return _evaluation_finish(_wf_combine)(job)
+
+
 JOB_KINDS: dict[str, JobKind] = {
     OptimizationJob.Kind.GRID: JobKind(_grid_units, _grid_compute, _grid_finish),
     OptimizationJob.Kind.MONTE_CARLO: JobKind(
         lambda job: int(job.options["sims"]), _mc_compute, _evaluation_finish(_mc_combine)
     ),
     OptimizationJob.Kind.WALK_FORWARD: JobKind(
-        lambda job: int(job.options["n_splits"]), _wf_compute, _evaluation_finish(_wf_combine)
+        lambda job: int(job.options["n_splits"]), _wf_compute, _wf_finish
     ),
 }
 

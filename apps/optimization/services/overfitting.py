@@ -9,6 +9,7 @@ from django.db import transaction
 
 from apps.optimization.gateway import job_context, json_safe
 from apps.optimization.models import JobStatus, OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import trials_count
 from backtestlab.engine.evaluation import overfitting
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
@@ -27,7 +28,8 @@ def job_overfitting_compute(*, job: OptimizationJob) -> dict:
     Configurations = the sweep's succeeded runs on that dataset (every k-th by grid index
     above OVERFITTING_MAX_CONFIGS, an unbiased sample, plus the best run); their per-period
     returns are recomputed with the engine (per bar, or coarser periods on long data); the
-    number of trials for the DSR is the number of runs on that dataset.
+    number of trials for the DSR is every parameter set of the strategy ever evaluated on that
+    dataset, by this job or any other (the trial ledger).
     """
     best = job.best_run
     if best is None:
@@ -39,8 +41,8 @@ def job_overfitting_compute(*, job: OptimizationJob) -> dict:
         .order_by("grid_index")
         .values_list("id", "params")
     )
-    n_trials = len(runs)
-    step = max(1, math.ceil(n_trials / OVERFITTING_MAX_CONFIGS))
+    n_trials = max(trials_count(strategy=job.strategy, dataset_id=best.dataset_id), len(runs))
+    step = max(1, math.ceil(len(runs) / OVERFITTING_MAX_CONFIGS))
     sample = runs[::step]
     if best.id not in {r[0] for r in sample}:
         sample.append((best.id, best.params))
@@ -51,11 +53,12 @@ def job_overfitting_compute(*, job: OptimizationJob) -> dict:
     )
     col = [r[0] for r in sample].index(best.id)
     report = overfitting.overfitting_report(
-        matrix, col, periods_per_year=bars_per_year(best.dataset.timeframe) / bars_per_period
-    )
+        matrix, col, periods_per_year=bars_per_year(best.dataset.timeframe) / bars_per_period,
+        n_trials=n_trials,
+    )  # fmt: skip
     report.update(
-        dataset_id=best.dataset_id, best_run=best.id, n_trials=n_trials, sampled_every=step,
-        objective=job.objective,
+        dataset_id=best.dataset_id, best_run=best.id, n_trials=n_trials, job_trials=len(runs),
+        sampled_every=step, objective=job.objective, best_sharpe=best.sharpe,
     )  # fmt: skip
     return json_safe(report)
 

@@ -192,14 +192,22 @@ class DeflatedSharpe:
 
 
 def deflated_sharpe_ratio(
-    returns: np.ndarray, trial_sharpes: np.ndarray, *, periods_per_year: float = 1.0
+    returns: np.ndarray,
+    trial_sharpes: np.ndarray,
+    *,
+    periods_per_year: float = 1.0,
+    n_trials: int | None = None,
 ) -> DeflatedSharpe:
-    """DSR of ``returns`` (the chosen run) given the per-period Sharpe ratios of all trials."""
+    """DSR of ``returns`` (the chosen run) given the per-period Sharpe ratios of the trials.
+
+    ``n_trials`` is how many configurations the best was picked from (e.g. every one ever
+    evaluated on this data, the trial ledger); the Sharpe ratios given estimate their spread.
+    Without it, the number of Sharpe ratios given."""
     r = np.asarray(returns, dtype=np.float64)
     trials = np.asarray(trial_sharpes, dtype=np.float64)
     trials = trials[np.isfinite(trials)]
     t = r.size
-    n_trials = int(trials.size)
+    n_trials = int(trials.size) if n_trials is None else max(int(n_trials), int(trials.size))
     nan = math.nan
     sd = r.std(ddof=1) if t > 1 else 0.0
     if t < 3 or sd <= 1e-14 or n_trials < 1:
@@ -208,7 +216,7 @@ def deflated_sharpe_ratio(
     z = (r - r.mean()) / r.std(ddof=0)
     g3 = float((z**3).mean())
     g4 = float((z**4).mean())
-    v = float(trials.var(ddof=1)) if n_trials > 1 else 0.0
+    v = float(trials.var(ddof=1)) if trials.size > 1 else 0.0
     if n_trials > 1:
         sr0 = math.sqrt(v) * (
             (1 - EULER_GAMMA) * _N.inv_cdf(1 - 1 / n_trials)
@@ -238,8 +246,9 @@ def per_period_sharpes(returns: np.ndarray) -> np.ndarray:
 
 
 def overfitting_report(returns: np.ndarray, best_column: int, *, periods_per_year: float,
-                       n_blocks: int = 16) -> dict:  # fmt: skip
-    """PBO and DSR of a sweep's returns matrix with the chosen (best) configuration."""
+                       n_blocks: int = 16, n_trials: int | None = None) -> dict:  # fmt: skip
+    """PBO and DSR of a sweep's returns matrix with the chosen (best) configuration
+    (``n_trials``: see :func:`deflated_sharpe_ratio`)."""
     out: dict = {"n_configs": int(returns.shape[1]), "n_periods": int(returns.shape[0])}
     try:
         out["pbo"] = probability_of_backtest_overfitting(returns, n_blocks=n_blocks).as_dict()
@@ -247,7 +256,8 @@ def overfitting_report(returns: np.ndarray, best_column: int, *, periods_per_yea
         out["pbo"] = None
         out["pbo_error"] = str(exc)
     dsr = deflated_sharpe_ratio(
-        returns[:, best_column], per_period_sharpes(returns), periods_per_year=periods_per_year
-    )
+        returns[:, best_column], per_period_sharpes(returns), periods_per_year=periods_per_year,
+        n_trials=n_trials,
+    )  # fmt: skip
     out["deflated_sharpe"] = dsr.as_dict()
     return out
