@@ -274,10 +274,10 @@ def best_table_columns(job: OptimizationJob) -> tuple[list[str], list[str]]:
     return varying, fixed
 
 
-def best_table_context(job: OptimizationJob, *, limit: int) -> list[dict]:
+def best_table_context(job: OptimizationJob, *, limit: int, rank: str = "objective") -> list[dict]:
     """The best table with each row's varying parameters in ``job.grid`` order."""
     names = best_table_columns(job)[0]
-    table = job_best_table(job=job, limit=limit)
+    table = job_best_table(job=job, limit=limit, rank=rank)
     for section in table:
         for row in section["rows"]:
             row["params"] = [format_value(row["run"].params.get(n)) for n in names]

@@ -14,6 +14,7 @@ from apps.lab.results_views import best_table_columns, best_table_context
 from apps.lab.synthetic_tools import page_context as synthetic_page_context
 from apps.optimization.models import OptimizationJob
 from apps.optimization.selectors.jobs import job_get_for_user, jobs_visible_to
+from apps.optimization.selectors.neighbourhood import RANKINGS
 from apps.optimization.services import jobs as jobs_services
 from apps.optimization.services.jobs import job_create
 from backtestlab.engine.metrics import METRICS
@@ -22,12 +23,15 @@ from backtestlab.errors import ApplicationError
 BEST_TABLE_SIZE = 10
 
 
-def job_status_context(job: OptimizationJob) -> dict:
+def job_status_context(job: OptimizationJob, rank: str = "objective") -> dict:
     # The best table per dataset and group_by value (e.g. per pattern_type), each beside the
-    # current production parameters (apps.optimization.results.job_best_table).
-    best_table = best_table_context(job, limit=BEST_TABLE_SIZE)
+    # current production parameters (apps.optimization.results.job_best_table), ranked by
+    # the objective or by the runs' neighbourhoods (rank=robust).
+    rank = rank if rank in RANKINGS else "objective"
+    best_table = best_table_context(job, limit=BEST_TABLE_SIZE, rank=rank)
     return {
         "job": job,
+        "rank": rank,
         "best_table": best_table,
         "has_best": any(section["rows"] for section in best_table),
         "param_names": best_table_columns(job)[0],
@@ -57,7 +61,7 @@ def job_progress(request, job_id: int):
 @vary_on_headers("HX-Request")
 def job_detail(request, job_id: int):
     job = job_get_for_user(request.user, job_id)
-    context = job_status_context(job)
+    context = job_status_context(job, rank=request.GET.get("rank") or "objective")
     if request.htmx:
         return render(request, "lab/_job_status.html", context)
     return render(request, "lab/job_detail.html", context)

@@ -29,6 +29,7 @@ from apps.optimization.selectors.jobs import (
     job_groups,
     run_get_for_user,
 )
+from apps.optimization.selectors.neighbourhood import RANKINGS
 from apps.strategies.models import PaperBook, ParameterChange
 from apps.strategies.selectors.best_table import job_best_table
 from apps.strategies.selectors.configs import (
@@ -46,7 +47,7 @@ from apps.strategies.services.apply import (
 )
 from apps.strategies.services.paper import paper_overview
 from apps.strategies.services.risk_configs import risk_config_update, strategy_key_validate
-from backtestlab.api import body_object, int_schema
+from backtestlab.api import MetricField, body_object, int_schema
 from backtestlab.errors import ApplicationError
 from backtestlab.parsers import NonStrictJSONParser
 
@@ -284,9 +285,22 @@ class BestRowSerializer(RunSerializer):
     improvement_pct = serializers.FloatField(
         allow_null=True, help_text="objective vs production, in % of |production|"
     )
+    neighbour_worst = MetricField(
+        read_only=True,
+        help_text="the worst objective of the run and its one-step grid neighbours (a "
+        "neighbour that may not be ranked counts as the grid's worst); null while the job runs",
+    )
+    neighbour_mean = MetricField(
+        read_only=True, help_text="the mean objective over the same neighbourhood"
+    )
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "improvement_pct"]
+        fields = [
+            *RunSerializer.Meta.fields,
+            "improvement_pct",
+            "neighbour_worst",
+            "neighbour_mean",
+        ]
         read_only_fields = fields
 
 
@@ -306,6 +320,8 @@ def best_table_as_data(table: list[dict]) -> list[dict]:
         runs = []
         for row in section["rows"]:
             row["run"].improvement_pct = row["improvement_pct"]
+            row["run"].neighbour_worst = row["neighbour_worst"]
+            row["run"].neighbour_mean = row["neighbour_mean"]
             runs.append(BestRowSerializer(row["run"]).data)
         out.append(
             {
@@ -327,12 +343,19 @@ class JobBestView(APIView):
         parameters=[
             OpenApiParameter(
                 "limit", int_schema(1, BEST_LIMIT_MAX), description="how many runs (default 10)"
-            )
+            ),
+            OpenApiParameter(
+                "rank",
+                {"type": "string", "enum": list(RANKINGS)},
+                description="the table's order: by the objective (default) or robust (best "
+                "neighbourhood worst, then mean)",
+            ),
         ],
         responses=inline_serializer(
             "BestParameters",
             {
                 "objective": serializers.CharField(),
+                "rank": serializers.ChoiceField(choices=RANKINGS),
                 "status": serializers.CharField(),
                 "group_by": serializers.ListField(child=serializers.CharField()),
                 "best": RunSerializer(many=True),
@@ -344,6 +367,7 @@ class JobBestView(APIView):
     def get(self, request, pk: int):
         job = job_get_for_user(request.user, pk)
         limit = int_param(request, "limit", default=10, low=1, high=BEST_LIMIT_MAX)
+        rank = request.query_params.get("rank", "objective")
         return Response(
             {
                 "objective": job.objective,
@@ -353,6 +377,7 @@ class JobBestView(APIView):
                 "best": RunSerializer(job_best_runs(job=job, limit=limit), many=True).data,
                 "per_dataset": RunSerializer(job_best_per_dataset(job=job), many=True).data,
                 # per (dataset, group): top runs beside the current production parameters
-                "table": best_table_as_data(job_best_table(job=job, limit=limit)),
+                "rank": rank,
+                "table": best_table_as_data(job_best_table(job=job, limit=limit, rank=rank)),
             }
         )

@@ -10,12 +10,18 @@ from apps.market.models import Dataset
 from apps.optimization.gateway import params_backtest, result_metrics
 from apps.optimization.models import OptimizationJob
 from apps.optimization.selectors.jobs import job_best_runs, job_unranked_counts
+from apps.optimization.selectors.neighbourhood import (
+    RANKINGS,
+    dataset_neighbourhood,
+    job_robust_runs,
+)
 from apps.optimization.selectors.slices import job_slices
 from apps.strategies.models import StrategyConfig
 from apps.strategies.selectors.configs import strategy_config_current
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
+from backtestlab.errors import ApplicationError
 
 _production_cache: dict[tuple, dict] = {}
 
@@ -54,15 +60,27 @@ def improvement_pct(value: float | None, baseline: float | None, metric: str) ->
     return pct if math.isfinite(pct) else None  # an unbounded value: no % (∞ is just better)
 
 
-def job_best_table(*, job: OptimizationJob, limit: int = 10) -> list[dict]:
+def job_best_table(*, job: OptimizationJob, limit: int = 10, rank: str = "objective") -> list[dict]:
     """The best-parameter table: per slice (symbol/timeframe dataset × group), the top
-    ``limit`` succeeded runs by the objective (ties: lowest run id), the current production
-    parameters of that (strategy, symbol, timeframe, pattern) with their objective on the same
-    data, and each run's improvement over them in %."""
+    ``limit`` ranked runs by the objective (ties: lowest run id) or, ``rank="robust"``, by
+    their neighbourhood (:func:`~apps.optimization.selectors.neighbourhood.job_robust_runs`),
+    the current production parameters of that (strategy, symbol, timeframe, pattern) with
+    their objective on the same data, and each run's improvement over them in %. Once the job
+    is over, every row has its neighbourhood's worst and mean (``neighbour_worst``/``_mean``)."""
+    if rank not in RANKINGS:
+        raise ApplicationError(
+            f"rank must be one of {', '.join(RANKINGS)}, got {rank!r}", field="rank"
+        )
     table = []
     objective = job.objective
+    scores: dict[int, tuple] = {}
     for s in job_slices(job):
-        runs = job_best_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
+        if rank == "robust":
+            runs = job_robust_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
+        else:
+            runs = job_best_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
+        if not job.is_active and s.dataset.id not in scores:
+            scores[s.dataset.id] = dataset_neighbourhood(job, s.dataset.id)
         config = strategy_config_current(
             job.strategy, s.dataset.symbol, s.dataset.timeframe, s.group_label
         )
@@ -94,9 +112,20 @@ def job_best_table(*, job: OptimizationJob, limit: int = 10) -> list[dict]:
                         "improvement_pct": improvement_pct(
                             getattr(r, objective), baseline, objective
                         ),
+                        **_neighbourhood(scores.get(s.dataset.id), r),
                     }
                     for r in runs
                 ],
             }
         )
     return table
+
+
+def _neighbourhood(scores: tuple | None, run) -> dict:
+    if scores is None:
+        return {"neighbour_worst": None, "neighbour_mean": None}
+    worst, mean = scores
+    return {
+        "neighbour_worst": float(worst[run.grid_index]),
+        "neighbour_mean": float(mean[run.grid_index]),
+    }

@@ -101,3 +101,46 @@ def neighbourhood_drop(
         mean if higher_is_better else -mean,
         float(drop),
     )
+
+
+def neighbourhood_scores(
+    grid: Mapping[str, Sequence], values: np.ndarray, *, higher_is_better: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every combination's neighbourhood: ``(worst, mean)`` of the objective over the
+    combination and its immediate neighbours (one step along each numeric axis, as in
+    :func:`neighbourhood_drop`), one value per grid index.
+
+    ``values[k]`` is NaN where combination ``k`` may not be ranked (failed, too few trades,
+    undefined): such a neighbour counts as the worst ranked value of the grid (a cliff next
+    door is what "robust" guards against), and such a combination has NaN scores.  "Worst"
+    is the lowest value for a higher-is-better objective and the highest otherwise.  The
+    robust best is the combination with the best worst (ties: the best mean)."""
+    v = np.asarray(values, dtype=np.float64)
+    shape = tuple(len(x) for x in grid.values())
+    if v.size != math.prod(shape):
+        raise ValueError(f"values has {v.size} entries, the grid {math.prod(shape)}")
+    signed = (v if higher_is_better else -v).reshape(shape)
+    defined = ~np.isnan(signed)
+    worst_value = signed[defined].min() if defined.any() else np.nan
+    filled = np.where(defined, signed, worst_value)
+    lowest = signed.copy()  # NaN centre -> NaN scores
+    total = signed.copy()
+    count = np.ones(shape)
+    for axis, axis_values in enumerate(grid.values()):
+        if len(axis_values) < 2 or not _numeric(axis_values):
+            continue
+        for here, there in (
+            (slice(1, None), slice(None, -1)),  # the neighbour one step down
+            (slice(None, -1), slice(1, None)),  # one step up
+        ):
+            at = [slice(None)] * len(shape)
+            src = [slice(None)] * len(shape)
+            at[axis], src[axis] = here, there
+            at, src = tuple(at), tuple(src)
+            lowest[at] = np.minimum(lowest[at], filled[src])  # a NaN centre stays NaN
+            total[at] = total[at] + filled[src]
+            count[at] += 1
+    with np.errstate(invalid="ignore"):
+        mean = total / count
+    sign = 1.0 if higher_is_better else -1.0
+    return (sign * lowest).ravel(), (sign * mean).ravel()

@@ -61,3 +61,39 @@ def test_an_unbounded_best_is_the_best_and_falls_all_the_way_to_finite_neighbour
     assert res.best_index == 1 and res.neighbour_mean == 2.0 and res.drop == 0.5
     with pytest.raises(ValueError, match="no objective value"):
         sensitivity.neighbourhood_drop(grid, np.full(3, math.nan))
+
+
+def test_neighbourhood_scores_by_hand():
+    # a: 3 numeric values, b: 2, c: a choice (no neighbours along it); grid index = 4a+2b+c
+    grid = {"a": [1, 2, 3], "b": [10, 20], "c": ["x", "y"]}
+    v = np.arange(12, dtype=float)
+    v[5] = math.nan  # (a=2, b=10, c=y) may not be ranked: a cliff, counts as 0 (the worst)
+    worst, mean = sensitivity.neighbourhood_scores(grid, v)
+    # k=4 (a=2, b=10, c=x): itself 4, a-1 -> 0, a+1 -> 8, b+1 -> 6
+    assert worst[4] == 0.0 and mean[4] == pytest.approx((4 + 0 + 8 + 6) / 4)
+    # k=1 (a=1, b=10, c=y): itself 1, a+1 -> k=5 (NaN: the worst, 0), b+1 -> 3
+    assert worst[1] == 0.0 and mean[1] == pytest.approx((1 + 0 + 3) / 3)
+    # k=11 (a=3, b=20, c=y): itself 11, a-1 -> 7, b-1 -> 9
+    assert worst[11] == 7.0 and mean[11] == pytest.approx(9.0)
+    assert math.isnan(worst[5]) and math.isnan(mean[5])
+    # lower is better: "worst" is the highest value
+    worst, mean = sensitivity.neighbourhood_scores(grid, v, higher_is_better=False)
+    assert worst[4] == 8.0 and worst[1] == 11.0  # the cliff is the grid's highest (11)
+    assert mean[11] == pytest.approx(9.0)
+
+
+def test_neighbourhood_scores_agree_with_the_neighbourhood_drop_and_handle_infinity():
+    grid = {"a": [1, 2, 3, 4], "b": [0.5, 1.0, 1.5]}
+    rng = np.random.default_rng(3)
+    v = rng.normal(size=12)
+    worst, mean = sensitivity.neighbourhood_scores(grid, v)
+    for k in range(12):
+        res = sensitivity.neighbourhood_drop(grid, v, best_index=k)
+        n = len(res.neighbour_indexes)
+        assert mean[k] == pytest.approx((v[k] + n * res.neighbour_mean) / (n + 1))
+        assert worst[k] == min(v[k], *v[list(res.neighbour_indexes)])
+    v = np.array([1.0, math.inf, math.inf, 2.0])
+    worst, mean = sensitivity.neighbourhood_scores({"a": [1, 2, 3, 4]}, v)
+    assert list(worst) == [1.0, 1.0, 2.0, 2.0] and mean[2] == math.inf
+    with pytest.raises(ValueError, match="values has 3 entries, the grid 4"):
+        sensitivity.neighbourhood_scores({"a": [1, 2, 3, 4]}, np.ones(3))

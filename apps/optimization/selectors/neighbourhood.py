@@ -1,0 +1,73 @@
+"""Robust ranking: every run's neighbourhood score - the worst and the mean of its job's
+objective over the run and its immediate grid neighbours
+(:func:`backtestlab.engine.evaluation.sensitivity.neighbourhood_scores`) - and a job's runs
+ranked by it, so a lone lucky peak next to a cliff does not come first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from apps.optimization.models import OptimizationJob, OptimizationRun
+from backtestlab.engine import sweep
+from backtestlab.engine.evaluation.sensitivity import neighbourhood_scores
+from backtestlab.engine.metrics import METRICS
+
+RANKINGS = ("objective", "robust")
+
+
+def dataset_neighbourhood(job: OptimizationJob, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(worst, mean)`` per grid index of the job on one dataset; only ranked runs count
+    (:mod:`apps.optimization.ranking`), the others are cliffs and have NaN scores."""
+    values = np.full(sweep.grid_size(job.grid), np.nan)
+    rows = (
+        OptimizationRun.objects.filter(
+            job=job,
+            dataset_id=dataset_id,
+            status=OptimizationRun.Status.SUCCEEDED,
+            n_trades__gte=job.min_trades,
+        )
+        .exclude(**{f"{job.objective}__isnull": True})
+        .values_list("grid_index", job.objective)
+    )
+    for grid_index, value in rows:
+        values[grid_index] = value
+    return neighbourhood_scores(
+        job.grid, values, higher_is_better=METRICS[job.objective].higher_is_better
+    )
+
+
+def job_robust_runs(
+    *,
+    job: OptimizationJob,
+    limit: int = 10,
+    dataset_id: int,
+    params: Mapping[str, Any] | None = None,
+) -> list[OptimizationRun]:
+    """The top ``limit`` ranked runs of one dataset (and parameter values when given) by their
+    neighbourhood: best worst first, then best mean, then best own objective, then lowest id.
+    Each run carries ``neighbour_worst`` and ``neighbour_mean``."""
+    worst, mean = dataset_neighbourhood(job, dataset_id)
+    runs = OptimizationRun.objects.filter(
+        job=job,
+        dataset_id=dataset_id,
+        status=OptimizationRun.Status.SUCCEEDED,
+        n_trades__gte=job.min_trades,
+    ).exclude(**{f"{job.objective}__isnull": True})
+    for name, value in (params or {}).items():
+        runs = runs.filter(**{f"params__{name}": value})
+    sign = 1.0 if METRICS[job.objective].higher_is_better else -1.0
+    candidates = sorted(
+        runs.values_list("id", "grid_index", job.objective),
+        key=lambda r: (-sign * worst[r[1]], -sign * mean[r[1]], -sign * r[2], r[0]),
+    )[:limit]
+    found = OptimizationRun.objects.select_related("dataset").in_bulk([c[0] for c in candidates])
+    out = []
+    for run_id, grid_index, _value in candidates:
+        run = found[run_id]
+        run.neighbour_worst = float(worst[grid_index])
+        run.neighbour_mean = float(mean[grid_index])
+        out.append(run)
+    return out
