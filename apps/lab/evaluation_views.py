@@ -106,6 +106,7 @@ def job_walk_forward(request, job_id: int):
         new = walk_forward_job_from_sweep(
             user=request.user, job=job, n_splits=_int(request, "n_splits", 5),
             window=request.POST.get("window") or "rolling",
+            pick=request.POST.get("pick") or "objective",
         )  # fmt: skip
     except ApplicationError as exc:
         return _error_page(request, job, exc)

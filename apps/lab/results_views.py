@@ -65,7 +65,14 @@ def heatmap_context(job: OptimizationJob, query) -> dict:
         "legend_from": _colour(0.0),
         "legend_mid": _colour(0.5),
         "legend_to": _colour(1.0),
+        "views": [
+            ("metric", "each run's value"),
+            ("neighbourhood", "neighbourhood (worst objective one grid step around)"),
+        ],
     }
+    if query.get("view") == "neighbourhood":  # the page's metric select: the objective only
+        query = query.copy()
+        query["metric"] = job.objective
     try:
         options = heatmap_options(job, query)
     except ApplicationError as exc:
@@ -109,7 +116,7 @@ def heatmap_context(job: OptimizationJob, query) -> dict:
     context.update(
         options=options,
         heatmap=heatmap,
-        metric_label=METRICS[options.metric].label,
+        metric_label=heatmap.metric_label,
         x_labels=[format_value(v) for v in heatmap.x_values],
         rows=rows,
         fixed_choices=fixed_choices,

@@ -18,7 +18,12 @@ from apps.optimization.api import RunSerializer
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from apps.optimization.selectors.compare import compare_ids_parse, jobs_compare
 from apps.optimization.selectors.export import job_export_csv_lines, job_export_json_chunks
-from apps.optimization.selectors.heatmap import HEATMAP_AGGS, heatmap_options, job_heatmap
+from apps.optimization.selectors.heatmap import (
+    HEATMAP_AGGS,
+    HEATMAP_VIEWS,
+    heatmap_options,
+    job_heatmap,
+)
 from apps.optimization.selectors.jobs import job_get_for_user, run_get_for_user
 from apps.optimization.selectors.runs import (
     MAX_CURVE_POINTS,
@@ -79,6 +84,7 @@ HEATMAP = inline_serializer(
         "y": AXIS,
         "metric": serializers.CharField(),
         "metric_label": serializers.CharField(),
+        "view": serializers.ChoiceField(choices=HEATMAP_VIEWS),
         "higher_is_better": serializers.BooleanField(),
         "agg": serializers.ChoiceField(choices=HEATMAP_AGGS),
         "slice": SLICE,
@@ -118,6 +124,13 @@ class JobHeatmapView(APIView):
                 description="fix a parameter at one of its values instead of aggregating "
                 "(e.g. fixed.tp_method=fixed_rr); repeat per parameter",
             ),
+            OpenApiParameter(
+                "view",
+                str,
+                enum=list(HEATMAP_VIEWS),
+                description="metric (default): each run's value; neighbourhood: each ranked "
+                "run's worst objective over itself and its one-step grid neighbours",
+            ),  # fmt: skip
             OpenApiParameter("dataset", int, description="slice: one of the job's datasets"),
             OpenApiParameter("group", str, description="slice: a group_by value, e.g. imbalance"),
         ],

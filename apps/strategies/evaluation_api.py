@@ -188,6 +188,13 @@ WALK_FORWARD_BODY = inline_serializer(
             default="rolling",
             help_text="rolling: fixed-length train windows; anchored: train from the start",
         ),  # fmt: skip
+        "pick": serializers.ChoiceField(
+            choices=list(walk_forward.PICKS),
+            required=False,
+            default="objective",
+            help_text="what each fold keeps from its train window: the best objective, or "
+            "robust: the best neighbourhood (worst objective one grid step around)",
+        ),  # fmt: skip
         "name": _NAME,
     },
 )
@@ -250,6 +257,7 @@ class WalkForwardJobCreateView(APIView):
             "train_frac": _opt(d, "train_frac", 0.7),
             "test_frac": _opt(d, "test_frac", 0.3),
             "window": _opt(d, "window", "rolling"),
+            "pick": _opt(d, "pick", "objective"),
             "name": _opt(d, "name", ""),
         }
         if d.get("job") is not None:

@@ -86,7 +86,7 @@ def test_a_walk_forward_job_runs_one_chunk_per_fold(alice, sweep):
     engine = walk_forward.walk_forward(
         strategy, dataset_market_data(sweep.datasets.get()),
         sweep_lib.params_range(grid, 0, sweep_lib.grid_size(grid)), Costs(**sweep.costs),
-        objective="sharpe", n_splits=3,
+        objective="sharpe", n_splits=3, min_trades=sweep.min_trades,
     )  # fmt: skip
     assert [f["params"] for f in folds] == [f.params for f in engine.folds]
     assert [f["grid_index"] for f in folds] == [f.grid_index for f in engine.folds]
@@ -117,7 +117,7 @@ def test_a_walk_forward_of_a_two_dataset_sweep_folds_every_dataset(alice, datase
     for d in datasets:  # each dataset's folds are the engine's walk-forward of that dataset
         engine[d.id] = walk_forward.walk_forward(
             strategy, dataset_market_data(d), params, Costs(**sweep.costs), objective="sharpe",
-            n_splits=2,
+            n_splits=2, min_trades=sweep.min_trades,
         )  # fmt: skip
         mine = [f for f in ev["folds"] if f["dataset_id"] == d.id]
         assert [f["params"] for f in mine] == [f.params for f in engine[d.id].folds]
@@ -140,6 +140,31 @@ def test_a_walk_forward_of_a_two_dataset_sweep_folds_every_dataset(alice, datase
     approval = job_evaluate(job=sweep, trigger="page", user=alice)
     wf = approval.gates["walk_forward"]
     assert wf["job"] == job.id and wf["summary"]["dataset_id"] == sweep.best_run.dataset_id
+
+
+def test_a_walk_forward_can_re_pick_by_the_robust_rule_in_each_fold(alice, sweep):
+    sweep.min_trades = 3
+    sweep.save()
+    job = walk_forward_job_from_sweep(user=alice, job=sweep, n_splits=3, pick="robust")
+    assert job.min_trades == 3 and job.options["pick"] == "robust"
+    run_all_chunks(job)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    params = sweep_lib.params_range(GRID, 0, sweep_lib.grid_size(GRID))
+    data = dataset_market_data(sweep.datasets.get())
+    strategy = get_strategy("sma_cross")
+    robust = walk_forward.walk_forward(
+        strategy, data, params, Costs(**sweep.costs), objective="sharpe", n_splits=3,
+        min_trades=3, pick="robust", grid=GRID,
+    )  # fmt: skip
+    plain = walk_forward.walk_forward(
+        strategy, data, params, Costs(**sweep.costs), objective="sharpe", n_splits=3,
+        min_trades=3,
+    )  # fmt: skip
+    folds = job.evaluation["folds"]
+    assert [f["grid_index"] for f in folds] == [f.grid_index for f in robust.folds]
+    assert [f.grid_index for f in robust.folds] != [f.grid_index for f in plain.folds]
+    with pytest.raises(ApplicationError, match="pick must be one of objective, robust"):
+        walk_forward_job_from_sweep(user=alice, job=sweep, pick="lucky")
 
 
 def test_walk_forward_options_are_validated(alice, datasets):

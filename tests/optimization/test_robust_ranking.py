@@ -7,8 +7,10 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.optimization.models import OptimizationRun
+from apps.optimization.selectors.heatmap import heatmap_options, job_heatmap
 from apps.optimization.selectors.neighbourhood import job_robust_runs
 from apps.strategies.selectors.best_table import job_best_table
+from apps.strategies.services.approval import job_evaluate
 from backtestlab.errors import ApplicationError
 from tests.results_data import job_with_runs
 
@@ -85,3 +87,49 @@ def test_the_page_and_the_api_rank_by_neighbourhood_on_request(peak_job, alice):
     assert [r["grid_index"] for r in body["best"]] == [2, 9]  # "best" stays the objective's
     bad = api.get(f"/api/jobs/{peak_job.id}/best/?rank=lucky")
     assert bad.status_code == 400 and bad.json()["field"] == "rank"
+
+
+def test_the_approval_gate_scores_the_runs_neighbourhood_over_ranked_runs(alice, datasets):
+    def few_trades_at_6(d, gi, params):
+        return {"sharpe": SHARPE[gi], "n_trades": 0 if gi == 6 else 100}
+
+    job = job_with_runs(alice, datasets[:1], few_trades_at_6, min_trades=30)
+    run = OptimizationRun.objects.get(job=job, grid_index=2)  # the lone peak, 3.0
+    job.best_run = run
+    job.save()
+    approval = job_evaluate(job=job, trigger="page", user=alice)
+    assert approval.run_id == run.id
+    gate = approval.gates["param_sensitivity"]
+    # gi 6 (no trade) is a cliff worth the grid's worst ranked value, -1.0 (gi 3):
+    # neighbours of gi 2 are gi 6 (-1.0), gi 0 (0.1), gi 3 (-1.0)
+    assert gate["neighbourhood_worst"] == pytest.approx(-1.0)
+    assert gate["neighbourhood_mean"] == pytest.approx((3.0 - 1.0 + 0.1 - 1.0) / 4)
+    assert gate["neighbour_mean"] == pytest.approx((-1.0 + 0.1 - 1.0) / 3)
+    assert gate["ok"] is False  # a 163 % drop
+
+
+def test_the_heatmap_shows_the_neighbourhood_view(peak_job, alice):
+    options = heatmap_options(
+        peak_job, {"x": "slow", "y": "fast", "agg": "max", "view": "neighbourhood"}
+    )
+    hm = job_heatmap(job=peak_job, options=options)
+    # each run's neighbourhood worst (worked by hand from SHARPE), the max over sl_pct
+    values = [c["value"] for row in hm.cells for c in row]
+    assert values == pytest.approx([0.1, -1.0, 0.2, -2.0, 1.3, 1.2])  # rows fast 5, 10, 20
+    assert (hm.best["xi"], hm.best["yi"]) == (0, 2)  # fast 20, slow 30: the plateau
+    assert hm.metric_label == "Neighbourhood worst Sharpe ratio"
+    assert hm.as_dict()["query"]["view"] == "neighbourhood"
+    with pytest.raises(ApplicationError, match="scores the job's objective \\(sharpe\\)"):
+        heatmap_options(peak_job, {"view": "neighbourhood", "metric": "win_rate"})
+    with pytest.raises(ApplicationError, match="view must be one of metric, neighbourhood"):
+        heatmap_options(peak_job, {"view": "lucky"})
+    client = Client()
+    client.force_login(alice)
+    page = client.get(
+        f"/lab/jobs/{peak_job.id}/heatmap/?x=slow&y=fast&view=neighbourhood&metric=win_rate"
+    ).content.decode()  # the page's metric select is overridden: the objective
+    assert "Neighbourhood worst Sharpe ratio by fast vs slow" in page and "1.30*" in page
+    api = APIClient()
+    api.force_authenticate(alice)
+    body = api.get(f"/api/jobs/{peak_job.id}/heatmap/?x=slow&y=fast&view=neighbourhood").json()
+    assert body["view"] == "neighbourhood" and body["best"]["value"] == pytest.approx(1.3)

@@ -22,6 +22,7 @@ from django.db.models import (
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from apps.optimization.selectors.jobs import job_groups
+from apps.optimization.selectors.neighbourhood import dataset_neighbourhood
 from apps.optimization.selectors.slices import (
     Slice,
     default_slice,
@@ -36,6 +37,9 @@ from backtestlab.errors import ApplicationError
 from backtestlab.inputs import whole_number
 
 HEATMAP_AGGS = ("max", "min", "mean", "median")
+# metric: each run's own value; neighbourhood: each ranked run's neighbourhood worst of the
+# job's objective (apps.optimization.selectors.neighbourhood), where plateaus stand out.
+HEATMAP_VIEWS = ("metric", "neighbourhood")
 
 
 class Median(Aggregate):
@@ -54,11 +58,14 @@ class HeatmapOptions:
     agg: str
     slice: Slice
     fixed: dict[str, int] = field(default_factory=dict)  # parameter -> position in its values
+    view: str = "metric"
 
     def query(self, job: OptimizationJob) -> dict[str, str]:
         """The query string that reproduces this heatmap (bookmarkable)."""
         grid = job.grid
         q = {"x": self.x, "y": self.y, "metric": self.metric, "agg": self.agg}
+        if self.view != "metric":
+            q["view"] = self.view
         q["dataset"] = str(self.slice.dataset.id)
         if self.slice.group:
             q["group"] = self.slice.group_label
@@ -67,7 +74,9 @@ class HeatmapOptions:
         return q
 
 
-HEATMAP_QUERY_KEYS = ("x", "y", "metric", "agg", "dataset", "group", "fixed.<parameter>")
+HEATMAP_QUERY_KEYS = (
+    "x", "y", "metric", "agg", "view", "dataset", "group", "fixed.<parameter>",
+)  # fmt: skip
 
 
 def heatmap_options(job: OptimizationJob, query: Mapping[str, str]) -> HeatmapOptions:
@@ -80,7 +89,7 @@ def heatmap_options(job: OptimizationJob, query: Mapping[str, str]) -> HeatmapOp
     grid = job.grid
     names = list(grid)
     for key in query:
-        if key in ("x", "y", "metric", "agg", "dataset", "group", "format"):
+        if key in ("x", "y", "metric", "agg", "view", "dataset", "group", "format"):
             continue
         if key.startswith("fixed.") and key[6:] in grid:
             continue
@@ -116,10 +125,21 @@ def heatmap_options(job: OptimizationJob, query: Mapping[str, str]) -> HeatmapOp
         raise ApplicationError(
             f"x and y must be two different parameters (both are {x!r})", field="x"
         )
+    view = query.get("view") or "metric"
+    if view not in HEATMAP_VIEWS:
+        raise ApplicationError(
+            f"view must be one of {', '.join(HEATMAP_VIEWS)}; got {view!r}", field="view"
+        )
     metric = query.get("metric") or job.objective
     if metric not in METRICS:
         raise ApplicationError(
             f"metric must be one of {', '.join(METRIC_NAMES)}; got {metric!r}", field="metric"
+        )
+    if view == "neighbourhood" and metric != job.objective:
+        raise ApplicationError(
+            f"the neighbourhood view scores the job's objective ({job.objective}); leave "
+            f"metric out or send metric={job.objective}",
+            field="metric",
         )
     agg = query.get("agg") or ("max" if METRICS[metric].higher_is_better else "min")
     if agg not in HEATMAP_AGGS:
@@ -161,7 +181,7 @@ def heatmap_options(job: OptimizationJob, query: Mapping[str, str]) -> HeatmapOp
                     field=key,
                 )
             fixed[name] = parse_value(grid, name, raw, key)
-    return HeatmapOptions(x=x, y=y, metric=metric, agg=agg, slice=chosen, fixed=fixed)
+    return HeatmapOptions(x=x, y=y, metric=metric, agg=agg, slice=chosen, fixed=fixed, view=view)
 
 
 @dataclass
@@ -180,6 +200,13 @@ class Heatmap:
     def higher_is_better(self) -> bool:
         return METRICS[self.options.metric].higher_is_better
 
+    @property
+    def metric_label(self) -> str:
+        label = METRICS[self.options.metric].label
+        if self.options.view == "neighbourhood":
+            return f"Neighbourhood worst {label}"
+        return label
+
     def as_dict(self) -> dict:
         o = self.options
         grid = self.job.grid
@@ -189,7 +216,8 @@ class Heatmap:
             "x": {"name": o.x, "values": self.x_values},
             "y": {"name": o.y, "values": self.y_values},
             "metric": o.metric,
-            "metric_label": METRICS[o.metric].label,
+            "metric_label": self.metric_label,
+            "view": o.view,
             "higher_is_better": self.higher_is_better,
             "agg": o.agg,
             "slice": o.slice.as_dict(),
@@ -238,6 +266,25 @@ def _cells_numpy_median(
     return out
 
 
+_NUMPY_AGGS = {"max": np.nanmax, "min": np.nanmin, "mean": np.nanmean, "median": np.nanmedian}
+
+
+def _cells_neighbourhood(job, runs, o: HeatmapOptions) -> dict[tuple[int, int], dict]:
+    """Cells of each ranked run's neighbourhood worst (NaN for the others: counted as runs,
+    never as ranked), aggregated with ``o.agg``."""
+    worst, _mean = dataset_neighbourhood(job, o.slice.dataset.id)
+    parts: dict[tuple[int, int], list[float]] = {}
+    for xi, yi, grid_index in runs.values_list("xi", "yi", "grid_index"):
+        parts.setdefault((xi, yi), []).append(worst[grid_index])
+    out = {}
+    for cell, values in parts.items():
+        a = np.asarray(values, dtype=np.float64)
+        scored = a[~np.isnan(a)]
+        value = float(_NUMPY_AGGS[o.agg](scored)) if len(scored) else None
+        out[cell] = {"value": value, "value_ranked": value, "runs": len(a), "ranked": len(scored)}
+    return out
+
+
 def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
     """Cells of ``options.metric`` over (y, x) on one slice, aggregated with one GROUP BY.
 
@@ -268,7 +315,9 @@ def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
         yi=position_sql(strides[o.y], len(grid[o.y])),
     ).order_by()
     nx, ny = len(grid[o.x]), len(grid[o.y])
-    if o.agg == "median" and connection.vendor != "postgresql":
+    if o.view == "neighbourhood":
+        found = _cells_neighbourhood(job, runs, o)
+    elif o.agg == "median" and connection.vendor != "postgresql":
         found = _cells_numpy_median(runs, nx, ny, o.metric, job.min_trades)
     else:
         agg = {"max": Max, "min": Min, "mean": Avg, "median": Median}[o.agg]

@@ -137,6 +137,9 @@ def _wf_compute(job: OptimizationJob, chunk: JobChunk) -> ChunkOutput:
             objective=job.objective,
             fold=windows[chunk.start],
             index=chunk.start,
+            min_trades=job.min_trades,
+            pick=o.get("pick", "objective"),
+            grid=job.grid,
         )
         part = {**json_safe(fold.as_dict()), "dataset_id": chunk.dataset_id}
         return ChunkOutput(units=1, failed=0, result=part)

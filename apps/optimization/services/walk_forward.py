@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 
 from apps.optimization.models import OptimizationJob
+from apps.optimization.ranking import DEFAULT_MIN_TRADES, MAX_MIN_TRADES
 from apps.optimization.services.jobs import job_datasets_pin, job_start
 from apps.optimization.services.quotas import job_quota_check
 from apps.optimization.services.validation import (
@@ -39,6 +40,8 @@ def walk_forward_job_create(
     train_frac: float = 0.7,
     test_frac: float = 0.3,
     window: str = "rolling",
+    pick: str = "objective",
+    min_trades: Any = DEFAULT_MIN_TRADES,
     date_from: Any = None,
     date_to: Any = None,
     name: str = "",
@@ -46,7 +49,10 @@ def walk_forward_job_create(
 ) -> OptimizationJob:
     """A walk-forward job: optimise the grid on each train window, test on the next window, on
     every dataset given (``dataset_id``, or several as ``dataset_ids``): each dataset has its
-    own ``n_splits`` folds; the result has per-dataset and pooled out-of-sample figures."""
+    own ``n_splits`` folds; the result has per-dataset and pooled out-of-sample figures. Each
+    fold picks, among the runs with at least ``min_trades`` trades, the best objective
+    (``pick="objective"``) or the best neighbourhood (``pick="robust"``, the best table's
+    robust rule)."""
     job_quota_check(user=user, lock=False)
     try:
         strategy_obj = get_strategy(strategy)
@@ -58,6 +64,11 @@ def walk_forward_job_create(
     objective = objective_validate(objective)
     valid_costs = costs_validate(costs)
     n_splits = int_option("n_splits", n_splits, 1, 50)
+    min_trades = int_option("min_trades", min_trades, 1, MAX_MIN_TRADES)
+    if pick not in walk_forward.PICKS:
+        raise ApplicationError(
+            f"pick must be one of {', '.join(walk_forward.PICKS)}, got {pick!r}", field="pick"
+        )
     name = name_option(name)
     if window not in walk_forward.WINDOW_MODES:
         raise ApplicationError(
@@ -97,6 +108,7 @@ def walk_forward_job_create(
             date_to=end_at,
             parameter_grid=grid,
             objective=objective,
+            min_trades=min_trades,
             costs=valid_costs,
             chunk_size=1,
             total_runs=n_splits * len(datasets),
@@ -105,6 +117,7 @@ def walk_forward_job_create(
                 "train_frac": float(train_frac),
                 "test_frac": float(test_frac),
                 "window": window,
+                "pick": pick,
                 "grid_size": sweep.grid_size(grid),
             },
             created_by=user if getattr(user, "is_authenticated", False) else None,
@@ -116,13 +129,14 @@ def walk_forward_job_create(
 
 
 def walk_forward_job_from_sweep(*, user, job: OptimizationJob, **options) -> OptimizationJob:
-    """Walk-forward of a sweep's grid on every dataset of the sweep (its objective, costs and
-    dates)."""
+    """Walk-forward of a sweep's grid on every dataset of the sweep (its objective, costs,
+    dates and min_trades)."""
     if job.kind != OptimizationJob.Kind.GRID:
         raise ApplicationError(f"job {job.id} is not a grid sweep", field="job")
     ids = list(job.datasets.order_by("id").values_list("id", flat=True))
     return walk_forward_job_create(
         user=user, strategy=job.strategy, dataset_ids=ids, parameter_grid=job.grid,
-        objective=job.objective, costs=job.costs, date_from=job.date_from, date_to=job.date_to,
+        objective=job.objective, costs=job.costs, min_trades=job.min_trades,
+        date_from=job.date_from, date_to=job.date_to,
         **options,
     )  # fmt: skip

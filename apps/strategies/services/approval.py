@@ -59,21 +59,30 @@ def _sensitivity(run: OptimizationRun, cfg) -> tuple[bool, dict]:
     grid = job.grid
     if job.kind != OptimizationJob.Kind.GRID or sweep.grid_size(grid) < 2:
         return False, {"error": "the run's job is not a sweep: no grid neighbourhood to test"}
+    # Ranked runs only: a neighbour with too few trades is a cliff (the grid's worst value),
+    # as in the best table's neighbourhood scores.
     values = np.full(sweep.grid_size(grid), np.nan)
     rows = OptimizationRun.objects.filter(
-        job=job, dataset_id=run.dataset_id, status=OptimizationRun.Status.SUCCEEDED
-    ).values_list("grid_index", job.objective)
+        job=job, dataset_id=run.dataset_id, status=OptimizationRun.Status.SUCCEEDED,
+        n_trades__gte=job.min_trades,
+    ).values_list("grid_index", job.objective)  # fmt: skip
     for index, value in rows:
         if value is not None:
             values[index] = value
     if np.isnan(values[run.grid_index]):
-        return False, {"error": f"the run has no {job.objective} value"}
+        return False, {"error": f"the run has no {job.objective} value or too few trades"}
     res = sensitivity.neighbourhood_drop(
         grid, values, higher_is_better=METRICS[job.objective].higher_is_better,
         best_index=run.grid_index,
     )  # fmt: skip
     ok = res.drop <= cfg.max_neighbour_drop  # NaN (no neighbours) is not ok
-    detail = {**res.as_dict(), "objective": job.objective, "threshold": cfg.max_neighbour_drop}
+    higher = METRICS[job.objective].higher_is_better
+    worst, mean = sensitivity.neighbourhood_scores(grid, values, higher_is_better=higher)
+    detail = {
+        **res.as_dict(), "objective": job.objective, "threshold": cfg.max_neighbour_drop,
+        "neighbourhood_worst": float(worst[run.grid_index]),
+        "neighbourhood_mean": float(mean[run.grid_index]),
+    }  # fmt: skip
     if not res.neighbour_indexes:
         detail["error"] = "no numeric parameter with neighbours in the grid"
     return ok, detail
@@ -105,7 +114,7 @@ def _walk_forward(run: OptimizationRun, strategy, costs, cfg) -> tuple[bool, dic
         try:
             res = walk_forward.walk_forward(
                 strategy, data, sweep.params_range(grid, 0, sweep.grid_size(grid)), costs,
-                objective=job.objective, companions=companions,
+                objective=job.objective, companions=companions, min_trades=job.min_trades,
             )  # fmt: skip
         except ValueError as exc:
             return False, {"error": str(exc)}

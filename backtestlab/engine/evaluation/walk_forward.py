@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..metrics import METRIC_NAMES, METRICS, compute_row
+from .sensitivity import neighbourhood_scores
 
 WINDOW_MODES = ("rolling", "anchored")
 _YEAR = 365.25 * 86400.0
@@ -58,15 +59,44 @@ def walk_forward_windows(
     return folds
 
 
-def best_row(matrix: np.ndarray, objective: str) -> int:
-    """Index of the best row by ``objective`` (NaN never best, an unbounded ratio ``+inf``
-    above every finite value; ties: lowest index); -1 if every value is NaN."""
+PICKS = ("objective", "robust")
+
+
+def best_row(
+    matrix: np.ndarray,
+    objective: str,
+    *,
+    min_trades: int = 0,
+    pick: str = "objective",
+    grid: Mapping[str, Sequence] | None = None,
+) -> int:
+    """Index of the best row by ``objective``, -1 if no row may be ranked.
+
+    A row may be ranked when its objective is defined (NaN never is; an unbounded ratio
+    ``+inf`` ranks above every finite value) and it has at least ``min_trades`` trades.
+    ``pick="objective"``: the best objective (ties: lowest index).  ``pick="robust"``: the
+    best neighbourhood on ``grid`` (the matrix rows are the grid in sweep order) - the best
+    worst, then mean, then own objective over the row and its one-step neighbours
+    (:func:`~backtestlab.engine.evaluation.sensitivity.neighbourhood_scores`)."""
+    if pick not in PICKS:
+        raise ValueError(f"pick must be one of {', '.join(PICKS)}, got {pick!r}")
     col = matrix[:, METRIC_NAMES.index(objective)]
-    signed = col if METRICS[objective].higher_is_better else -col
-    defined = ~np.isnan(signed)
-    if not defined.any():
+    higher = METRICS[objective].higher_is_better
+    signed = col if higher else -col
+    rankable = ~np.isnan(signed) & (matrix[:, METRIC_NAMES.index("n_trades")] >= min_trades)
+    if not rankable.any():
         return -1
-    return int(np.argmax(np.where(defined, signed, -np.inf)))
+    if pick == "objective":
+        return int(np.argmax(np.where(rankable, signed, -np.inf)))
+    if grid is None:
+        raise ValueError("a robust pick needs the grid the rows were swept from")
+    worst, mean = neighbourhood_scores(
+        grid, np.where(rankable, col, np.nan), higher_is_better=higher
+    )
+    sign = 1.0 if higher else -1.0
+    rows = np.flatnonzero(rankable)
+    order = np.lexsort((rows, -signed[rows], -sign * mean[rows], -sign * worst[rows]))
+    return int(rows[order[0]])
 
 
 def _slice_series(series, lo_ts: int, hi_ts: int | None):
@@ -116,15 +146,17 @@ def _clean(x) -> float | None:
 
 def run_fold(
     strategy, data, companions, param_list: Sequence[dict], costs, *, objective: str,
-    fold: tuple[tuple[int, int], tuple[int, int]], index: int = 0,
+    fold: tuple[tuple[int, int], tuple[int, int]], index: int = 0, min_trades: int = 0,
+    pick: str = "objective", grid: Mapping[str, Sequence] | None = None,
 ) -> FoldResult:  # fmt: skip
-    """Optimise on the fold's train window, evaluate the winner on its test window."""
+    """Optimise on the fold's train window, evaluate the winner on its test window (the
+    winner: :func:`best_row` with ``min_trades``, ``pick`` and ``grid``)."""
     (tr_lo, tr_hi), (te_lo, te_hi) = fold
     train, train_c = _window(data, companions, tr_lo, tr_hi)
     test, test_c = _window(data, companions, te_lo, te_hi)
     k = METRIC_NAMES.index(objective)
     matrix = strategy.run_many(strategy.prepare(train, train_c), param_list, costs)
-    best = best_row(matrix, objective)
+    best = best_row(matrix, objective, min_trades=min_trades, pick=pick, grid=grid)
     nan = math.nan
     if best < 0:
         is_row = np.full(len(METRIC_NAMES), nan)
@@ -201,7 +233,8 @@ class WalkForwardResult:
 def walk_forward(
     strategy, data, param_list: Sequence[dict], costs, *, objective: str = "sharpe",
     companions: Mapping | None = None, n_splits: int = 5, train_frac: float = 0.7,
-    test_frac: float = 0.3, anchored: bool = False,
+    test_frac: float = 0.3, anchored: bool = False, min_trades: int = 0,
+    pick: str = "objective", grid: Mapping[str, Sequence] | None = None,
 ) -> WalkForwardResult:  # fmt: skip
     """Every fold of :func:`walk_forward_windows` through :func:`run_fold`, and the WFE."""
     if objective not in METRICS or not METRICS[objective].objective:
@@ -212,7 +245,17 @@ def walk_forward(
     )  # fmt: skip
     folds = tuple(
         run_fold(
-            strategy, data, companions, param_list, costs, objective=objective, fold=w, index=k
+            strategy,
+            data,
+            companions,
+            param_list,
+            costs,
+            objective=objective,
+            fold=w,
+            index=k,
+            min_trades=min_trades,
+            pick=pick,
+            grid=grid,
         )  # fmt: skip
         for k, w in enumerate(windows)
     )

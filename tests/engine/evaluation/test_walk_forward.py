@@ -83,9 +83,32 @@ def test_walk_forward_efficiency_is_undefined_without_an_in_sample_gain():
 def test_the_best_row_ranks_an_unbounded_ratio_first_and_never_an_undefined_one():
     pf = METRIC_NAMES.index("profit_factor")
     matrix = np.full((4, len(METRIC_NAMES)), np.nan)
+    matrix[:, METRIC_NAMES.index("n_trades")] = 10
     matrix[:, pf] = [2.5, np.nan, np.inf, 3.0]
     assert walk_forward.best_row(matrix, "profit_factor") == 2
     matrix[2, pf] = np.nan
     assert walk_forward.best_row(matrix, "profit_factor") == 3
     matrix[:, pf] = np.nan
     assert walk_forward.best_row(matrix, "profit_factor") == -1
+
+
+def test_the_best_row_respects_min_trades_and_can_pick_the_best_neighbourhood():
+    sharpe, trades = METRIC_NAMES.index("sharpe"), METRIC_NAMES.index("n_trades")
+    grid = {"a": [1, 2, 3, 4, 5]}
+    matrix = np.zeros((5, len(METRIC_NAMES)))
+    matrix[:, sharpe] = [0.5, 3.0, 0.1, 1.2, 1.1]  # a lone peak at 1; a plateau at 3-4
+    matrix[:, trades] = [40, 40, 40, 40, 5]
+    assert walk_forward.best_row(matrix, "sharpe") == 1
+    assert walk_forward.best_row(matrix, "sharpe", min_trades=41) == -1
+    # robust: the worst of the row and its neighbours. 0: 0.5, 1-3: 0.1, 4: min(1.1, 1.2)
+    assert walk_forward.best_row(matrix, "sharpe", pick="robust", grid=grid) == 4
+    # min_trades 30: row 4 (5 trades) may not be ranked, a cliff worth the worst ranked
+    # value (0.1); 3 falls to 0.1 and 0 (0.5) leads
+    assert walk_forward.best_row(matrix, "sharpe", pick="robust", grid=grid, min_trades=30) == 0
+    matrix[0, sharpe] = -1.0
+    # cliff now -1.0: 0: -1, 1: -1, 2: min(0.1, 3.0, 1.2) = 0.1, 3: min(1.2, 0.1, -1) = -1
+    assert walk_forward.best_row(matrix, "sharpe", pick="robust", grid=grid, min_trades=30) == 2
+    with pytest.raises(ValueError, match="pick must be one of objective, robust"):
+        walk_forward.best_row(matrix, "sharpe", pick="lucky")
+    with pytest.raises(ValueError, match="needs the grid"):
+        walk_forward.best_row(matrix, "sharpe", pick="robust")
