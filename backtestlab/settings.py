@@ -183,6 +183,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "apps.optimization.models.OptimizationRun.Status",
         "JobStatusEnum": "apps.optimization.models.JobStatus",
+        # a best table's rank and a walk-forward's pick: the same two rules
+        "RankingEnum": "backtestlab.engine.evaluation.walk_forward.PICKS",
     },
 }
 

@@ -31,7 +31,7 @@ from apps.optimization.selectors.runs import (
     run_backtest_detail,
 )
 from apps.optimization.selectors.sensitivity import job_sensitivity
-from backtestlab.api import int_schema
+from backtestlab.api import MetricField, int_schema
 from backtestlab.engine.metrics import METRIC_NAMES
 from backtestlab.errors import ApplicationError
 from backtestlab.inputs import MAX_ID, whole_number
@@ -95,8 +95,8 @@ HEATMAP = inline_serializer(
             help_text="rows follow y.values, columns x.values; each {value, runs} or null",
         ),
         "best": serializers.JSONField(allow_null=True, help_text="{xi, yi, x, y, value, runs}"),
-        "min": serializers.FloatField(allow_null=True),
-        "max": serializers.FloatField(allow_null=True),
+        "min": MetricField(allow_null=True),
+        "max": MetricField(allow_null=True),
         "runs": serializers.IntegerField(),
         "query": serializers.DictField(child=serializers.CharField()),
     },
@@ -158,7 +158,7 @@ SENSITIVITY = inline_serializer(
                     "points": serializers.ListField(
                         child=serializers.JSONField(), help_text="{value, metric, run_id, is_run}"
                     ),
-                    "neighbour_drop_pct": serializers.FloatField(allow_null=True),
+                    "neighbour_drop_pct": MetricField(allow_null=True),
                 },
             )
         ),
@@ -218,7 +218,7 @@ RUN_DETAIL = inline_serializer(
         "date_to": serializers.DateTimeField(allow_null=True),
         "costs": serializers.DictField(child=serializers.FloatField()),
         "params": serializers.DictField(child=serializers.JSONField()),
-        "metrics": serializers.DictField(child=serializers.FloatField(allow_null=True)),
+        "metrics": serializers.DictField(child=MetricField(allow_null=True)),
         "initial_equity": serializers.FloatField(),
         "bars": serializers.IntegerField(),
         "curve": inline_serializer(

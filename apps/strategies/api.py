@@ -275,8 +275,8 @@ class ProductionSerializer(serializers.Serializer):
     config_id = serializers.IntegerField()
     version = serializers.IntegerField()
     params = serializers.DictField(child=serializers.JSONField())
-    metrics = serializers.DictField(child=serializers.FloatField(allow_null=True))
-    value = serializers.FloatField(allow_null=True, help_text="the objective on this slice")
+    metrics = serializers.DictField(child=MetricField(allow_null=True))
+    value = MetricField(allow_null=True, help_text="the objective on this slice")
     error = serializers.CharField()
     created_at = serializers.DateTimeField()
 

@@ -61,7 +61,8 @@ POSITIVE_DATA_UNSATISFIABLE = {
     "POST /api/selector_scan": "the same grid rule between start and step",
     "POST /api/selector_heatmap": "the same grid rule between start and step, per axis",
     "GET /api/jobs/{id}/heatmap/": "x, y, group and fixed.<parameter> name parameters and "
-    "values of that job (stored, per strategy)",
+    "values of that job (stored, per strategy), and view=neighbourhood takes only that job's "
+    "objective as metric",
     "GET /api/jobs/{id}/sensitivity/": "run must be a run of that very job",
     "GET /api/jobs/compare/": "ids must be 2 to 4 different job ids (a comma-separated string "
     "cannot be declared distinct)",

@@ -13,9 +13,11 @@ import numpy as np
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from backtestlab.engine import sweep
 from backtestlab.engine.evaluation.sensitivity import neighbourhood_scores
+from backtestlab.engine.evaluation.walk_forward import PICKS
 from backtestlab.engine.metrics import METRICS
 
-RANKINGS = ("objective", "robust")
+# How "best" is ordered: by the objective, or robust (the same rule as a walk-forward's pick).
+RANKINGS = PICKS
 
 
 def dataset_neighbourhood(job: OptimizationJob, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
