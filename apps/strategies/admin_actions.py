@@ -21,7 +21,7 @@ def _apply(modeladmin, request, queryset, *, dry_run: bool) -> None:
             modeladmin.message_user(
                 request,
                 f"Run {run.id} would make {key.strip()} v{answer['to_version']}: "
-                f"changes {answer['diff']} ({answer['improvement_pct']} % better)",
+                f"changes {answer['diff']} ({improvement_text(answer['improvement_pct'])})",
             )
         else:
             modeladmin.message_user(
@@ -39,3 +39,9 @@ def apply_to_production(modeladmin, request, queryset):
 )  # noqa: E501
 def apply_dry_run(modeladmin, request, queryset):
     _apply(modeladmin, request, queryset, dry_run=True)
+
+
+def improvement_text(improvement_pct) -> str:
+    if improvement_pct is None:  # a zero or unbounded value on one side
+        return "better; no % improvement defined"
+    return f"{improvement_pct:+.1f} % better"

@@ -6,6 +6,7 @@ and approval history that nobody edits."""
 import pytest
 from django.contrib.auth.models import Permission
 
+from apps.strategies.admin_actions import improvement_text
 from apps.strategies.models import (
     ApprovalConfig,
     AuditEntry,
@@ -92,6 +93,11 @@ def test_the_dry_run_action_shows_the_diff_and_writes_nothing(client, run_viewer
     assert improvement >= 5  # the improvement gate passed
     assert list(StrategyConfig.objects.values_list("version", flat=True)) == [1]
     assert ParameterChange.objects.count() == 0
+
+
+def test_the_dry_run_message_says_when_no_percent_is_defined():
+    assert improvement_text(None) == "better; no % improvement defined"
+    assert improvement_text(12.345) == "+12.3 % better"
 
 
 def test_the_apply_action_reports_each_refusal_and_applies_the_rest(client, run_viewer, prod):
