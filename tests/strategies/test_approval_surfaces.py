@@ -257,12 +257,17 @@ def test_monte_carlo_and_walk_forward_pages(client, alice, sweep):
     html = client.get(f"/lab/jobs/{mc.id}/").content.decode()
     assert 'id="mc-fan-chart"' in html and 'id="mc-hist-final"' in html
     assert "1500 / 1500 simulations" in html and 'id="best-table"' not in html
+    # no run of its own: no (empty) heatmap or sensitivity under the evaluation
+    assert 'id="heatmap"' not in html and 'id="sensitivity"' not in html
     client.post(f"/lab/jobs/{sweep.id}/walk-forward/", {"n_splits": "2", "window": "anchored"})
     wf = OptimizationJob.objects.get(kind="walk_forward")
     run_all_chunks(wf)
     assert wf.status == JobStatus.SUCCEEDED
     html = client.get(f"/lab/jobs/{wf.id}/").content.decode()
     assert 'id="wf-folds"' in html and 'id="wf-efficiency"' in html and "anchored" in html
+    assert 'id="heatmap"' not in html and 'id="sensitivity"' not in html
+    html = client.get(f"/lab/jobs/{sweep.id}/").content.decode()
+    assert 'id="heatmap"' in html and 'id="sensitivity"' in html  # a sweep keeps them
 
 
 def test_strategy_page(client, alice, charlie, sweep):
