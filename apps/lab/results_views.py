@@ -8,6 +8,7 @@ so a heatmap's URL with its choices is a bookmark.
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -78,6 +79,10 @@ def heatmap_context(job: OptimizationJob, query) -> dict:
     except ApplicationError as exc:
         context["error"] = exc.message
         context["self_url"] = reverse("lab:job-heatmap", args=[job.id])
+        # the selects keep what the operator chose, so one more choice fixes it
+        context["options"] = SimpleNamespace(
+            **{k: query.get(k) or "" for k in ("x", "y", "metric", "agg", "view")}
+        )
         return context
     heatmap = heatmap_selectors.job_heatmap(job=job, options=options)
     low, high = _scale(

@@ -121,6 +121,17 @@ def test_a_bad_heatmap_choice_is_a_message_not_a_traceback(client, alice, seed_j
     response = client.get(f"/lab/jobs/{seed_job.id}/heatmap/?x=nope", HTTP_HX_REQUEST="true")
     assert response.status_code == 400
     assert "x must be a parameter of this job" in response.content.decode()
+    # Rows and columns on the same parameter (what swapping axes does half-way): the message,
+    # and the selects still hold the operator's choices, so one more choice fixes it.
+    html = client.get(
+        f"/lab/jobs/{seed_job.id}/heatmap/?x=rr_target&y=rr_target&metric=sharpe&agg=min",
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "x and y must be two different parameters (both are &#x27;rr_target&#x27;)" in html
+    for select, value in (("x", "rr_target"), ("y", "rr_target"), ("metric", "sharpe"),
+                          ("agg", "min")):  # fmt: skip
+        chosen = re.search(rf'id="heatmap-{select}">.*?</select>', html, re.S).group(0)
+        assert f'value="{value}" selected' in chosen, (select, chosen)
 
 
 def test_a_running_job_without_runs_says_so_and_polls(client, alice, datasets):
