@@ -2,13 +2,19 @@
 its worst and mean objective; the best table ranks by it on request, so a lone peak next to
 a cliff is not the first thing an operator applies."""
 
+import math
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
 from apps.optimization.models import OptimizationRun
 from apps.optimization.selectors.heatmap import heatmap_options, job_heatmap
-from apps.optimization.selectors.neighbourhood import job_robust_runs
+from apps.optimization.selectors.neighbourhood import (
+    dataset_neighbourhood,
+    job_robust_runs,
+    runs_neighbourhood,
+)
 from apps.strategies.selectors.best_table import job_best_table
 from apps.strategies.services.approval import job_evaluate
 from backtestlab.errors import ApplicationError
@@ -133,3 +139,22 @@ def test_the_heatmap_shows_the_neighbourhood_view(peak_job, alice):
     api.force_authenticate(alice)
     body = api.get(f"/api/jobs/{peak_job.id}/heatmap/?x=slow&y=fast&view=neighbourhood").json()
     assert body["view"] == "neighbourhood" and body["best"]["value"] == pytest.approx(1.3)
+
+
+def test_the_rows_neighbourhood_is_the_grids(alice, datasets):
+    """The best table scores its few rows with two small queries: the same numbers as the
+    whole grid's scores, cliffs and unrankable runs included."""
+
+    def mixed(d, gi, params):
+        return {"sharpe": None if gi == 3 else SHARPE[gi], "n_trades": 0 if gi == 6 else 100}
+
+    job = job_with_runs(alice, datasets[:1], mixed, min_trades=30)
+    runs = list(OptimizationRun.objects.filter(job=job).order_by("grid_index"))
+    rows = runs_neighbourhood(job, runs)
+    worst, mean = dataset_neighbourhood(job, datasets[0].id)
+    for run in runs:
+        got = rows[run.id]
+        if run.grid_index in (3, 6):  # undefined, too few trades: no score
+            assert math.isnan(got[0]) and math.isnan(got[1])
+        else:
+            assert got == pytest.approx((worst[run.grid_index], mean[run.grid_index]))

@@ -5,14 +5,16 @@ ranked by it, so a lone lucky peak next to a cliff does not come first."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from django.db.models import Max, Min
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
 from backtestlab.engine import sweep
-from backtestlab.engine.evaluation.sensitivity import neighbourhood_scores
+from backtestlab.engine.evaluation.sensitivity import neighbour_indexes, neighbourhood_scores
 from backtestlab.engine.evaluation.walk_forward import PICKS
 from backtestlab.engine.metrics import METRICS
 
@@ -39,6 +41,39 @@ def dataset_neighbourhood(job: OptimizationJob, dataset_id: int) -> tuple[np.nda
     return neighbourhood_scores(
         job.grid, values, higher_is_better=METRICS[job.objective].higher_is_better
     )
+
+
+def runs_neighbourhood(job: OptimizationJob, runs: list[OptimizationRun]) -> dict[int, tuple]:
+    """``{run id: (worst, mean)}`` for a few runs of one dataset, the same numbers as
+    :func:`dataset_neighbourhood` from two small queries (their neighbours' values and the
+    grid's worst ranked value) instead of the whole grid: the best table's ten rows."""
+    if not runs:
+        return {}
+    grid = job.grid
+    higher = METRICS[job.objective].higher_is_better
+    ranked = OptimizationRun.objects.filter(
+        job=job,
+        dataset_id=runs[0].dataset_id,
+        status=OptimizationRun.Status.SUCCEEDED,
+        n_trades__gte=job.min_trades,
+    ).exclude(**{f"{job.objective}__isnull": True})
+    neighbours = {r.id: neighbour_indexes(grid, r.grid_index) for r in runs}
+    wanted = {gi for n in neighbours.values() for gi in n}
+    values = dict(ranked.filter(grid_index__in=wanted).values_list("grid_index", job.objective))
+    worst_ranked = ranked.aggregate(w=(Min if higher else Max)(job.objective))["w"]
+    out = {}
+    for run in runs:
+        own = getattr(run, job.objective)
+        if (
+            own is None
+            or run.status != OptimizationRun.Status.SUCCEEDED
+            or (run.n_trades or 0) < job.min_trades
+        ):
+            out[run.id] = (math.nan, math.nan)
+            continue
+        hood = [own] + [values.get(gi, worst_ranked) for gi in neighbours[run.id]]
+        out[run.id] = ((min if higher else max)(hood), sum(hood) / len(hood))
+    return out
 
 
 def job_robust_runs(

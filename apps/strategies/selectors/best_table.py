@@ -12,8 +12,8 @@ from apps.optimization.models import OptimizationJob
 from apps.optimization.selectors.jobs import job_best_runs, job_unranked_counts
 from apps.optimization.selectors.neighbourhood import (
     RANKINGS,
-    dataset_neighbourhood,
     job_robust_runs,
+    runs_neighbourhood,
 )
 from apps.optimization.selectors.slices import job_slices
 from apps.strategies.models import StrategyConfig
@@ -73,14 +73,12 @@ def job_best_table(*, job: OptimizationJob, limit: int = 10, rank: str = "object
         )
     table = []
     objective = job.objective
-    scores: dict[int, tuple] = {}
     for s in job_slices(job):
         if rank == "robust":
             runs = job_robust_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
         else:
             runs = job_best_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
-        if not job.is_active and s.dataset.id not in scores:
-            scores[s.dataset.id] = dataset_neighbourhood(job, s.dataset.id)
+        scores = {} if job.is_active else runs_neighbourhood(job, runs)
         config = strategy_config_current(
             job.strategy, s.dataset.symbol, s.dataset.timeframe, s.group_label
         )
@@ -112,7 +110,7 @@ def job_best_table(*, job: OptimizationJob, limit: int = 10, rank: str = "object
                         "improvement_pct": improvement_pct(
                             getattr(r, objective), baseline, objective
                         ),
-                        **_neighbourhood(scores.get(s.dataset.id), r),
+                        **_neighbourhood(scores.get(r.id)),
                     }
                     for r in runs
                 ],
@@ -121,11 +119,6 @@ def job_best_table(*, job: OptimizationJob, limit: int = 10, rank: str = "object
     return table
 
 
-def _neighbourhood(scores: tuple | None, run) -> dict:
-    if scores is None:
-        return {"neighbour_worst": None, "neighbour_mean": None}
-    worst, mean = scores
-    return {
-        "neighbour_worst": float(worst[run.grid_index]),
-        "neighbour_mean": float(mean[run.grid_index]),
-    }
+def _neighbourhood(score: tuple | None) -> dict:
+    worst, mean = score if score is not None else (None, None)
+    return {"neighbour_worst": worst, "neighbour_mean": mean}

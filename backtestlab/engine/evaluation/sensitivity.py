@@ -55,6 +55,23 @@ def relative_fall(centre: float, other: float) -> float:
     return (centre - other) / abs(centre)
 
 
+def neighbour_indexes(grid: Mapping[str, Sequence], index: int) -> list[int]:
+    """Grid indexes one step from ``index`` along each numeric axis with several values
+    (choices and booleans are not ordered, so they have no neighbours)."""
+    shape = tuple(len(x) for x in grid.values())
+    coords = np.unravel_index(index, shape)
+    neigh = []
+    for axis, axis_values in enumerate(grid.values()):
+        if len(axis_values) < 2 or not _numeric(axis_values):
+            continue
+        for step in (-1, 1):
+            c = list(coords)
+            c[axis] += step
+            if 0 <= c[axis] < shape[axis]:
+                neigh.append(int(np.ravel_multi_index(tuple(c), shape)))
+    return neigh
+
+
 def _numeric(values: Sequence) -> bool:
     return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
 
@@ -79,16 +96,7 @@ def neighbourhood_drop(
         best_index = int(np.argmax(np.where(finite, signed, -np.inf)))
     best = float(signed[best_index])
     worst = float(signed[finite].min())
-    coords = np.unravel_index(best_index, shape)
-    neigh = []
-    for axis, (_name, axis_values) in enumerate(grid.items()):
-        if len(axis_values) < 2 or not _numeric(axis_values):
-            continue
-        for step in (-1, 1):
-            c = list(coords)
-            c[axis] += step
-            if 0 <= c[axis] < shape[axis]:
-                neigh.append(int(np.ravel_multi_index(tuple(c), shape)))
+    neigh = neighbour_indexes(grid, best_index)
     if not neigh:
         return Sensitivity(best_index, float(v[best_index]), (), math.nan, math.nan)
     nv = np.where(finite[neigh], signed[neigh], worst)
