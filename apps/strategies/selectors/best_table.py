@@ -78,7 +78,12 @@ def job_best_table(*, job: OptimizationJob, limit: int = 10, rank: str = "object
             runs = job_robust_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
         else:
             runs = job_best_runs(job=job, limit=limit, dataset_id=s.dataset.id, params=s.group)
-        scores = {} if job.is_active else runs_neighbourhood(job, runs)
+        if job.is_active:
+            scores = {}
+        elif rank == "robust":  # ranked by it: the runs carry their scores already
+            scores = {r.id: (r.neighbour_worst, r.neighbour_mean) for r in runs}
+        else:
+            scores = runs_neighbourhood(job, runs)
         config = strategy_config_current(
             job.strategy, s.dataset.symbol, s.dataset.timeframe, s.group_label
         )
