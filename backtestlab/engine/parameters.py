@@ -210,7 +210,9 @@ class ParameterSpace:
     ``constraints`` describe combinations that are legal but degenerate (e.g. ``fast >= slow``
     for an SMA crossover, which never trades): a rule string such as ``"fast < slow"`` (see
     :class:`Constraint`) or a callable ``params -> str | None`` returning the reason a
-    combination breaks it.  They are informational here: such combinations are still run.
+    combination breaks it.  A sweep skips the combinations that break one
+    (:func:`~backtestlab.engine.sweep.allowed`): they are never run; a single run or an
+    applied parameter set that breaks one is refused with the message.
     """
 
     def __init__(

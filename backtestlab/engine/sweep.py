@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from .parameters import Constraint
+
 
 def grid_size(grid: Mapping[str, Sequence]) -> int:
     """Number of combinations (exact Python int, product of list lengths)."""
@@ -65,6 +67,80 @@ def params_range(grid: Mapping[str, Sequence], start: int, stop: int) -> list[di
                 break
             digits[j] = 0
     return out
+
+
+def index_range(grid: Mapping[str, Sequence], start: int, stop: int | None) -> range:
+    """Combination indexes ``start`` .. ``stop - 1`` within the grid (``stop`` None: to its
+    end; both clamped to ``0`` .. grid size)."""
+    size = grid_size(grid)
+    stop = size if stop is None else min(int(stop), size)
+    return range(max(int(start), 0), max(stop, 0))
+
+
+def grid_positions(
+    grid: Mapping[str, Sequence], start: int, stop: int | None
+) -> dict[str, np.ndarray]:
+    """Each parameter's value position (index into its list) for the combinations of
+    :func:`index_range`, decoded at once as arrays (the order of :func:`params_range`)."""
+    indexes = index_range(grid, start, stop)
+    rest = np.arange(indexes.start, indexes.stop, dtype=np.int64)  # empty if stop <= start
+    out: dict[str, np.ndarray] = {}
+    for k in reversed(list(grid)):
+        rest, out[k] = np.divmod(rest, len(grid[k]))
+    return {k: out[k] for k in grid}
+
+
+def rule_label(rule: Any) -> str:
+    """A constraint in words: a rule's text, else the first line of the callable's docstring,
+    else its name."""
+    if isinstance(rule, Constraint):
+        return rule.rule
+    doc = (getattr(rule, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else getattr(rule, "__name__", repr(rule))
+
+
+def constraint_masks(
+    grid: Mapping[str, Sequence],
+    constraints: Sequence[Any],
+    start: int = 0,  # pragma: no mutate: NumberReplacer (index_range clamps below 0 to 0)
+    stop: int | None = None,
+) -> list[tuple[str, np.ndarray]]:
+    """For each constraint, its label and where it holds over the combinations of
+    :func:`index_range` (all of the grid by default).
+
+    A rule (:class:`~backtestlab.engine.parameters.Constraint`) is evaluated on whole value
+    arrays at once; a callable ``params -> reason | None`` is asked once per combination
+    with the combination's values (as the grid holds them).
+    """
+    n = len(index_range(grid, start, stop))
+    positions = grid_positions(grid, start, stop)
+    columns = {k: np.asarray(grid[k])[positions[k]] for k in grid}
+    out = []
+    for rule in constraints:
+        if isinstance(rule, Constraint):
+            holds = np.broadcast_to(np.asarray(rule.holds(columns), dtype=bool), (n,)).copy()
+        else:
+            holds = np.fromiter(
+                (not rule({k: grid[k][positions[k][j]] for k in grid}) for j in range(n)),
+                dtype=bool,
+                count=n,
+            )
+        out.append((rule_label(rule), holds))
+    return out
+
+
+def allowed(
+    grid: Mapping[str, Sequence],
+    constraints: Sequence[Any],
+    start: int = 0,  # pragma: no mutate: NumberReplacer (index_range clamps below 0 to 0)
+    stop: int | None = None,
+) -> np.ndarray:
+    """True for the combinations of :func:`index_range` that keep every constraint: the
+    ones a sweep runs (the others are skipped, never backtested)."""
+    mask = np.ones(len(index_range(grid, start, stop)), dtype=bool)
+    for _, holds in constraint_masks(grid, constraints, start, stop):
+        mask &= holds
+    return mask
 
 
 def _canonical(v: Any) -> Any:

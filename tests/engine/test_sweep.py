@@ -11,10 +11,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from backtestlab.engine.parameters import ParameterError
+from backtestlab.engine.parameters import Constraint, Param, ParameterError, ParameterSpace
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
-from backtestlab.engine.sweep import grid_size, param_hash, params_at, params_range, run_params
+from backtestlab.engine.sweep import (
+    allowed,
+    constraint_masks,
+    grid_positions,
+    grid_size,
+    index_range,
+    param_hash,
+    params_at,
+    params_range,
+    rule_label,
+    run_params,
+)
 
 SPACE = get_strategy("sma_cross").parameter_space()
 
@@ -131,3 +142,108 @@ def test_expansion_is_product_order_and_chunks_concatenate_to_the_whole(raw, cut
     assert pieces == whole
     assert len({param_hash(p) for p in pieces}) == n
     assert SPACE.validate_grid(grid, max_combinations=10**6) == grid  # idempotent
+
+
+# --- constraints: the combinations a sweep skips ------------------------------------------------
+
+
+def _brute_force(grid, constraints, start, stop):
+    """Where every constraint holds, one combination at a time through the space's own check
+    (``params -> message | None``), independently of the vectorised masks."""
+    return [all(not rule(p) for rule in constraints) for p in params_range(grid, start, stop)]
+
+
+def test_grid_positions_decode_like_params_range():
+    g = {"a": [1, 2, 3], "b": ["x", "y"], "c": [0.5, 1.5, 2.5, 3.5]}
+    pos = grid_positions(g, 5, 19)
+    decoded = [{k: g[k][pos[k][j]] for k in g} for j in range(14)]
+    assert decoded == params_range(g, 5, 19)
+    assert list(pos) == ["a", "b", "c"] and pos["c"].dtype == np.int64
+    # stop clamped to the grid, start to 0; an empty or inverted range is empty
+    assert len(grid_positions(g, 20, 99)["a"]) == 4
+    assert len(grid_positions(g, 7, 7)["a"]) == 0 and len(grid_positions(g, 9, 3)["b"]) == 0
+    low = grid_positions(g, -3, 4)
+    assert [{k: g[k][low[k][j]] for k in g} for j in range(4)] == params_range(g, 0, 4)
+    assert len(low["a"]) == 4 and len(grid_positions(g, 0, None)["c"]) == 24
+    assert index_range(g, -3, 4) == range(0, 4) and index_range(g, 0, -2) == range(0, 0)
+    assert index_range(g, 5, None) == range(5, 24) and index_range(g, 30, 40) == range(30, 24)
+    assert len(index_range(g, 30, 40)) == 0
+
+
+def test_allowed_skips_exactly_the_combinations_that_break_fast_below_slow():
+    g = SPACE.validate_grid(
+        {"fast": list(range(2, 32)), "slow": list(range(5, 35))}, max_combinations=10**6
+    )
+    mask = allowed(g, SPACE.constraints)
+    assert mask.dtype == np.bool_ and mask.shape == (900,)
+    # independently: for fast in 2..31 the slows above it in 5..34
+    expected = sum(1 for f in range(2, 32) for s in range(5, 35) if f < s)
+    assert mask.sum() == expected == 522
+    assert list(mask) == _brute_force(g, SPACE.constraints, 0, 900)
+    for start, stop in [(0, 1), (17, 95), (899, 900), (450, 2000)]:
+        part = allowed(g, SPACE.constraints, start, stop)
+        assert list(part) == list(mask[start:stop])
+    assert allowed(g, SPACE.constraints, 30, 30).shape == (0,)
+    assert list(allowed(g, SPACE.constraints, -5, 40)) == list(mask[:40])
+    assert allowed(g, SPACE.constraints, 0, -1).shape == (0,)
+    assert [len(h) for _, h in constraint_masks(g, SPACE.constraints, -5, 3)] == [3]
+    ((label, holds),) = constraint_masks(g, SPACE.constraints)
+    assert label == "fast < slow" and (holds == mask).all()
+
+
+def test_a_rule_against_a_number_and_one_on_a_parameter_with_one_value():
+    space = ParameterSpace(
+        [Param("a", "int", 1, 0, 10), Param("b", "int", 5, 0, 10)],
+        constraints=["a != 3", Constraint("b >= 4")],
+    )
+    g = space.validate_grid({"a": [1, 2, 3, 4]}, max_combinations=100)  # b = [5] only
+    labels = [label for label, _ in constraint_masks(g, space.constraints)]
+    assert labels == ["a != 3", "b >= 4"]
+    assert list(allowed(g, space.constraints)) == [True, True, False, True]
+    g2 = space.validate_grid({"a": [1, 2], "b": [3]}, max_combinations=100)
+    assert list(allowed(g2, space.constraints)) == [False, False]  # b >= 4 breaks everywhere
+
+
+def test_a_callable_constraint_is_asked_once_per_combination():
+    asked = []
+
+    def composite_needs_weight(params):
+        """composite mode needs a positive weight"""
+        asked.append(dict(params))
+        return "no weight" if params["mode"] == "composite" and params["w"] == 0 else None
+
+    def nameless(params):
+        return None
+
+    def two_lines(params):
+        """w is at most 2
+
+        (the second line is not the label)"""
+        return None
+
+    space = ParameterSpace(
+        [
+            Param("mode", "choice", "simple", choices=("simple", "composite")),
+            Param("w", "int", 0, 0, 3),
+        ],
+        constraints=[composite_needs_weight, nameless, "w < 3"],
+    )
+    g = space.validate_grid({"mode": ["simple", "composite"], "w": [0, 1, 3]}, max_combinations=100)
+    masks = constraint_masks(g, space.constraints, 1, 6)
+    assert [label for label, _ in masks] == [
+        "composite mode needs a positive weight",
+        "nameless",
+        "w < 3",
+    ]
+    assert asked == params_range(g, 1, 6)  # the grid's own values, in order, once each
+    assert isinstance(asked[0]["w"], int) and not isinstance(asked[0]["w"], np.integer)
+    assert list(allowed(g, space.constraints, 1, 6)) == [True, False, False, True, False]
+    assert list(allowed(g, space.constraints)) == _brute_force(g, space.constraints, 0, 6)
+    assert rule_label(space.constraints[2]) == "w < 3"
+    assert rule_label(two_lines) == "w is at most 2"
+
+
+def test_no_constraints_allow_everything():
+    g = {"a": [1, 2], "b": [3, 4, 5]}
+    assert allowed(g, ()).all() and allowed(g, ()).shape == (6,)
+    assert constraint_masks(g, ()) == []

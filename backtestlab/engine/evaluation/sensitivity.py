@@ -112,7 +112,11 @@ def neighbourhood_drop(
 
 
 def neighbourhood_scores(
-    grid: Mapping[str, Sequence], values: np.ndarray, *, higher_is_better: bool = True
+    grid: Mapping[str, Sequence],
+    values: np.ndarray,
+    *,
+    higher_is_better: bool = True,
+    exists: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Every combination's neighbourhood: ``(worst, mean)`` of the objective over the
     combination and its immediate neighbours (one step along each numeric axis, as in
@@ -122,12 +126,18 @@ def neighbourhood_scores(
     undefined): such a neighbour counts as the worst ranked value of the grid (a cliff next
     door is what "robust" guards against), and such a combination has NaN scores.  "Worst"
     is the lowest value for a higher-is-better objective and the highest otherwise.  The
-    robust best is the combination with the best worst (ties: the best mean)."""
+    robust best is the combination with the best worst (ties: the best mean).
+
+    ``exists`` (bool per grid index, default all) marks the combinations that were run: one
+    skipped by a strategy constraint is no neighbour at all (it was never a choice, so it is
+    not a cliff) and has NaN scores."""
     v = np.asarray(values, dtype=np.float64)
     shape = tuple(len(x) for x in grid.values())
     if v.size != math.prod(shape):
         raise ValueError(f"values has {v.size} entries, the grid {math.prod(shape)}")
     signed = (v if higher_is_better else -v).reshape(shape)
+    ran = np.ones(shape, dtype=bool) if exists is None else np.asarray(exists, bool).reshape(shape)
+    signed = np.where(ran, signed, np.nan)
     defined = ~np.isnan(signed)
     worst_value = signed[defined].min() if defined.any() else np.nan
     filled = np.where(defined, signed, worst_value)
@@ -145,9 +155,11 @@ def neighbourhood_scores(
             src = [slice(None)] * len(shape)
             at[axis], src[axis] = here, there
             at, src = tuple(at), tuple(src)
-            lowest[at] = np.minimum(lowest[at], filled[src])  # a NaN centre stays NaN
-            total[at] = total[at] + filled[src]
-            count[at] += 1
+            there_ran = ran[src]
+            # a NaN centre stays NaN; a skipped neighbour changes nothing
+            lowest[at] = np.where(there_ran, np.minimum(lowest[at], filled[src]), lowest[at])
+            total[at] = total[at] + np.where(there_ran, filled[src], 0.0)
+            count[at] += there_ran
     with np.errstate(invalid="ignore"):
         mean = total / count
     sign = 1.0 if higher_is_better else -1.0

@@ -69,6 +69,7 @@ def best_row(
     min_trades: int = 0,
     pick: str = "objective",
     grid: Mapping[str, Sequence] | None = None,
+    allowed: np.ndarray | None = None,
 ) -> int:
     """Index of the best row by ``objective``, -1 if no row may be ranked.
 
@@ -77,7 +78,9 @@ def best_row(
     ``pick="objective"``: the best objective (ties: lowest index).  ``pick="robust"``: the
     best neighbourhood on ``grid`` (the matrix rows are the grid in sweep order) - the best
     worst, then mean, then own objective over the row and its one-step neighbours
-    (:func:`~backtestlab.engine.evaluation.sensitivity.neighbourhood_scores`)."""
+    (:func:`~backtestlab.engine.evaluation.sensitivity.neighbourhood_scores`).  ``allowed``
+    (bool per row) marks the combinations that keep the strategy's constraints; the others
+    were not run (their rows are NaN) and are no one's neighbours."""
     if pick not in PICKS:
         raise ValueError(f"pick must be one of {', '.join(PICKS)}, got {pick!r}")
     col = matrix[:, METRIC_NAMES.index(objective)]
@@ -91,7 +94,7 @@ def best_row(
     if grid is None:
         raise ValueError("a robust pick needs the grid the rows were swept from")
     worst, mean = neighbourhood_scores(
-        grid, np.where(rankable, col, np.nan), higher_is_better=higher
+        grid, np.where(rankable, col, np.nan), higher_is_better=higher, exists=allowed
     )
     sign = 1.0 if higher else -1.0
     rows = np.flatnonzero(rankable)
@@ -148,15 +151,26 @@ def run_fold(
     strategy, data, companions, param_list: Sequence[dict], costs, *, objective: str,
     fold: tuple[tuple[int, int], tuple[int, int]], index: int = 0, min_trades: int = 0,
     pick: str = "objective", grid: Mapping[str, Sequence] | None = None,
+    allowed: np.ndarray | None = None,
 ) -> FoldResult:  # fmt: skip
     """Optimise on the fold's train window, evaluate the winner on its test window (the
-    winner: :func:`best_row` with ``min_trades``, ``pick`` and ``grid``)."""
+    winner: :func:`best_row` with ``min_trades``, ``pick`` and ``grid``).  ``allowed`` (bool
+    per parameter set) leaves out the sets that break the strategy's constraints: they are
+    not run."""
     (tr_lo, tr_hi), (te_lo, te_hi) = fold
     train, train_c = _window(data, companions, tr_lo, tr_hi)
     test, test_c = _window(data, companions, te_lo, te_hi)
     k = METRIC_NAMES.index(objective)
-    matrix = strategy.run_many(strategy.prepare(train, train_c), param_list, costs)
-    best = best_row(matrix, objective, min_trades=min_trades, pick=pick, grid=grid)
+    ctx = strategy.prepare(train, train_c)
+    if allowed is None:
+        matrix = strategy.run_many(ctx, param_list, costs)
+    else:
+        allowed = np.asarray(allowed, dtype=bool)
+        rows = np.flatnonzero(allowed)
+        matrix = np.full((len(param_list), len(METRIC_NAMES)), math.nan)
+        if rows.size:
+            matrix[rows] = strategy.run_many(ctx, [param_list[r] for r in rows], costs)
+    best = best_row(matrix, objective, min_trades=min_trades, pick=pick, grid=grid, allowed=allowed)
     nan = math.nan
     if best < 0:
         is_row = np.full(len(METRIC_NAMES), nan)

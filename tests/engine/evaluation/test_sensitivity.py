@@ -97,3 +97,24 @@ def test_neighbourhood_scores_agree_with_the_neighbourhood_drop_and_handle_infin
     assert list(worst) == [1.0, 1.0, 2.0, 2.0] and mean[2] == math.inf
     with pytest.raises(ValueError, match="values has 3 entries, the grid 4"):
         sensitivity.neighbourhood_scores({"a": [1, 2, 3, 4]}, np.ones(3))
+
+
+def test_a_skipped_combination_is_no_neighbour_and_no_cliff():
+    # a: 1..4 (index = a - 1); a = 2 was skipped by a constraint (never run)
+    grid = {"a": [1, 2, 3, 4]}
+    v = np.array([5.0, math.nan, 4.0, 1.0])
+    ran = np.array([True, False, True, True])
+    worst, mean = sensitivity.neighbourhood_scores(grid, v, exists=ran)
+    # as a cliff (no exists) a=1 would fall to the grid's worst, 1.0; skipped, a=1 has no
+    # neighbour but itself and a=3 only a=4
+    assert worst[0] == 5.0 and mean[0] == 5.0
+    assert worst[2] == 1.0 and mean[2] == pytest.approx((4.0 + 1.0) / 2)
+    assert math.isnan(worst[1]) and math.isnan(mean[1])
+    cliff_worst, cliff_mean = sensitivity.neighbourhood_scores(grid, v)
+    assert cliff_worst[0] == 1.0 and cliff_mean[0] == pytest.approx((5.0 + 1.0) / 2)
+    # a value stored at a skipped index is ignored too
+    w2, m2 = sensitivity.neighbourhood_scores(grid, np.array([5.0, 9.0, 4.0, 1.0]), exists=ran)
+    assert list(w2[[0, 2, 3]]) == list(worst[[0, 2, 3]]) and math.isnan(w2[1])
+    # lower is better: the worst is the highest
+    w3, _ = sensitivity.neighbourhood_scores(grid, v, higher_is_better=False, exists=ran)
+    assert w3[0] == 5.0 and w3[3] == 4.0

@@ -10,6 +10,7 @@ from backtestlab.engine.evaluation import walk_forward
 from backtestlab.engine.metrics import METRIC_NAMES, compute_row
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.engine.strategies.base import Costs
+from backtestlab.engine.synthetic import resample, synthetic_candles
 
 GRID = {"fast": [5, 10, 20], "slow": [30, 60], "sl_pct": [1.0, 2.0], "rr": [2.0]}
 
@@ -112,3 +113,27 @@ def test_the_best_row_respects_min_trades_and_can_pick_the_best_neighbourhood():
         walk_forward.best_row(matrix, "sharpe", pick="lucky")
     with pytest.raises(ValueError, match="needs the grid"):
         walk_forward.best_row(matrix, "sharpe", pick="robust")
+
+
+def test_a_fold_runs_only_the_allowed_combinations_and_never_picks_a_skipped_one(monkeypatch):
+    strat = get_strategy("sma_cross")
+    grid = {"fast": [5, 40, 10], "slow": [30], "sl_pct": [2.0], "rr": [2.0]}
+    params = sweep.params_range(grid, 0, 3)
+    allowed = sweep.allowed(grid, strat.parameter_space().constraints)
+    assert list(allowed) == [True, False, True]  # fast 40 >= slow 30
+    seen = []
+    original = type(strat).run_many
+
+    def spy(self, ctx, param_list, costs):
+        seen.extend(param_list)
+        return original(self, ctx, param_list, costs)
+
+    data = resample(synthetic_candles("BTC", days=60), "1h")
+    windows = walk_forward.walk_forward_windows(len(data), n_splits=2)
+    monkeypatch.setattr(type(strat), "run_many", spy)
+    fold = walk_forward.run_fold(
+        strat, data, None, params, Costs(), objective="n_trades", fold=windows[0],
+        pick="robust", grid=grid, allowed=allowed,
+    )  # fmt: skip
+    assert seen == [params[0], params[2]]
+    assert fold.grid_index in (0, 2) and fold.params == params[fold.grid_index]
