@@ -25,7 +25,12 @@ from apps.optimization.selectors import heatmap as heatmap_selectors
 from apps.optimization.selectors import sensitivity as sensitivity_selectors
 from apps.optimization.selectors.compare import compare_ids_parse
 from apps.optimization.selectors.heatmap import HEATMAP_AGGS, heatmap_options
-from apps.optimization.selectors.jobs import job_get_for_user, jobs_visible_to, run_get_for_user
+from apps.optimization.selectors.jobs import (
+    job_get_for_user,
+    jobs_visible_to,
+    run_get_for_user,
+    strategy_constraints_text,
+)
 from apps.optimization.selectors.runs import run_backtest_detail
 from apps.optimization.selectors.slices import format_value, job_slices
 from apps.strategies.selectors.best_table import job_best_table
@@ -100,7 +105,8 @@ def heatmap_context(job: OptimizationJob, query) -> dict:
                 t = _position(cell["value"], low, high)
                 style = f"background:{_colour(t if heatmap.higher_is_better else 1 - t)}"
             is_best = bool(heatmap.best and heatmap.best["xi"] == xi and heatmap.best["yi"] == yi)
-            cells.append({"cell": cell, "style": style, "best": is_best})
+            skipped = bool(heatmap.skipped and heatmap.skipped[yi][xi])
+            cells.append({"cell": cell, "style": style, "best": is_best, "skipped": skipped})
         rows.append({"value": format_value(y), "cells": cells})
     fixed_choices = []
     for name in grid:
@@ -119,6 +125,7 @@ def heatmap_context(job: OptimizationJob, query) -> dict:
         )
     query_string = urlencode(options.query(job))
     context.update(
+        constraints_text=strategy_constraints_text(job.strategy),
         options=options,
         heatmap=heatmap,
         metric_label=heatmap.metric_label,

@@ -15,6 +15,7 @@ app_name = "lab"
 urlpatterns = [
     path("", views.job_list, name="job-list"),
     path("jobs/new/", views.job_new, name="job-new"),
+    path("jobs/new/plan/", views.job_plan, name="job-plan"),
     path("synthetic/", views.synthetic_tools, name="synthetic-tools"),
     path("carry/compare/", carry_compare_views.carry_compare_page, name="carry-compare"),
     path("jobs/<int:job_id>/", views.job_detail, name="job-detail"),

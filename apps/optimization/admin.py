@@ -7,7 +7,12 @@ from django.utils.html import format_html
 from apps.optimization.gateway import metric_text
 from apps.optimization.models import JobChunk, JobStatus, OptimizationJob, OptimizationRun
 from apps.optimization.ranking import DEFAULT_MIN_TRADES
-from apps.optimization.services.jobs import job_cancel, job_copy, job_start_checked
+from apps.optimization.services.jobs import (
+    grid_plan_check,
+    job_cancel,
+    job_copy,
+    job_start_checked,
+)
 from apps.optimization.services.validation import (
     DESCRIPTION_MAX_LENGTH,
     costs_validate,
@@ -68,6 +73,8 @@ class OptimizationJobForm(forms.ModelForm):
                 data["parameter_grid"] = grid_validate(
                     data["strategy"], data["parameter_grid"], n_datasets=max(1, len(datasets))
                 )
+                # the combinations its constraints skip (refused when nothing would run)
+                self.plan = grid_plan_check(data["strategy"], data["parameter_grid"])
                 data["costs"] = costs_validate(data.get("costs") or None)
             except ApplicationError as exc:
                 field = (exc.field or "").split(".")[0]
@@ -86,7 +93,8 @@ class OptimizationJobAdmin(admin.ModelAdmin):
     list_filter = ("status", "strategy", "objective")
     search_fields = ("name", "description")
     readonly_fields = (
-        "status", "total_runs", "completed_runs", "failed_runs", "chunks_total",
+        "status", "grid_combinations", "skipped_combinations", "total_runs", "completed_runs",
+        "failed_runs", "chunks_total",
         "chunks_remaining", "best_params", "best_run", "error", "created_by",
         "rerun_of", "created_at", "enqueued_at", "started_at", "finished_at", "heartbeat_at",
     )  # fmt: skip
@@ -143,6 +151,10 @@ class OptimizationJobAdmin(admin.ModelAdmin):
         if not change:
             obj.created_by = request.user
             obj.chunk_size = obj.chunk_size or 250
+        plan = getattr(form, "plan", None)
+        if plan is not None:
+            obj.grid_combinations, obj.skipped_combinations = plan.combinations, plan.skipped
+            obj.total_runs = plan.runs * len(form.cleaned_data["datasets"])
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change):

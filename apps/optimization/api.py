@@ -21,7 +21,7 @@ from apps.optimization.ranking import DEFAULT_MIN_TRADES, MAX_MIN_TRADES, run_un
 from apps.optimization.selectors.jobs import (
     jobs_visible_to,
 )
-from apps.optimization.services.jobs import job_cancel, job_copy, job_create
+from apps.optimization.services.jobs import job_cancel, job_copy, job_create, job_plan
 from apps.optimization.services.validation import DESCRIPTION_MAX_LENGTH, setting
 from backtestlab.api import PAGE_PARAMETERS, MetricField, fields_check, int_schema
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
@@ -109,6 +109,13 @@ def strategy_as_dict(strategy) -> dict:
     }
 
 
+GRID_HELP = (
+    "Parameter name -> list of values, or a range {start, stop, step} (stop inclusive). "
+    "Parameters left out use their default. Combinations that break the strategy's "
+    "constraints (e.g. fast < slow) are skipped, never run."
+)
+
+
 class JobCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     description = serializers.CharField(
@@ -118,13 +125,7 @@ class JobCreateSerializer(serializers.Serializer):
     datasets = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1
     )
-    parameter_grid = serializers.DictField(
-        help_text=(
-            "Parameter name -> list of values, or a range {start, stop, step} (stop inclusive). "
-            "Parameters left out use their default."
-        ),
-        child=serializers.JSONField(),
-    )
+    parameter_grid = serializers.DictField(help_text=GRID_HELP, child=serializers.JSONField())
     objective = serializers.ChoiceField(
         choices=[m for m, info in METRICS.items() if info.objective],
         default="sharpe",
@@ -148,6 +149,33 @@ class JobCreateSerializer(serializers.Serializer):
     )
 
 
+class JobPlanRequestSerializer(serializers.Serializer):
+    strategy = serializers.CharField(max_length=50)
+    datasets = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), min_length=1
+    )
+    parameter_grid = serializers.DictField(help_text=GRID_HELP, child=serializers.JSONField())
+
+
+class SkippedBySerializer(serializers.Serializer):
+    constraint = serializers.CharField(help_text="The strategy's constraint, e.g. fast < slow")
+    combinations = serializers.IntegerField(help_text="Combinations per dataset breaking it")
+
+
+class JobPlanSerializer(serializers.Serializer):
+    combinations = serializers.IntegerField(help_text="Grid combinations per dataset")
+    skipped = serializers.IntegerField(
+        help_text="Combinations per dataset that break a constraint: never run"
+    )
+    skipped_by = SkippedBySerializer(many=True)
+    runs_per_dataset = serializers.IntegerField()
+    datasets = serializers.IntegerField()
+    runs = serializers.IntegerField(help_text="Runs the job would store: per dataset × datasets")
+    text = serializers.CharField(
+        help_text='e.g. "900 combinations, 378 skipped by fast < slow, 522 runs"'
+    )
+
+
 class JobSerializer(serializers.ModelSerializer):
     progress_pct = serializers.FloatField(read_only=True)
     is_active = serializers.BooleanField(read_only=True)
@@ -159,7 +187,7 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "name", "description", "kind", "strategy", "datasets", "date_from", "date_to",
             "parameter_grid", "objective", "min_trades", "costs", "status", "is_active",
-            "total_runs",
+            "grid_combinations", "skipped_combinations", "total_runs",
             "completed_runs", "failed_runs", "progress_pct", "best_params", "best_run", "error",
             "created_by", "rerun_of", "created_at", "started_at", "finished_at",
         ]  # fmt: skip
@@ -289,6 +317,26 @@ class JobViewSet(
             costs=request.data.get("costs"),
         )
         return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=JobPlanRequestSerializer,
+        responses={200: JobPlanSerializer},
+        description="What a sweep would run, before launching it: combinations, those skipped "
+        "by the strategy's constraints, runs. Nothing is stored.",
+    )
+    @action(detail=False, methods=["post"])
+    def plan(self, request):
+        data = JobPlanRequestSerializer(data=request.data)
+        fields_check(request.data, data.fields)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        return Response(
+            job_plan(
+                strategy=v["strategy"],
+                dataset_ids=v["datasets"],
+                parameter_grid=request.data.get("parameter_grid"),
+            )
+        )
 
     @extend_schema(request=None, responses={200: JobSerializer})
     @action(detail=True, methods=["post"])

@@ -48,6 +48,10 @@ class OptimizationJob(models.Model):
         max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True
     )
     total_runs = models.PositiveIntegerField(default=0)
+    # A grid sweep's combinations per dataset, and how many of them break the strategy's
+    # constraints (e.g. fast >= slow) and are skipped, never run: total_runs counts the rest.
+    grid_combinations = models.PositiveIntegerField(default=0)
+    skipped_combinations = models.PositiveIntegerField(default=0)
     completed_runs = models.PositiveIntegerField(default=0)
     failed_runs = models.PositiveIntegerField(default=0)
     chunks_total = models.PositiveIntegerField(default=0)

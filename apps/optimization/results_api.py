@@ -156,7 +156,9 @@ SENSITIVITY = inline_serializer(
                 {
                     "name": serializers.CharField(),
                     "points": serializers.ListField(
-                        child=serializers.JSONField(), help_text="{value, metric, run_id, is_run}"
+                        child=serializers.JSONField(),
+                        help_text="{value, metric, run_id, is_run, n_trades, ranked, skipped}: "
+                        "skipped = the combination breaks a constraint and was never run",
                     ),
                     "neighbour_drop_pct": MetricField(allow_null=True),
                 },

@@ -52,6 +52,8 @@ token_auth(schema)
 POSITIVE_DATA_UNSATISFIABLE = {
     "POST /api/jobs/": "datasets must exist and hold the strategy's kind of data, the grid's "
     "parameter names and bounds depend on the strategy, runs are capped by MAX_COMBINATIONS",
+    "POST /api/jobs/plan/": "the same as POST /api/jobs/: stored datasets of the strategy's "
+    "data kind, parameter names and bounds per strategy, runs capped by MAX_COMBINATIONS",
     "POST /api/jobs/walk_forward/": "either job, or strategy with dataset and grid (stored, "
     "per-strategy), and train_frac + test_frac must be 1",
     "POST /api/carry/compare": "dataset must be a stored candle dataset with a funding series, "

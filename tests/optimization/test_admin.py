@@ -188,3 +188,34 @@ def test_a_job_is_still_deleted_with_its_chunks_and_runs(admin_client, alice, da
     assert admin_client.post(url, {"post": "yes"}).status_code == 302
     assert not OptimizationJob.objects.exists()
     assert not JobChunk.objects.exists() and not OptimizationRun.objects.exists()
+
+
+def test_the_add_form_stores_the_grid_plan_and_refuses_a_grid_that_runs_nothing(
+    admin_client, datasets
+):
+    form = {
+        "name": "from admin",
+        "strategy": "sma_cross",
+        "datasets": [d.id for d in datasets],
+        "parameter_grid": '{"fast": [5, 20, 40], "slow": [10, 30]}',
+        "objective": "sharpe",
+        "costs": "{}",
+        "description": "",
+    }
+    response = admin_client.post("/admin/optimization/optimizationjob/add/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    job = OptimizationJob.objects.get()
+    # fast < slow holds for (5, 10), (5, 30), (20, 30): 3 of 6, on 2 datasets
+    assert (job.grid_combinations, job.skipped_combinations, job.total_runs) == (6, 3, 6)
+    act(admin_client, "start_or_rerun", [job])
+    job.refresh_from_db()
+    assert job.total_runs == 6 and job.chunks.count() == 2
+    response = admin_client.post(
+        "/admin/optimization/optimizationjob/add/",
+        {**form, "parameter_grid": '{"fast": [40], "slow": [10, 30]}'},
+    )
+    assert response.status_code == 400
+    assert "all 2 combinations break the strategy&#x27;s constraints (fast &lt; slow)" in (
+        response.content.decode()
+    )
+    assert OptimizationJob.objects.count() == 1

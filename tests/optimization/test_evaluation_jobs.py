@@ -55,7 +55,7 @@ def test_a_monte_carlo_job_runs_in_chunks_and_matches_the_engine(alice, sweep):
 
 
 def test_a_monte_carlo_job_without_trades_is_refused(alice, datasets):
-    never = make_job(alice, datasets[:1], grid={"fast": [50], "slow": [30]})
+    never = make_job(alice, datasets[:1], grid={"fast": [50], "slow": [1999]})
     run_all_chunks(never)
     run = never.runs.get()
     with pytest.raises(ApplicationError, match="closed no trade"):

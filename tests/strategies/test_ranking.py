@@ -21,18 +21,20 @@ from tests.strategies.conftest import approve, grant
 
 pytestmark = pytest.mark.django_db
 
-# fast == slow never crosses: a run without a single trade, whose max drawdown (0 %) beats
-# every run that trades.
-GRID = {"fast": [5, 10, 20], "slow": [20], "sl_pct": [2.0], "rr": [2.0]}
+# A slow SMA of 1999 bars is never defined on the fixtures' 60 days (1440 bars): a run without
+# a single trade, whose max drawdown (0 %) beats every run that trades. (fast >= slow would
+# never trade either, but such combinations break the constraint fast < slow: never run.)
+IDLE_SLOW = 1999
+GRID = {"fast": [5], "slow": [20, 40, IDLE_SLOW], "sl_pct": [2.0], "rr": [2.0]}
 
 
 def idle(job) -> OptimizationRun:
-    (run,) = OptimizationRun.objects.filter(job=job, params__fast=20)
+    (run,) = OptimizationRun.objects.filter(job=job, params__slow=IDLE_SLOW)
     return run
 
 
 def trading(job) -> list[OptimizationRun]:
-    return list(OptimizationRun.objects.filter(job=job).exclude(params__fast=20).order_by("id"))
+    return list(OptimizationRun.objects.filter(job=job).exclude(params__slow=IDLE_SLOW).order_by("id"))
 
 
 @pytest.fixture
@@ -83,14 +85,14 @@ def test_the_api_lists_it_with_its_reason_but_never_among_the_best(alice, drawdo
 
 def test_the_heatmap_greys_the_idle_cell_and_stars_a_trading_one(drawdown_job):
     job = drawdown_job
-    options = heatmap_options(job, {"x": "fast", "y": "slow", "metric": "max_drawdown_pct"})
+    options = heatmap_options(job, {"x": "slow", "y": "fast", "metric": "max_drawdown_pct"})
     heatmap = job_heatmap(job=job, options=options)
     (row,) = heatmap.cells
     assert [c["ranked"] for c in row] == [1, 1, 0]
     assert row[2]["value"] == 0.0  # still shown, greyed
     best = max(trading(job), key=lambda r: r.max_drawdown_pct)
     assert (heatmap.best["x"], heatmap.best["value"]) == (
-        best.params["fast"],
+        best.params["slow"],
         best.max_drawdown_pct,
     )
 
@@ -105,7 +107,7 @@ def test_the_pages_grey_it_and_offer_no_apply_button(client, alice, drawdown_job
         assert f"/lab/jobs/{job.id}/runs/{run.id}/apply/" in page
     assert "Not ranked (never best, starred or applied):" in page
     assert "1 run with fewer than 1 trades" in page
-    heatmap = client.get(f"/lab/jobs/{job.id}/heatmap/?x=fast&y=slow&metric=max_drawdown_pct")
+    heatmap = client.get(f"/lab/jobs/{job.id}/heatmap/?x=slow&y=fast&metric=max_drawdown_pct")
     html = heatmap.content.decode()
     assert html.count('class="unranked"') == 1
     assert "none with at least 1 trades and a value: not ranked" in html
@@ -150,7 +152,7 @@ def test_the_auto_tuner_and_beat_auto_apply_pick_a_trading_run(alice, datasets):
     best = max(trading(job), key=lambda r: (r.max_drawdown_pct, -r.id))
     # applied or held back by the improvement gate: either way about the best trading run
     assert [e["run"] for e in result["changes"] + result["refused"]] == [best.id]
-    assert not StrategyConfig.objects.filter(params__fast=20).exists()
+    assert not StrategyConfig.objects.filter(params__slow=IDLE_SLOW).exists()
     dry = apply_best_params(job=job, user=alice, dry_run=True, min_improvement_pct=0)
     assert [e["run"] for e in dry["changes"] + dry["refused"]] == [best.id]
 

@@ -21,7 +21,7 @@ from django.db.models import (
 )
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
-from apps.optimization.selectors.jobs import job_groups
+from apps.optimization.selectors.jobs import job_allowed, job_groups
 from apps.optimization.selectors.neighbourhood import dataset_neighbourhood
 from apps.optimization.selectors.slices import (
     Slice,
@@ -195,6 +195,8 @@ class Heatmap:
     low: float | None
     high: float | None
     total_runs: int
+    # True where every combination behind the cell breaks a constraint: skipped, never run
+    skipped: list[list[bool]] | None = None
 
     @property
     def higher_is_better(self) -> bool:
@@ -228,6 +230,7 @@ class Heatmap:
             "min": self.low,
             "max": self.high,
             "runs": self.total_runs,
+            "skipped": self.skipped,
             "query": o.query(self.job),
         }
 
@@ -283,6 +286,24 @@ def _cells_neighbourhood(job, runs, o: HeatmapOptions) -> dict[tuple[int, int], 
         value = float(_NUMPY_AGGS[o.agg](scored)) if len(scored) else None
         out[cell] = {"value": value, "value_ranked": value, "runs": len(a), "ranked": len(scored)}
     return out
+
+
+def _skipped_cells(
+    job: OptimizationJob, o: HeatmapOptions, fixed: dict[str, int]
+) -> list[list[bool]] | None:
+    """Per cell (rows y, columns x): whether every combination behind it (with the fixed
+    positions) breaks one of the strategy's constraints; None when the job skipped none."""
+    if not job.skipped_combinations:
+        return None
+    grid = job.grid
+    names = list(grid)
+    ran = job_allowed(job).reshape([len(grid[n]) for n in names])
+    ran = ran[tuple(fixed.get(n, slice(None)) for n in names)]
+    left = [n for n in names if n not in fixed]
+    ran = ran.any(axis=tuple(i for i, n in enumerate(left) if n not in (o.x, o.y)))
+    if left.index(o.x) < left.index(o.y):
+        ran = ran.T  # rows are y values
+    return (~ran).tolist()
 
 
 def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
@@ -368,6 +389,7 @@ def job_heatmap(*, job: OptimizationJob, options: HeatmapOptions) -> Heatmap:
     return Heatmap(
         job=job,
         options=o,
+        skipped=_skipped_cells(job, o, constraints),
         x_values=list(grid[o.x]),
         y_values=list(grid[o.y]),
         cells=cells,

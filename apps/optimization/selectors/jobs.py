@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import product
 from typing import Any
 
+import numpy as np
 from django.db.models import Count, F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from apps.optimization.models import OptimizationJob, OptimizationRun, Trial
+from backtestlab.engine import sweep
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
@@ -133,3 +136,65 @@ def trials_count(*, strategy: str, dataset_id: int) -> int:
     """How many parameter sets of ``strategy`` were ever evaluated on the dataset, by any job
     (the trial ledger, :class:`~apps.optimization.models.Trial`)."""
     return Trial.objects.filter(strategy=strategy, dataset_id=dataset_id).count()
+
+
+def strategy_constraints(strategy_key: str) -> tuple:
+    """The constraints the strategy declares (e.g. ``fast < slow``)."""
+    return get_strategy(strategy_key).parameter_space().constraints
+
+
+def strategy_constraints_text(strategy_key: str) -> str:
+    """The strategy's constraints in words: ``"fast < slow"``."""
+    return "; ".join(sweep.rule_label(c) for c in strategy_constraints(strategy_key))
+
+
+def job_allowed(job: OptimizationJob, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """True for the grid job's combinations ``start`` .. ``stop - 1`` that it runs; the
+    others break one of its strategy's constraints and are skipped, never run."""
+    return sweep.allowed(job.grid, strategy_constraints(job.strategy), start, stop)
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """What a grid sweep will run on each dataset: its combinations, those skipped because
+    they break one of the strategy's constraints (per constraint: a combination breaking two
+    counts under both) and the runs left."""
+
+    combinations: int
+    runs: int
+    skipped_by: tuple[tuple[str, int], ...]
+
+    @property
+    def skipped(self) -> int:
+        return self.combinations - self.runs
+
+    def text(self, n_datasets: int = 1) -> str:
+        """``"900 combinations, 378 skipped by fast < slow, 522 runs"`` (× datasets)."""
+        parts = [f"{self.combinations:,} combination{'s' if self.combinations != 1 else ''}"]
+        parts += [f"{n:,} skipped by {label}" for label, n in self.skipped_by if n]
+        runs = f"{self.runs:,} run{'s' if self.runs != 1 else ''}"
+        if n_datasets > 1:
+            runs += f" per dataset × {n_datasets} datasets = {self.runs * n_datasets:,} runs"
+        return ", ".join([*parts, runs])
+
+
+def grid_plan(strategy_key: str, grid: dict[str, list]) -> GridPlan:
+    """The plan of a validated grid (see :class:`GridPlan`)."""
+    masks = sweep.constraint_masks(grid, strategy_constraints(strategy_key))
+    combinations = sweep.grid_size(grid)
+    ran = np.ones(combinations, dtype=bool)
+    for _, holds in masks:
+        ran &= holds
+    return GridPlan(
+        combinations=combinations,
+        runs=int(ran.sum()),
+        skipped_by=tuple((label, int((~holds).sum())) for label, holds in masks),
+    )
+
+
+def job_grid_plan(job: OptimizationJob) -> GridPlan:
+    """A grid job's plan as it was launched (its skipped counts per constraint recounted)."""
+    if not job.skipped_combinations:
+        n = job.grid_combinations or sweep.grid_size(job.grid)
+        return GridPlan(combinations=n, runs=n, skipped_by=())
+    return grid_plan(job.strategy, job.grid)

@@ -13,6 +13,7 @@ import numpy as np
 from django.db.models import Max, Min
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import job_allowed
 from backtestlab.engine import sweep
 from backtestlab.engine.evaluation.sensitivity import neighbour_indexes, neighbourhood_scores
 from backtestlab.engine.evaluation.walk_forward import PICKS
@@ -24,7 +25,8 @@ RANKINGS = PICKS
 
 def dataset_neighbourhood(job: OptimizationJob, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
     """``(worst, mean)`` per grid index of the job on one dataset; only ranked runs count
-    (:mod:`apps.optimization.ranking`), the others are cliffs and have NaN scores."""
+    (:mod:`apps.optimization.ranking`), the others are cliffs and have NaN scores; a
+    combination skipped by a constraint is no neighbour."""
     values = np.full(sweep.grid_size(job.grid), np.nan)
     rows = (
         OptimizationRun.objects.filter(
@@ -39,7 +41,10 @@ def dataset_neighbourhood(job: OptimizationJob, dataset_id: int) -> tuple[np.nda
     for grid_index, value in rows:
         values[grid_index] = value
     return neighbourhood_scores(
-        job.grid, values, higher_is_better=METRICS[job.objective].higher_is_better
+        job.grid,
+        values,
+        higher_is_better=METRICS[job.objective].higher_is_better,
+        exists=job_allowed(job) if job.skipped_combinations else None,
     )
 
 
@@ -58,6 +63,11 @@ def runs_neighbourhood(job: OptimizationJob, runs: list[OptimizationRun]) -> dic
         n_trades__gte=job.min_trades,
     ).exclude(**{f"{job.objective}__isnull": True})
     neighbours = {r.id: neighbour_indexes(grid, r.grid_index) for r in runs}
+    if job.skipped_combinations:  # combinations never run are no neighbours
+        neighbours = {
+            run_id: [gi for gi in there if job_allowed(job, gi, gi + 1)[0]]
+            for run_id, there in neighbours.items()
+        }
     wanted = {gi for n in neighbours.values() for gi in n}
     values = dict(ranked.filter(grid_index__in=wanted).values_list("grid_index", job.objective))
     worst_ranked = ranked.aggregate(w=(Min if higher else Max)(job.objective))["w"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.optimization.models import OptimizationJob, OptimizationRun
-from apps.optimization.selectors.jobs import job_best_runs
+from apps.optimization.selectors.jobs import job_allowed, job_best_runs
 from apps.optimization.selectors.slices import grid_positions, grid_strides
 from backtestlab.engine.evaluation.sensitivity import relative_fall
 from backtestlab.engine.metrics import METRIC_NAMES, METRICS
@@ -43,6 +43,9 @@ def job_sensitivity(
         ).values_list("grid_index", "id", "status", metric, "n_trades")
     }
     higher = METRICS[metric].higher_is_better
+    skipped = set()
+    if job.skipped_combinations:  # combinations a constraint kept from running
+        skipped = {gi for gi in indexes if not job_allowed(job, gi, gi + 1)[0]}
     parameters = []
     for name, idx in wanted.items():
         points = []
@@ -59,6 +62,7 @@ def job_sensitivity(
                     "n_trades": n_trades,
                     # a neighbour that (nearly) never trades is shown, greyed: a cliff
                     "ranked": value is not None and (n_trades or 0) >= job.min_trades,
+                    "skipped": gi in skipped,
                 }
             )
         centre = points[positions[name]]["metric"]

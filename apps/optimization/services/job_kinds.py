@@ -15,6 +15,7 @@ import numpy as np
 
 from apps.optimization.gateway import job_data, json_safe
 from apps.optimization.models import JobChunk, OptimizationJob, OptimizationRun
+from apps.optimization.selectors.jobs import job_allowed
 from apps.optimization.services import overfitting, sweeps, trials
 from backtestlab.engine import sweep
 from backtestlab.engine.evaluation import monte_carlo as mc
@@ -46,18 +47,27 @@ class Finish:
     after: Callable[[int], None] | None = None
 
 
+def even_ranges(units: int, size: int) -> list[tuple[int, int]]:
+    """``[0, units)`` cut into ranges of ``size`` (the last shorter)."""
+    return [(lo, min(units, lo + size)) for lo in range(0, units, size)]
+
+
 @dataclass(frozen=True)
 class JobKind:
+    # Units of progress per dataset: a grid sweep's runs, Monte Carlo simulations, folds.
     units: Callable[[OptimizationJob], int]
     compute: Callable[[OptimizationJob, JobChunk], ChunkOutput]
     finish: Callable[[OptimizationJob], Finish]
+    # The chunk ranges of one dataset for a chunk size (default: the units cut evenly).
+    ranges: Callable[[OptimizationJob, int], list[tuple[int, int]]] | None = None
+
+    def chunk_ranges(self, job: OptimizationJob, size: int) -> list[tuple[int, int]]:
+        if self.ranges is not None:
+            return self.ranges(job, size)
+        return even_ranges(self.units(job), size)
 
 
 # --- grid sweep ------------------------------------------------------------------------------
-
-
-def _grid_units(job: OptimizationJob) -> int:
-    return sweep.grid_size(job.grid)
 
 
 def _grid_compute(job: OptimizationJob, chunk: JobChunk) -> ChunkOutput:
@@ -128,6 +138,7 @@ def _wf_compute(job: OptimizationJob, chunk: JobChunk) -> ChunkOutput:
             anchored=o["window"] == "anchored",
         )
         params = sweep.params_range(job.grid, 0, sweep.grid_size(job.grid))
+        allowed = job_allowed(job)
         fold = walk_forward.run_fold(
             strategy,
             data,
@@ -140,6 +151,7 @@ def _wf_compute(job: OptimizationJob, chunk: JobChunk) -> ChunkOutput:
             min_trades=job.min_trades,
             pick=o.get("pick", "objective"),
             grid=job.grid,
+            allowed=None if allowed.all() else allowed,
         )
         part = {**json_safe(fold.as_dict()), "dataset_id": chunk.dataset_id}
         return ChunkOutput(units=1, failed=0, result=part)
@@ -199,7 +211,12 @@ def _wf_finish(job: OptimizationJob) -> Finish:
 
 
 JOB_KINDS: dict[str, JobKind] = {
-    OptimizationJob.Kind.GRID: JobKind(_grid_units, _grid_compute, _grid_finish),
+    OptimizationJob.Kind.GRID: JobKind(
+        lambda job: int(job_allowed(job).sum()),
+        _grid_compute,
+        _grid_finish,
+        ranges=sweeps.job_ranges,
+    ),
     OptimizationJob.Kind.MONTE_CARLO: JobKind(
         lambda job: int(job.options["sims"]), _mc_compute, _evaluation_finish(_mc_combine)
     ),

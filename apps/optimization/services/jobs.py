@@ -20,10 +20,12 @@ from apps.optimization.models import (
 )
 from apps.optimization.queue import chunks_enqueue
 from apps.optimization.ranking import DEFAULT_MIN_TRADES, MAX_MIN_TRADES
+from apps.optimization.selectors.jobs import GridPlan, grid_plan
 from apps.optimization.services.job_kinds import job_kind
 from apps.optimization.services.quotas import job_quota_check
 from apps.optimization.services.validation import (
     costs_validate,
+    datasets_validate,
     date_validate,
     description_validate,
     grid_validate,
@@ -32,7 +34,6 @@ from apps.optimization.services.validation import (
     setting,
     strategy_datasets_validate,
 )
-from backtestlab.engine import sweep
 from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import get_strategy
 from backtestlab.errors import ApplicationError
@@ -166,6 +167,7 @@ def job_create(
         min_trades=min_trades,
     )
     datasets, grid = spec["datasets"], spec["parameter_grid"]
+    plan = grid_plan_check(strategy, grid)
     with transaction.atomic():
         job_quota_check(user=user, lock=True)
         job = OptimizationJob.objects.create(
@@ -179,13 +181,48 @@ def job_create(
             min_trades=spec["min_trades"],
             costs=spec["costs"],
             chunk_size=setting("CHUNK_SIZE"),
-            total_runs=sweep.grid_size(grid) * len(datasets),
+            total_runs=plan.runs * len(datasets),
+            grid_combinations=plan.combinations,
+            skipped_combinations=plan.skipped,
             created_by=user if getattr(user, "is_authenticated", False) else None,
         )
         job_datasets_pin(job, datasets)
         if start:
             job_start(job=job)
     return job
+
+
+def job_plan(*, strategy: str, dataset_ids: Any, parameter_grid: Any) -> dict:
+    """What a sweep would run, before it is launched: its combinations per dataset, those
+    skipped by each of the strategy's constraints and the runs, with the sentence the launch
+    form shows ("900 combinations, 378 skipped by fast < slow, 522 runs").  Bad input is
+    refused as :func:`job_create` refuses it; nothing is stored."""
+    datasets = datasets_validate(strategy, dataset_ids)
+    grid = grid_validate(strategy, parameter_grid, n_datasets=len(datasets))
+    plan = grid_plan(strategy, grid)
+    return {
+        "combinations": plan.combinations,
+        "skipped": plan.skipped,
+        "skipped_by": [{"constraint": label, "combinations": n} for label, n in plan.skipped_by],
+        "runs_per_dataset": plan.runs,
+        "datasets": len(datasets),
+        "runs": plan.runs * len(datasets),
+        "text": plan.text(len(datasets)),
+    }
+
+
+def grid_plan_check(strategy: str, grid: dict[str, list]) -> GridPlan:
+    """The grid's plan (:func:`~apps.optimization.selectors.jobs.grid_plan`); a grid whose
+    every combination breaks a constraint is refused with what to change."""
+    plan = grid_plan(strategy, grid)
+    if not plan.runs:
+        rules = "; ".join(label for label, n in plan.skipped_by if n)
+        raise ApplicationError(
+            f"parameter_grid: all {plan.combinations:,} combinations break the strategy's "
+            f"constraints ({rules}), so nothing would run; choose values that keep them",
+            field="parameter_grid",
+        )
+    return plan
 
 
 def job_start(*, job: OptimizationJob) -> OptimizationJob:
@@ -201,18 +238,19 @@ def job_start(*, job: OptimizationJob) -> OptimizationJob:
                 status=409,
                 field="status",
             )
-        n = job_units(job)
-        size = job.chunk_size or setting("CHUNK_SIZE")
+        kind = job_kind(job)
+        n = kind.units(job)
+        ranges = kind.chunk_ranges(job, job.chunk_size or setting("CHUNK_SIZE"))
         chunks = []
         for dataset_id in job.datasets.order_by("id").values_list("id", flat=True):
-            for lo in range(0, n, size):
+            for lo, hi in ranges:
                 chunks.append(
                     JobChunk(
                         job=job,
                         index=len(chunks),
                         dataset_id=dataset_id,
                         start=lo,
-                        stop=min(n, lo + size),
+                        stop=hi,
                         enqueued_at=now,
                     )
                 )
@@ -260,6 +298,8 @@ def job_copy(*, job: OptimizationJob, user, start: bool, rerun: bool = False) ->
             options=job.options,
             chunk_size=job.chunk_size,
             total_runs=job.total_runs,
+            grid_combinations=job.grid_combinations,
+            skipped_combinations=job.skipped_combinations,
             created_by=user if getattr(user, "is_authenticated", False) else job.created_by,
             rerun_of=job if rerun else None,
         )
@@ -289,8 +329,3 @@ def job_cancel(*, job: OptimizationJob) -> OptimizationJob:
             field="status",
         )
     return job
-
-
-def job_units(job: OptimizationJob) -> int:
-    """Units of progress per dataset: grid combinations, Monte Carlo simulations or folds."""
-    return job_kind(job).units(job)

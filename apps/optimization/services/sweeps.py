@@ -6,9 +6,15 @@ import logging
 import math
 from typing import Any
 
+import numpy as np
+
 from apps.optimization.gateway import job_prepare, params_metrics
 from apps.optimization.models import JobChunk, OptimizationJob, OptimizationRun
-from apps.optimization.selectors.jobs import job_best_per_dataset, job_best_runs
+from apps.optimization.selectors.jobs import (
+    job_allowed,
+    job_best_per_dataset,
+    job_best_runs,
+)
 from apps.optimization.services.validation import setting
 from backtestlab.engine import sweep
 from backtestlab.engine.metrics import METRIC_NAMES
@@ -27,13 +33,27 @@ def metric_value(name: str, value: float) -> float | int | None:
     return int(value) if name in INTEGER_METRICS else value
 
 
+def job_ranges(job: OptimizationJob, size: int) -> list[tuple[int, int]]:
+    """Chunk ranges of grid indexes holding ``size`` runs each (the last fewer): skipped
+    combinations take no room in a chunk, and no chunk is left with nothing to run."""
+    indexes = np.flatnonzero(job_allowed(job))
+    return [
+        (int(indexes[k]), int(indexes[min(k + size, len(indexes)) - 1]) + 1)
+        for k in range(0, len(indexes), size)
+    ]
+
+
 def chunk_runs(job: OptimizationJob, chunk: JobChunk) -> list[OptimizationRun]:
-    """Backtest each parameter set of the chunk; a set whose backtest raises is a failed run.
+    """Backtest each parameter set of the chunk that keeps the strategy's constraints; a set
+    whose backtest raises is a failed run.
 
     The data and the strategy's prepared context are loaded first, outside that isolation: if
     they fail, every run would fail the same way, so the error is the chunk's (and the job's).
     """
-    param_list = sweep.params_range(job.grid, chunk.start, chunk.stop)
+    allowed = job_allowed(job, chunk.start, chunk.stop)
+    indexes = [chunk.start + int(k) for k in np.flatnonzero(allowed)]
+    every = sweep.params_range(job.grid, chunk.start, chunk.stop)
+    param_list = [p for p, ok in zip(every, allowed, strict=True) if ok]
     job_prepare(job, chunk.dataset)
     rows: list[Any] = []
     try:
@@ -48,11 +68,11 @@ def chunk_runs(job: OptimizationJob, chunk: JobChunk) -> list[OptimizationRun]:
             except Exception as exc:  # recorded on the run, shown to the operator
                 rows.append(f"{type(exc).__name__}: {exc}")
     runs = []
-    for offset, (params, row) in enumerate(zip(param_list, rows, strict=True)):
+    for params, row, index in zip(param_list, rows, indexes, strict=True):
         base = dict(
             job_id=job.id,
             dataset_id=chunk.dataset_id,
-            grid_index=chunk.start + offset,
+            grid_index=index,
             params=params,
             param_hash=sweep.param_hash(params),
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from apps.optimization.models import OptimizationJob, OptimizationRun, Trial
+from apps.optimization.selectors.jobs import job_allowed
 from backtestlab.engine import sweep
 
 BATCH = 2000
@@ -26,7 +27,8 @@ def trials_record(*, job: OptimizationJob, dataset_id: int, hashes: Iterable[str
 
 def job_trials_record(job: OptimizationJob) -> None:
     """Every parameter set a finished job evaluated, per dataset: a sweep's runs (failed ones
-    too: they were tried), or a walk-forward's whole grid (every fold optimises over it)."""
+    too: they were tried), or a walk-forward's grid but for the combinations its constraints
+    skip (every fold optimises over it)."""
     dataset_ids = list(job.datasets.order_by("id").values_list("id", flat=True))
     for dataset_id in dataset_ids:
         if job.kind == OptimizationJob.Kind.GRID:
@@ -37,8 +39,9 @@ def job_trials_record(job: OptimizationJob) -> None:
             )
         elif job.kind == OptimizationJob.Kind.WALK_FORWARD:
             grid = job.grid
+            every = sweep.params_range(grid, 0, sweep.grid_size(grid))
             hashes = (
-                sweep.param_hash(p) for p in sweep.params_range(grid, 0, sweep.grid_size(grid))
+                sweep.param_hash(p) for p, ok in zip(every, job_allowed(job), strict=True) if ok
             )
         else:
             return  # Monte Carlo resamples one run's trades: no new parameter set
