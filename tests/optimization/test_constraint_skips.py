@@ -77,11 +77,14 @@ def test_the_api_says_before_launch_what_will_run(alice, datasets):
         "runs_per_dataset": RUNS,
         "datasets": 2,
         "runs": RUNS * 2,
-        "text": f"30 combinations, {SKIPPED} skipped by fast < slow, {RUNS} runs per dataset"
-        f" × 2 datasets = {RUNS * 2} runs",
+        "text": f"6 × 5 = 30 combinations, {SKIPPED} skipped by fast < slow, "
+        f"{RUNS} runs per dataset × 2 datasets = {RUNS * 2} runs",
     }
     one = client.post("/api/jobs/plan/", {**body, "datasets": [datasets[0].id]}, format="json")
-    assert one.json()["text"] == f"30 combinations, {SKIPPED} skipped by fast < slow, {RUNS} runs"
+    assert (
+        one.json()["text"]
+        == f"6 × 5 = 30 combinations, {SKIPPED} skipped by fast < slow, {RUNS} runs"
+    )
     # the job created from the same body stores what the plan said
     created = client.post("/api/jobs/", {**body, "name": "planned"}, format="json").json()
     assert (created["grid_combinations"], created["skipped_combinations"]) == (30, SKIPPED)
@@ -115,7 +118,7 @@ def test_the_launch_form_shows_the_plan_line(alice, datasets):
         "p_rr": "2",
     }
     line = web.post("/lab/jobs/new/plan/", form).content.decode()
-    assert f"30 combinations, {SKIPPED} skipped by fast &lt; slow, {RUNS} runs" in line
+    assert f"6 × 5 = 30 combinations, {SKIPPED} skipped by fast &lt; slow, {RUNS} runs" in line
     bad = web.post("/lab/jobs/new/plan/", {**form, "p_fast": "two"}).content.decode()
     assert "Cannot count the runs yet" in bad and "fast" in bad
     none = web.post("/lab/jobs/new/plan/", {**form, "p_fast": "30", "p_slow": "10"}).content
@@ -129,7 +132,7 @@ def test_pages_say_skipped_and_skipped_combinations_are_no_cliff(alice, datasets
     web = Client()
     web.force_login(alice)
     page = web.get(f"/lab/jobs/{job.id}/").content.decode()
-    assert f"30 combinations, {SKIPPED} skipped by fast &lt; slow, {RUNS} runs" in page
+    assert f"6 × 5 = 30 combinations, {SKIPPED} skipped by fast &lt; slow, {RUNS} runs" in page
     heatmap = job_heatmap(job=job, options=heatmap_options(job, {"x": "slow", "y": "fast"}))
     skipped = heatmap.skipped
     for yi, fast in enumerate(GRID["fast"]):

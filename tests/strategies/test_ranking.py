@@ -34,7 +34,9 @@ def idle(job) -> OptimizationRun:
 
 
 def trading(job) -> list[OptimizationRun]:
-    return list(OptimizationRun.objects.filter(job=job).exclude(params__slow=IDLE_SLOW).order_by("id"))
+    return list(
+        OptimizationRun.objects.filter(job=job).exclude(params__slow=IDLE_SLOW).order_by("id")
+    )
 
 
 @pytest.fixture

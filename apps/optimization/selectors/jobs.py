@@ -163,14 +163,19 @@ class GridPlan:
     combinations: int
     runs: int
     skipped_by: tuple[tuple[str, int], ...]
+    # values per swept parameter (those with more than one), in the strategy's order
+    sizes: tuple[int, ...] = ()
 
     @property
     def skipped(self) -> int:
         return self.combinations - self.runs
 
     def text(self, n_datasets: int = 1) -> str:
-        """``"900 combinations, 378 skipped by fast < slow, 522 runs"`` (× datasets)."""
-        parts = [f"{self.combinations:,} combination{'s' if self.combinations != 1 else ''}"]
+        """``"30 × 30 = 900 combinations, 378 skipped by fast < slow, 522 runs"`` (×
+        datasets)."""
+        product = " × ".join(map(str, self.sizes)) + " = " if len(self.sizes) > 1 else ""
+        plural = "s" if self.combinations != 1 else ""
+        parts = [f"{product}{self.combinations:,} combination{plural}"]
         parts += [f"{n:,} skipped by {label}" for label, n in self.skipped_by if n]
         runs = f"{self.runs:,} run{'s' if self.runs != 1 else ''}"
         if n_datasets > 1:
@@ -189,6 +194,7 @@ def grid_plan(strategy_key: str, grid: dict[str, list]) -> GridPlan:
         combinations=combinations,
         runs=int(ran.sum()),
         skipped_by=tuple((label, int((~holds).sum())) for label, holds in masks),
+        sizes=tuple(len(v) for v in grid.values() if len(v) > 1),
     )
 
 
@@ -196,5 +202,6 @@ def job_grid_plan(job: OptimizationJob) -> GridPlan:
     """A grid job's plan as it was launched (its skipped counts per constraint recounted)."""
     if not job.skipped_combinations:
         n = job.grid_combinations or sweep.grid_size(job.grid)
-        return GridPlan(combinations=n, runs=n, skipped_by=())
+        sizes = tuple(len(v) for v in job.grid.values() if len(v) > 1)
+        return GridPlan(combinations=n, runs=n, skipped_by=(), sizes=sizes)
     return grid_plan(job.strategy, job.grid)
