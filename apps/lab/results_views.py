@@ -59,6 +59,29 @@ def _position(value: float, low: float, high: float) -> float:
     return min(1.0, max(0.0, (value - low) / (high - low)))
 
 
+def bar_geometry(values, low: float, high: float) -> tuple[float, list[dict]]:
+    """Bars drawn from a zero line: ``(zero, bars)`` with ``zero`` the line's distance from
+    the top of the plot and each bar's ``top`` and ``height``, all in % of the plot's height.
+    Positive values rise above the line, negative ones hang below it (a Sharpe of -0.5 is
+    never drawn as a positive bar); the scale spans the finite values and 0; an unbounded
+    value (±∞) reaches the plot's edge; a missing one has no bar."""
+    lo, hi = min(low, 0.0), max(high, 0.0)
+    span = (hi - lo) or 1.0
+    zero = 100.0 * hi / span
+    bars = []
+    for v in values:
+        if v is None:
+            bars.append({"top": zero, "height": 0.0})
+            continue
+        v = min(max(v, lo), hi)  # ∞ to the edge
+        if v >= 0:
+            height = max(100.0 * v / span, 0.5)  # zero itself: a hairline on the line
+            bars.append({"top": zero - height, "height": height})
+        else:
+            bars.append({"top": zero, "height": max(100.0 * -v / span, 0.5)})
+    return zero, bars
+
+
 def heatmap_context(job: OptimizationJob, query) -> dict:
     """Everything _heatmap.html needs; a bad choice becomes a message, not an exception."""
     grid = job.grid
@@ -160,20 +183,13 @@ def sensitivity_context(job: OptimizationJob, query) -> dict:
         data = sensitivity_selectors.job_sensitivity(job=job, metric=query.get("metric") or None)
     except ApplicationError as exc:
         return {**context, "error": exc.message, "metric": job.objective}
-    higher = METRICS[data["metric"]].higher_is_better
     charts = []
     for p in data["parameters"]:
         low, high = _scale(pt["metric"] for pt in p["points"] if pt["metric"] is not None)
-        bars = []
-        for pt in p["points"]:
-            v = pt["metric"]
-            if v is None:
-                height = 0
-            else:
-                t = _position(v, low, high)
-                height = 8 + 92 * (t if higher else 1 - t)
-            bars.append({**pt, "label": format_value(pt["value"]), "height": height})
-        charts.append({**p, "bars": bars})
+        zero, bars = bar_geometry([pt["metric"] for pt in p["points"]], low, high)
+        for pt, bar in zip(p["points"], bars, strict=True):
+            bar.update(pt, label=format_value(pt["value"]))
+        charts.append({**p, "bars": bars, "zero": zero})
     return {
         **context,
         "data": data,

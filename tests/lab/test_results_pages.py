@@ -3,6 +3,7 @@
 Owner (alice) and colleague (bob) see them; an outsider (charlie) gets 404 everywhere.
 """
 
+import math
 import re
 
 import pytest
@@ -274,3 +275,42 @@ def test_the_csv_export_streams(client, alice, datasets):
     assert len(lines) == 1 + 3000
     assert lines[0].startswith("run_id,dataset,fast,slow,sl_pct,rr,status,total_return_pct")
     assert lines[-1].split(",")[2:4] == ["51", "119"]
+
+
+def test_sensitivity_bars_grow_from_a_zero_line():
+    from apps.lab.results_views import bar_geometry
+
+    # values -1, 0.5, 2 (and one missing): scale -1..2, span 3, zero 2/3 of the way down
+    zero, bars = bar_geometry([-1.0, 0.5, 2.0, None], -1.0, 2.0)
+    assert zero == pytest.approx(200 / 3)
+    neg, pos, top, missing = bars
+    # a negative value hangs below the line, a positive one rises above it
+    assert neg["top"] == pytest.approx(zero) and neg["height"] == pytest.approx(100 / 3)
+    assert pos["top"] == pytest.approx(zero - 50 / 3) and pos["height"] == pytest.approx(50 / 3)
+    assert top["top"] == pytest.approx(0.0) and top["height"] == pytest.approx(zero)
+    assert missing["height"] == 0.0
+    # all positive: the line at the bottom, the scale from 0 (not from the smallest value)
+    zero, (a, b) = bar_geometry([1.0, 4.0], 1.0, 4.0)
+    assert zero == 100.0 and a["height"] == pytest.approx(25.0) and b["top"] == pytest.approx(0)
+    # all negative (a drawdown): the line at the top, bars hang from it
+    zero, (a, b) = bar_geometry([-5.0, -10.0], -10.0, -5.0)
+    assert zero == 0.0 and a["top"] == 0.0 and a["height"] == pytest.approx(50.0)
+    assert b["height"] == pytest.approx(100.0)
+    # an unbounded ratio reaches the edge; zero itself is a hairline, not nothing
+    zero, (inf, nil) = bar_geometry([math.inf, 0.0], 0.0, 3.0)
+    assert inf["top"] == 0.0 and inf["height"] == pytest.approx(100.0)
+    assert nil["top"] == pytest.approx(100.0 - 0.5) and nil["height"] == 0.5
+
+
+def test_the_sensitivity_page_draws_negative_values_below_the_line(client, alice, datasets):
+    # sharpe by fast: fast 5 -> -1, 10 -> 0.5, 20 -> 2 (slow and sl_pct add nothing)
+    job = job_with_runs(
+        alice, datasets[:1], lambda d, gi, p: {"sharpe": {5: -1.0, 10: 0.5, 20: 2.0}[p["fast"]]}
+    )
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{job.id}/sensitivity/", HTTP_HX_REQUEST="true").content.decode()
+    fast = html[html.index('id="sensitivity-fast"') :]
+    fast = fast[: fast.index("</figure>")]
+    assert fast.count('class="zero" style="top:66.67%"') == 3
+    tops = re.findall(r'class="bar[^"]*" style="top:([\d.]+)%;height:([\d.]+)%"', fast)
+    assert tops == [("66.67", "33.33"), ("50.00", "16.67"), ("0.00", "66.67")]
