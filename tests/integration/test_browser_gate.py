@@ -125,7 +125,8 @@ def walk(page, live_server, sweep, book) -> None:
     shot(page, "6_apply")
 
     # 7. The paper book trades it once the worker has run the step the apply asked for.
-    page.goto(f"{lab}/paper/")
+    page.click("#nav-paper")
+    page.wait_for_url(f"{lab}/paper/")
     closed = page.locator(f"#paper-book-{book.id} table:has-text('PnL (fraction of equity)')")
     for _ in range(60):
         if closed.count():
