@@ -125,9 +125,15 @@ def synthetic_universe_create(
     seed: int = synthetic.DEFAULT_SEED,
     timeframes: tuple[str, ...] = DEFAULT_TIMEFRAMES,
     with_minutes: bool = False,
+    with_companions: bool = True,
     replace: bool = True,
 ) -> list[Dataset]:
-    """Generate candles (resampled per timeframe), funding and environment for each symbol."""
+    """Generate candles (resampled per timeframe), funding and environment for each symbol.
+
+    ``with_minutes`` stores the 1-minute candles too; ``with_companions=False`` leaves out the
+    funding and environment series (e.g. a shorter span of minutes for market_state beside a
+    longer universe).
+    """
     if not 1 <= days <= 3650:
         raise ApplicationError(f"days must be between 1 and 3650, got {days}", field="days")
     unknown = [s for s in symbols if s not in synthetic.SYMBOLS]
@@ -152,16 +158,21 @@ def synthetic_universe_create(
             for tf in timeframes
             if tf != "1m"
         ]
-        series.append(
-            ("8h", Dataset.Kind.FUNDING, synthetic.synthetic_funding(symbol, days=days, seed=seed))
-        )
-        series.append(
-            (
-                "1d",
-                Dataset.Kind.ENVIRONMENT,
-                synthetic.synthetic_environment(symbol, days=days, seed=seed),
+        if with_companions:
+            series.append(
+                (
+                    "8h",
+                    Dataset.Kind.FUNDING,
+                    synthetic.synthetic_funding(symbol, days=days, seed=seed),
+                )
             )
-        )
+            series.append(
+                (
+                    "1d",
+                    Dataset.Kind.ENVIRONMENT,
+                    synthetic.synthetic_environment(symbol, days=days, seed=seed),
+                )
+            )
         for timeframe, kind, data in series:
             label = timeframe if kind == Dataset.Kind.CANDLES else kind
             created.append(

@@ -32,6 +32,7 @@ from apps.strategies.services.apply import (
     strategy_config_add,
     strategy_config_restore,
 )
+from apps.strategies.services.paper import paper_step_enqueue
 from apps.strategies.services.risk_configs import (
     config_audit_record,
     config_snapshot,
@@ -372,6 +373,18 @@ def test_an_apply_answers_with_the_plan_the_version_and_the_change(prod, alice):
     assert change.reason == "" and change.source == "page"
     assert change.improvement_pct == pytest.approx(answer["improvement_pct"])
     assert change.old_value == pytest.approx(worst.sharpe, rel=1e-9)
+
+
+def test_an_apply_asks_for_a_paper_step_once_committed_and_a_dry_run_does_not(
+    prod, alice, django_capture_on_commit_callbacks
+):
+    alice = grant(alice)
+    with django_capture_on_commit_callbacks() as callbacks:
+        run_apply_to_production(run=ranked(prod)[0], user=alice, dry_run=True)
+    assert paper_step_enqueue not in callbacks
+    with django_capture_on_commit_callbacks() as callbacks:
+        run_apply_to_production(run=ranked(prod)[0], user=alice, dry_run=False)
+    assert callbacks.count(paper_step_enqueue) == 1
 
 
 def test_a_proposal_is_recorded_only_when_asked_and_never_touches_production(prod, alice):

@@ -27,6 +27,7 @@ from apps.strategies.models import (
 )
 from apps.strategies.selectors.best_table import improvement_pct, production_metrics
 from apps.strategies.selectors.configs import strategy_config_current
+from apps.strategies.services.paper import paper_step_enqueue
 from backtestlab.engine.metrics import METRICS
 from backtestlab.engine.parameters import ParameterError
 from backtestlab.engine.strategies import STRATEGIES, get_strategy
@@ -336,6 +337,7 @@ def run_apply_to_production(
         change = ParameterChange.objects.create(
             kind=ParameterChange.Kind.APPLY, config=config, **common
         )
+        transaction.on_commit(paper_step_enqueue)  # the paper books trade the new version
     answer.update(applied=True, version=config.version, change=change.id)
     return answer
 

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from apps.strategies.models import PaperBook, PaperTrade, RiskDecision
 from apps.strategies.selectors.configs import risk_config_for, strategy_config_current
+from backtestlab.celery import app
 from backtestlab.engine import synthetic
 from backtestlab.engine.risk import RiskManager, RiskTrade, risk_filter
 from backtestlab.engine.strategies import get_strategy
@@ -33,6 +34,7 @@ from backtestlab.errors import ApplicationError
 WARMUP_DAYS = 40  # the options selector's 30-day realised volatility needs this much history
 MAX_DAYS_PER_STEP = 366
 DAY = dt.timedelta(days=1)
+PAPER_STEP_TASK = "apps.strategies.tasks.paper_step"
 
 
 def _origin(book: PaperBook) -> dt.datetime:
@@ -151,6 +153,12 @@ def paper_books_step(*, today: dt.date | None = None) -> list[dict]:
         except ApplicationError as exc:
             out.append({"book": book_id, "error": exc.message})
     return out
+
+
+def paper_step_enqueue() -> None:
+    """Ask a worker for a paper step now (beat asks hourly): after an apply, the books of the
+    key trade the new parameters without waiting for the next tick."""
+    app.send_task(PAPER_STEP_TASK, queue="housekeeping")
 
 
 def paper_book_now(book: PaperBook) -> dt.datetime:
