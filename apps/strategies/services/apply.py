@@ -337,7 +337,9 @@ def run_apply_to_production(
         change = ParameterChange.objects.create(
             kind=ParameterChange.Kind.APPLY, config=config, **common
         )
-        transaction.on_commit(paper_step_enqueue)  # the paper books trade the new version
+        # the paper books trade the new version; a broker that is down must not turn the
+        # committed apply into an error (the hourly beat tick steps them anyway)
+        transaction.on_commit(paper_step_enqueue, robust=True)
     answer.update(applied=True, version=config.version, change=change.id)
     return answer
 
