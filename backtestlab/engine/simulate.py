@@ -504,7 +504,7 @@ def simulate_parts(
         entry_limit, flow, hedged, delay, size,
     )  # fmt: skip
     # The last part's position still open at the end (slot ``c_last``) is a group entry too.
-    held_last = 1 if t_entry_idx[c_last] >= 0 else 0
+    held_last = 1 if t_entry_idx[c_last] >= 0 else 0  # pragma: no mutate: GtE_Gt
     group_side[:] = 0
     for k in range(c_last + held_last):
         j = t_entry_idx[k] - 1 - delay  # the signal bar of this entry
@@ -518,7 +518,7 @@ def simulate_parts(
             e_idx[t], x_idx[t], e_px, x_px[t], sd, pnl[t], rs,
             entry_limit, flow, hedged, delay, size,
         )  # fmt: skip
-        counts[t] = c + (1 if e_idx[t, c] >= 0 else 0)
+        counts[t] = c + (1 if e_idx[t, c] >= 0 else 0)  # pragma: no mutate: GtE_Gt
     for i in range(n):
         e = eqs[0, i]
         for t in range(1, last):
