@@ -837,11 +837,18 @@ def test_a_short_closed_out_with_slippage_owes_nothing():
 @pytest.mark.parametrize(("flow", "left"), [(-150.0, 0.0), (-100.05, 0.0), (-99.9375, 0.625)])
 def test_a_hedged_position_paying_flows_keeps_what_is_left_and_never_owes(flow, left):
     # qty 10, legs cancel: paying 150 (or 100.05) per unit leaves 1000 - 1500 (or -0.5) < 0,
-    # marked and closed at 0; paying 99.9375 leaves 0.625
+    # marked at 0; paying 99.9375 leaves 0.625.  Still open at the end: only marked.
     rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), LAST]
-    res = kernel(bars(*rows), signal_at(4, 0), flow=np.array([0.0, flow, 0.0, 0.0]), hedged=True)
+    flows = np.array([0.0, flow, 0.0, 0.0])
+    res = kernel(bars(*rows), signal_at(4, 0), flow=flows, hedged=True)
     assert list(res.equity) == [1000, left, left, left]
     assert len(res.trades) == 0 and near(res.open_trade.pnl_pct, [(left / 1000 - 1) * 100])
+    # closed by an exit signal at bar 3's open (101): both legs move 10 x 1 and cancel, what
+    # is left is still 0 (the account owes nothing) or 0.625
+    res = kernel(bars(*rows), signal_at(4, 0), exit_flag=flags(4, 2), flow=flows, hedged=True)
+    assert list(res.equity) == [1000, left, left, left] and len(res.open_trade) == 0
+    assert list(res.trades.reason) == ["signal"] and res.trades.exit_idx[0] == 3
+    assert near(res.trades.pnl_pct, [(left / 1000 - 1) * 100])
 
 
 # --- limit entries touched exactly, gapped through, or signalled while in a position --------
@@ -1257,3 +1264,22 @@ def test_the_compact_curve_ends_with_the_mark_of_a_position_open_at_the_end():
     rows = [FLAT, FLAT, FLAT, (100, 101, 99, 101), (101, 102, 100, 102)]
     eq, pos, count = compact_run(rows, signal_at(5, 2))
     assert (eq, pos, count) == ([1000, 1000, 1010, 1020], [False, False, True, True], 0)
+
+
+def test_a_part_flat_at_the_end_leaves_its_open_slot_unread():
+    # The first part holds from bar 1 through the group's re-entry at bar 3 and both parts
+    # leave at bar 5's open (105): that part is flat at the end with one trade, and its open
+    # slot (the sentinel) must not be merged, whatever an earlier run left in the scratch
+    # arrays (here a second trade of that part at the same index).
+    rows = SKIP_BARS[:6] + [(105.0,) * 4]
+    work = parts_work(2, 7)
+    parts_run(rows, signal_at(7, 0, 2), flags(7, 1), [np.full(7, NAN)] * 2, work)
+    targets = [t[:7] for t in SKIP_TARGETS]
+    eq, (e_idx, x_idx, x_px, pnl), held = parts_run(
+        rows, signal_at(7, 0, 2), flags(7, 4), targets, work
+    )
+    assert near(eq, [1000, 1010, 1020, 1020, 1040, 1050, 1050]) and held is None
+    assert (e_idx, x_idx) == ([1, 3], [2, 5])
+    # group 1: 500 at 102 and the first part's 500 -> 525 (105); group 2: the last part alone
+    assert near(x_px, [103.5, 105.0])
+    assert near(pnl, [3.5, ((525 + 525) / (510 + 525) - 1) * 100])
