@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import itertools
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ from backtestlab.engine.timeframes import bars_per_year
 
 from ..conftest import make_data
 from . import reference as ref
+from .backtesting_py import sma_cross_stats
 
 C = 0.001  # commission fraction
 S = 0.0005  # slippage fraction
@@ -270,13 +270,12 @@ def test_golden_metrics_of_run_and_of_the_sweep_path(golden):
     ref.assert_metrics(strat.run_many(ctx, [PARAMS], COSTS)[0], expected)
 
 
-# --- 2. backtesting.py ---------------------------------------------------------------------
+# --- 2. backtesting.py (its Strategy: ``backtesting_py.py``) --------------------------------
 
 BT_COMMISSION = 0.001
-# backtesting.py charges its ``spread`` on the entry fill only, while our slippage worsens
-# both fills, so the library check runs with commission alone (slippage is checked by hand
-# above).  Its positions are whole units: with 10^12 of cash and prices near 100 a position is
-# ~10^10 units, so rounding moves returns by < 1e-9 relative.
+# Commission alone (slippage is checked by hand above).  Positions are whole units: with
+# 10^12 of cash and prices near 100 a position is ~10^10 units, so rounding moves returns by
+# < 1e-9 relative.
 BT_CASH = 1e12
 BT_GRID = [
     {"fast": f, "slow": s, "sl_pct": sl, "rr": rr}
@@ -301,52 +300,10 @@ def _bt_data():
 
 
 def _backtesting_py(data, params):
-    """The README's sma_cross rules as a backtesting.py Strategy; returns its stats.
-
-    Run with backtesting.py's default ``finalize_trades=False``: a trade still open at the end
-    is not closed (not in ``# Trades`` or ``_trades``; ``stats._strategy.trades`` has it) and
-    the last equity marks it at the last close without an exit commission (its broker's
-    equity is the cash, less the entry commission, plus the open trades' P/L at that close;
-    a trade's commissions are only booked when it closes) - the engine's rule."""
-    from backtesting import Backtest, Strategy
-
-    fast, slow = params["fast"], params["slow"]
-    stop_frac = params["sl_pct"] / 100
-    target_frac = params["sl_pct"] * params["rr"] / 100
-    next_open = np.r_[data.open[1:], np.nan]
-
-    class SmaCross(Strategy):
-        def init(self):
-            close = pd.Series(self.data.Close)
-            self.fast = self.I(lambda: close.rolling(fast).mean().to_numpy(), name="fast")
-            self.slow = self.I(lambda: close.rolling(slow).mean().to_numpy(), name="slow")
-
-        def next(self):
-            i = len(self.data) - 1
-            up = self.fast[-1] > self.slow[-1] and self.fast[-2] <= self.slow[-2]
-            down = self.fast[-1] < self.slow[-1] and self.fast[-2] >= self.slow[-2]
-            if not self.position and up and i < len(data) - 1:
-                # Our levels are distances from the entry fill, the next open; backtesting.py
-                # takes absolute prices, so they are set from that open here.
-                fill = next_open[i]
-                self.buy(size=1 - 1e-12, sl=fill * (1 - stop_frac), tp=fill * (1 + target_frac))
-            elif self.position and down:
-                self.position.close()
-
-    frame = pd.DataFrame(
-        {
-            "Open": data.open,
-            "High": data.high,
-            "Low": data.low,
-            "Close": data.close,
-            "Volume": data.volume,
-        },
-        index=pd.to_datetime(data.ts, unit="s"),
-    )
-    bt = Backtest(frame, SmaCross, cash=BT_CASH, commission=BT_COMMISSION)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # its own notices (e.g. on the index's frequency)
-        return bt.run()
+    return sma_cross_stats(
+        data.ts, data.open, data.high, data.low, data.close, params, cash=BT_CASH,
+        commission=BT_COMMISSION,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
