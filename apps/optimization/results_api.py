@@ -209,6 +209,19 @@ TRADE = inline_serializer(
         "reason": serializers.CharField(),
     },
 )
+OPEN_POSITION = inline_serializer(
+    "OpenPosition",
+    {
+        "entry_time": serializers.IntegerField(help_text="epoch seconds"),
+        "mark_time": serializers.IntegerField(help_text="epoch seconds: the last bar"),
+        "entry_price": serializers.FloatField(),
+        "mark_price": serializers.FloatField(help_text="the last close (no exit costs)"),
+        "side": serializers.ChoiceField(choices=["long", "short"]),
+        "unrealised_pnl_pct": serializers.FloatField(),
+    },
+    allow_null=True,
+    help_text="The position still open at the last bar, marked there: not a closed trade",
+)
 RUN_DETAIL = inline_serializer(
     "RunDetail",
     {
@@ -231,7 +244,8 @@ RUN_DETAIL = inline_serializer(
                 "drawdown_pct": serializers.ListField(child=serializers.FloatField()),
             },
         ),
-        "trades": serializers.ListField(child=TRADE),
+        "trades": serializers.ListField(child=TRADE, help_text="the closed trades"),
+        "open_position": OPEN_POSITION,
     },
 )
 

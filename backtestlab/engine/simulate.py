@@ -19,16 +19,21 @@ Signals are evaluated at the close of bar ``i`` and acted on at the open of bar 
    -> pending exit; in a position + entry signal for the opposite side -> pending exit and
    pending reversal entry; anything else is ignored (no pyramiding).  A position stopped out
    during bar ``i`` is flat at its close, so an entry signal on that same close is accepted.
-4. *Last bar* - an open position is closed at the last close (reason ``"end"``), paying
-   slippage and commission like any other fill; signals on the last close are ignored.
+4. *Last bar* - an open position is marked to market at the last close like on any other
+   bar and is NOT closed: no slippage, no exit commission, not counted as a trade.  It is
+   reported apart (the kernel's slot after the closed trades; ``BacktestResult.open_trade``,
+   reason ``"end"``, the last close as its mark price, its ``pnl_pct`` from the marked
+   equity), and the last bar's equity includes its mark.  Signals on the last close are
+   ignored (nothing follows to act on them).
 
-Costs: slippage (fraction ``slip``) worsens every fill including stop, target and end fills
+Costs: slippage (fraction ``slip``) worsens every fill including stop and target fills
 (buys at ``p * (1 + slip)``, sells at ``p * (1 - slip)``).  Commission (fraction ``comm``) is
 charged on traded value at entry and exit.  With equity ``E`` before entry the position
 notional is ``N = E / (1 + comm)`` so notional plus entry commission equals ``E``; the
 equity after a long round trip is ``E / (1 + comm) * exit / entry * (1 - comm)``.
 A trade's ``pnl_pct`` is ``(equity after exit / equity before entry - 1) * 100``, so the
-product of ``1 + pnl_pct / 100`` over all trades equals ``final / initial`` equity.
+product of ``1 + pnl_pct / 100`` over all closed trades and the position open at the end (its
+marked equity over the equity before entry) equals ``final / initial`` equity.
 
 Stops and targets come per signal bar, either as fractional distances from the entry FILL
 (mode ``LEVEL_FRACTION``: long stop ``fill * (1 - d)``, target ``fill * (1 + d)``) or as
@@ -52,7 +57,7 @@ close: it never reverses an open position.  Without ``entry_limit`` nothing abov
 
 Cash flows and hedged positions (optional ``flow`` and ``hedged``; used by funding carry and
 the options selector): ``flow[i]`` is cash per unit of position quantity credited at the close
-of bar ``i`` (after stops and targets, before the mark and before an ``"end"`` exit) to a
+of bar ``i`` (after stops and targets, before the mark) to a
 position open at that close, as ``side * qty * flow[i]`` - e.g. funding received by a short
 perpetual.  ``hedged=True`` adds an equal and opposite second leg on the same price (long spot
 + short perpetual): it fills at the same open with slippage in its own direction, pays
@@ -157,7 +162,11 @@ def simulate_kernel(
     size=None,
     compact=None,
 ):
-    """Run one backtest; returns the number of trades written to the ``t_*`` buffers.
+    """Run one backtest; returns the number of closed trades written to the ``t_*`` buffers.
+
+    A position open at the end is written to slot ``count`` (the returned number) without
+    being counted; flat at the end, that slot holds ``t_entry_idx = -1`` and ``t_reason = -1``
+    instead, so what the buffers held before is never read as an open position.
 
     Parameters
     ----------
@@ -176,8 +185,9 @@ def simulate_kernel(
         Quote currency.
     equity_out : ndarray[float64] (n,), in_pos_out : ndarray[bool] (n,)
         Outputs per bar.
-    t_* : ndarray (>= n,)
-        Trade outputs; a trade spans at least one bar so ``n`` slots always suffice.
+    t_* : ndarray (>= max(n, 1),)
+        Trade outputs.  Every position (closed or open at the end) enters at a different
+        open after bar 0, so there are at most ``n - 1`` and slot ``count`` always exists.
     entry_limit : ndarray[float64] (n,), optional
         Limit price per entry-signal bar (NaN = market); see "Limit entries" above.
     flow : ndarray[float64] (n,), optional
@@ -375,26 +385,21 @@ def simulate_kernel(
                 base += side * qty * flow[i]
                 wipe = entry_fill - side * base / qty
         c = close[i]
-        if i == n - 1:  # pragma: no mutate: Eq_GtE
-            if side != 0:
-                fill = c * (1.0 - side * slip)
-                cash = rest + _close_cash(
-                    base, qty, side, entry_fill, fill, comm, hedged, hedge_fill, c, slip
-                )
-                count = _record_trade(
-                    count, entry_i, i, entry_fill, fill, side, cash, eq_before, REASON_END,
-                    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
-                )  # fmt: skip
-                side = 0  # pragma: no mutate
-            eq = cash
-        elif side != 0:
+        if side != 0:
             # Hedged: the legs' price moves cancel; the spread of the two fills remains.
             eq = base + side * qty * ((hedge_fill if hedged else c) - entry_fill)
             if eq < 0.0:  # a flow after the close-out check (unhedged: closed at the next open)  # noqa: E501  # pragma: no mutate: Lt_LtE
                 eq = 0.0
             eq = rest + eq
             si = i - delay
-            if si >= 0:  # pragma: no mutate: GtE_Gt, GtE_NotEq, NumberReplacer
+            if i == n - 1:  # pragma: no mutate: Eq_GtE
+                # Open at the end: marked like any bar, not closed; written to slot ``count``
+                # without counting it (no exit costs, the close as its mark price).
+                _record_trade(
+                    count, entry_i, i, entry_fill, c, side, eq, eq_before, REASON_END,
+                    t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
+                )  # fmt: skip
+            elif si >= 0:  # pragma: no mutate: GtE_Gt, GtE_NotEq, NumberReplacer
                 if exit_flag[si]:
                     pend_exit = True
                 s = entry_side[si]
@@ -413,7 +418,7 @@ def simulate_kernel(
             eq = cash
             si = i - delay
             s = entry_side[si] if si >= 0 else 0
-            if s != 0:
+            if s != 0:  # (on the last close nothing follows to act on it)
                 pend_side = s
                 pend_stop = stop_level[si if ns > 1 else 0]  # pragma: no mutate: Gt_NotEq
                 pend_target = target_level[si if nt > 1 else 0]  # pragma: no mutate: Gt_NotEq
@@ -429,6 +434,10 @@ def simulate_kernel(
             equity_out[w] = eq
             in_pos_out[w] = held
             w += 1
+    if side == 0:
+        # Flat at the end: the open-position slot says so, whatever the buffers held before.
+        t_entry_idx[count] = -1
+        t_reason[count] = -1
     if compact is not None:
         compact[0] = w
     return count
@@ -463,13 +472,15 @@ def simulate_parts(
     entry_limit=None, flow=None, hedged=False, delay=0, size=None,
 ):  # fmt: skip
     """:func:`simulate_kernel` with ``n_parts`` targets ``targets[0 .. n_parts-1]`` (each a
-    level array like ``target_level``); returns the number of (group) trades.
+    level array like ``target_level``); returns the number of closed (group) trades, the
+    group's position open at the end in the slot after them as :func:`simulate_kernel` does.
 
     One part is exactly :func:`simulate_kernel`.  With K > 1 parts the account is split into K
     equal sub-accounts with the same stop and target k each.  The last part (furthest target,
     exits last) is simulated first on the entry signals; the others are simulated on the
-    entries that part took, so all parts always enter together.  Equity is the sum of the
-    parts; each group position is one trade: its entry, the last part's exit bar and reason,
+    entries that part took (its position open at the end too), so all parts always enter
+    together.  Equity is the sum of the parts; each group position is one trade: its entry,
+    the last part's exit bar and reason,
     the equity-weighted exit price and the pnl of the whole group.  Each part compounds on its
     own (a part that took its target keeps the profit for the next entry), which is the one
     way this differs from one account re-split at every entry; it is exact for partial exits
@@ -492,29 +503,36 @@ def simulate_parts(
         t_entry_idx, t_exit_idx, t_entry_px, t_exit_px, t_side, t_pnl, t_reason,
         entry_limit, flow, hedged, delay, size,
     )  # fmt: skip
+    # The last part's position still open at the end (slot ``c_last``) is a group entry too.
+    held_last = 1 if t_entry_idx[c_last] >= 0 else 0  # pragma: no mutate: GtE_Gt
     group_side[:] = 0
-    for k in range(c_last):
+    for k in range(c_last + held_last):
         j = t_entry_idx[k] - 1 - delay  # the signal bar of this entry
         group_side[j] = t_side[k]
+    # A part's trades to merge: its closed ones and its position open at the end, if any.
     counts = np.empty(last, dtype=np.int64)
     for t in range(last):
-        counts[t] = simulate_kernel(
+        c = simulate_kernel(
             open_, high, low, close, group_side, exit_flag, stop_level, stop_mode, targets[t],
             target_mode, comm, slip, part, eqs[t], scratch_pos,
             e_idx[t], x_idx[t], e_px, x_px[t], sd, pnl[t], rs,
             entry_limit, flow, hedged, delay, size,
         )  # fmt: skip
+        counts[t] = c + (1 if e_idx[t, c] >= 0 else 0)  # pragma: no mutate: GtE_Gt
     for i in range(n):
         e = eqs[0, i]
         for t in range(1, last):
             e += eqs[t, i]
         equity_out[i] = e + eq_last[i]
     # Merge the parts into one trade per group position (written over the last part's
-    # buffers, which are read before being overwritten at the same index).
+    # buffers, which are read before being overwritten at the same index); the group's
+    # position open at the end (slot ``c_last``) likewise, from the parts' open positions.
+    # A part still open when the last part has closed is merged into that closed group trade
+    # at its mark, so the group's pnl still compounds to the final equity.
     s_part = np.full(last, part)
     ptr = np.zeros(last, dtype=np.int64)
     s_last = part
-    for k in range(c_last):
+    for k in range(c_last + held_last):
         e = t_entry_idx[k]
         before = s_last
         s_last = s_last * (1.0 + t_pnl[k] / 100.0)
@@ -720,9 +738,23 @@ def run_kernel(
 def result_from_buffers(
     data, equity: np.ndarray, in_pos: np.ndarray, bufs: tuple, count: int, initial_equity: float
 ) -> BacktestResult:
-    """Wrap a kernel's outputs (the first ``count`` trades of ``bufs``) as a BacktestResult."""
-    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[:count].copy() for b in bufs)
-    trades = Trades(
+    """Wrap a kernel's outputs as a BacktestResult: the first ``count`` trades of ``bufs``
+    (closed) and the position open at the end in slot ``count`` (none if flat)."""
+    held = int(bufs[0][count] >= 0)
+    return BacktestResult(
+        ts=data.ts,
+        equity=equity,
+        trades=_trades(data, bufs, 0, count),
+        bars_per_year=bars_per_year(data.timeframe),
+        initial_equity=float(initial_equity),
+        in_position=in_pos,
+        open_trade=_trades(data, bufs, count, count + held),
+    )
+
+
+def _trades(data, bufs: tuple, lo: int, hi: int) -> Trades:
+    e_idx, x_idx, e_px, x_px, t_side, pnl, reason = (b[lo:hi].copy() for b in bufs)
+    return Trades(
         entry_idx=e_idx,
         exit_idx=x_idx,
         entry_ts=data.ts[e_idx],
@@ -732,12 +764,4 @@ def result_from_buffers(
         side=t_side,
         pnl_pct=pnl,
         reason=np.array(REASONS)[reason],
-    )
-    return BacktestResult(
-        ts=data.ts,
-        equity=equity,
-        trades=trades,
-        bars_per_year=bars_per_year(data.timeframe),
-        initial_equity=float(initial_equity),
-        in_position=in_pos,
     )

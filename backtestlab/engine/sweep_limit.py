@@ -101,30 +101,21 @@ def limit_loop(
                     count += 1
                     in_pos = False
             c = close[i]
-            if i == n - 1:
-                if in_pos:
-                    fill = c * (1.0 - slip)
-                    cash = _proceeds(base, qty, fill_in, fill, comm)
-                    e_idx[count] = entry_i
-                    x_idx[count] = i
-                    pnl[count] = (cash / eq_before - 1.0) * 100.0
-                    count += 1
-                    in_pos = False
-                eq = cash
+            # A position still open at the last close is only marked (not a closed trade,
+            # no exit costs); signals on the last close have nothing left to act on.
+            up = False
+            down = False
+            if trades_ok and i > 0:
+                up = fs[i] > ss[i] and fs[i - 1] <= ss[i - 1]
+                down = fs[i] < ss[i] and fs[i - 1] >= ss[i - 1]
+            if in_pos:
+                eq = base + qty * (c - fill_in)
+                if eq < 0.0:
+                    eq = 0.0
+                pend_exit = down
             else:
-                up = False
-                down = False
-                if trades_ok and i > 0:
-                    up = fs[i] > ss[i] and fs[i - 1] <= ss[i - 1]
-                    down = fs[i] < ss[i] and fs[i - 1] >= ss[i - 1]
-                if in_pos:
-                    eq = base + qty * (c - fill_in)
-                    if eq < 0.0:
-                        eq = 0.0
-                    pend_exit = down
-                else:
-                    eq = cash
-                    pend_entry = up
+                eq = cash
+                pend_entry = up
             # The curve statistics, folded bar by bar.
             if eq > peak:
                 peak = eq

@@ -51,9 +51,15 @@ def test_reversal_long_to_short():
     entries = np.array([0, 1, 0, -1, 0, 0], dtype=np.int8)
     res = simulate(data, entries, costs=NO_COSTS)
     t = res.trades
-    assert list(t.side) == [1, -1]
-    assert list(t.reason) == ["signal", "end"]
-    assert t.exit_idx[0] == 4 and t.entry_idx[1] == 4
+    assert list(t.side) == [1] and list(t.reason) == ["signal"]
+    # the short entered at the reversal is still open at the end: not a closed trade
+    o = res.open_trade
+    assert t.exit_idx[0] == 4 and list(o.entry_idx) == [4] and list(o.side) == [-1]
+    # long 100 -> 102 (+2 %): 1020; short 10 units at 102 marked at 104: 1020 - 20 = 1000
+    assert np.isclose(t.pnl_pct[0], 2.0, rtol=1e-12)
+    assert np.isclose(res.equity[-1], 1000.0, rtol=1e-12)
+    assert np.isclose(o.pnl_pct[0], (1000 / 1020 - 1) * 100, rtol=1e-12)
+    assert (o.exit_idx[0], o.exit_price[0], o.reason[0]) == (5, 104.0, "end")
 
 
 def test_commission_round_trip_formula():
@@ -84,13 +90,14 @@ def test_limit_fill_rules_in_the_simulator():
     kw = dict(costs=Costs(0, 0), entry_limit=limit, stop_price=np.full(4, 90.0))
     # bar 1 never reaches 99: no fill, the order is gone
     no_touch = make_data(close, low=[99.5, 99.5, 98, 99.5])
-    assert len(simulate(no_touch, entries, **kw).trades) == 0
-    # bar 1 trades down to 98.5: filled at the limit
+    unfilled = simulate(no_touch, entries, **kw)
+    assert len(unfilled.trades) == 0 and len(unfilled.open_trade) == 0
+    # bar 1 trades down to 98.5: filled at the limit (still open at the end)
     touch = make_data(close, low=[99.5, 98.5, 99.5, 99.5])
-    assert simulate(touch, entries, **kw).trades.entry_price[0] == 99.0
+    assert list(simulate(touch, entries, **kw).open_trade.entry_price) == [99.0]
     # bar 1 opens at 97 (gap through the limit): filled at the open
     gap = make_data(close, open_=[100, 97, 100, 100], low=[99.5, 96.5, 99.5, 99.5])
-    assert simulate(gap, entries, **kw).trades.entry_price[0] == 97.0
+    assert list(simulate(gap, entries, **kw).open_trade.entry_price) == [97.0]
     # on a limit-fill bar a target is not trusted (its high may precede the fill)
     kw_t = dict(kw, target_price=np.full(4, 100.5))
     spiky = make_data(close, high=[100, 101, 100, 101], low=[99.5, 98.5, 99.5, 99.5])
@@ -99,4 +106,4 @@ def test_limit_fill_rules_in_the_simulator():
     # a limit signal never reverses an open position
     rev = np.array([1, 0, -1, 0], dtype=np.int8)
     t = simulate(touch, rev, costs=Costs(0, 0), entry_limit=np.array([np.nan, 0, 99.0, 0]))
-    assert list(t.trades.side) == [1] and t.trades.reason[0] == "end"
+    assert len(t.trades) == 0 and list(t.open_trade.side) == [1]

@@ -5,8 +5,9 @@ filled at the open of bar i + 1; slippage worsens every fill (buy ``p * (1 + s)`
 ``p * (1 - s)``); commission ``c`` is paid on traded value at entry and exit, with notional
 ``E / (1 + c)``; stops and targets are live from the entry bar, fill at the level or at the
 open when the open is already through it, and the stop wins when both are inside one bar;
-equity is marked at each close before exit costs; an open position is closed at the last
-close.  Equity starts at 1000 everywhere below.
+equity is marked at each close before exit costs; a position still open at the last close is
+only marked there (no exit costs, not a closed trade, reported as ``open_trade``).  Equity
+starts at 1000 everywhere below.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from backtestlab.engine.simulate import (
     allocate_trade_buffers,
     cost_fractions,
     parts_work,
+    result_from_buffers,
     run_kernel,
     simulate,
     simulate_kernel,
@@ -91,33 +93,38 @@ RISING = [
     (100.0, 101.0, 99.0, 100.0),  # 0: signal
     (104.0, 106.0, 103.0, 105.0),  # 1: filled at this open
     (105.0, 108.0, 104.0, 107.0),
-    (107.0, 111.0, 106.0, 110.0),  # 3: last bar, closed at its close
+    (107.0, 111.0, 106.0, 110.0),  # 3: last bar, the position is marked at its close
 ]
 
 
-def test_a_long_is_filled_at_the_next_open_plus_slippage_and_closed_at_the_last_close():
-    res = simulate(bars(*RISING), flags(4, 0), costs=costs(slip_pct=1.0))
-    t = res.trades
+def test_a_long_is_filled_at_the_next_open_plus_slippage_and_marked_at_the_last_close():
+    res = simulate(bars(*RISING), flags(4, 0), costs=costs(1.0, 1.0))
+    assert len(res.trades) == 0  # still open at the end: not a closed trade
+    t = res.open_trade
     assert len(t) == 1 and t.side[0] == 1 and t.reason[0] == "end"
     assert (t.entry_idx[0], t.exit_idx[0]) == (1, 3)
     assert (t.entry_ts[0], t.exit_ts[0]) == (START + 3600, START + 3 * 3600)
     assert near(t.entry_price[0], 105.04)  # 104 * 1.01: a buy pays more
-    assert near(t.exit_price[0], 108.9)  # 110 * 0.99: a sell gets less
-    # qty = 1000 / 105.04; marked at 105 and 107, then realised at 108.9
-    assert near(res.equity, [1000, 1000 * 105 / 105.04, 1000 * 107 / 105.04, 1000 * 108.9 / 105.04])
-    assert near(t.pnl_pct[0], (108.9 / 105.04 - 1) * 100)  # +3.6748 %
+    assert t.exit_price[0] == 110.0  # the mark: the last close, no slippage
+    # notional 1000 / 1.01 (commission 1 %), qty = 1000 / 1.01 / 105.04; marked at 105, 107
+    # and 110 with no exit commission and no exit slippage
+    base = 1000 / 1.01
+    assert near(res.equity, [1000, base * 105 / 105.04, base * 107 / 105.04, base * 110 / 105.04])
+    assert near(t.pnl_pct[0], (110 / 105.04 / 1.01 - 1) * 100)  # +3.6848 %
     assert list(res.in_position) == [False, True, True, True]
 
 
-def test_a_short_is_filled_at_the_next_open_minus_slippage_and_bought_back_at_the_last_close():
-    res = simulate(bars(*RISING), flags(4, 0), side=-1, costs=costs(slip_pct=1.0))
-    t = res.trades
+def test_a_short_is_filled_at_the_next_open_minus_slippage_and_marked_at_the_last_close():
+    res = simulate(bars(*RISING), flags(4, 0), side=-1, costs=costs(1.0, 1.0))
+    assert len(res.trades) == 0
+    t = res.open_trade
     assert t.side[0] == -1 and t.reason[0] == "end"
     assert near(t.entry_price[0], 102.96)  # 104 * 0.99: a short sale gets less
-    assert near(t.exit_price[0], 111.1)  # 110 * 1.01: buying back pays more
-    qty = 1000 / 102.96
-    assert near(res.equity[1], 1000 - qty * (105 - 102.96))
-    assert near(res.equity[3], 1000 - qty * (111.1 - 102.96))  # 920.940
+    assert t.exit_price[0] == 110.0  # marked at the close: no buy-back, no slippage
+    base = 1000 / 1.01
+    qty = base / 102.96
+    assert near(res.equity[1], base - qty * (105 - 102.96))
+    assert near(res.equity[3], base - qty * (110 - 102.96))  # 922.627, no exit commission
     assert near(t.pnl_pct[0], (res.equity[3] / 1000 - 1) * 100)
 
 
@@ -176,6 +183,29 @@ def test_the_product_of_trade_returns_is_the_growth_of_equity():
     assert len(res.trades) >= 4
     growth = np.prod(1 + res.trades.pnl_pct / 100)
     assert np.isclose(growth, res.equity[-1] / 1000, rtol=1e-12)
+    assert len(res.open_trade) == 0  # flat at the end here (the open one: below)
+
+
+def test_closed_trades_and_the_open_mark_compound_to_the_final_equity():
+    # The same bars with a long entered on the last signal still open at the end: the closed
+    # trades' growth times the open position's mark ratio is the final equity, and the final
+    # equity is the mark (no exit commission or slippage: the closed-trade growth times
+    # base / (1 + c) * close / entry fill).
+    rng = np.random.default_rng(3)
+    c = 100 * np.cumprod(1 + rng.normal(0, 0.02, 40))
+    o = np.r_[100.0, c[:-1]]
+    data = bars(*zip(o, np.maximum(o, c) * 1.01, np.minimum(o, c) * 0.99, c, strict=True))
+    entries = np.zeros(40, np.int8)
+    entries[[2, 9, 15, 22, 36]] = [1, -1, 1, -1, 1]
+    res = simulate(data, entries, flags(40, 6, 19), costs=costs(0.1, 0.05))
+    o_t = res.open_trade
+    assert len(res.trades) >= 3 and list(o_t.entry_idx) == [37] and o_t.side[0] == 1
+    closed = np.prod(1 + res.trades.pnl_pct / 100)
+    assert np.isclose(closed * (1 + o_t.pnl_pct[0] / 100), res.equity[-1] / 1000, rtol=1e-12)
+    fill = o[37] * 1.0005
+    assert near(o_t.entry_price, fill) and o_t.exit_price[0] == c[-1]
+    assert np.isclose(res.equity[-1], 1000 * closed / 1.001 * c[-1] / fill, rtol=1e-12)
+    assert compute(res).n_trades == len(res.trades)
 
 
 def test_long_and_short_mirror_each_other_without_costs():
@@ -187,7 +217,7 @@ def test_long_and_short_mirror_each_other_without_costs():
     long_ = simulate(data, flags(30, 0), costs=costs())
     short = simulate(data, flags(30, 0), side=-1, costs=costs())
     assert np.allclose(short.equity - 1000, -(long_.equity - 1000), rtol=0, atol=1e-9)
-    assert np.isclose(short.trades.pnl_pct[0], -long_.trades.pnl_pct[0], rtol=1e-12)
+    assert np.isclose(short.open_trade.pnl_pct[0], -long_.open_trade.pnl_pct[0], rtol=1e-12)
 
 
 # --- stops and targets --------------------------------------------------------------------
@@ -204,7 +234,7 @@ STOP_TARGET_CASES = {
     "both in one bar: stop first": ((100, 101, 99, 100), (100, 104, 97, 101), 2, "stop", 98.0),
     "stop on the entry bar": ((100, 100.5, 97, 99), (99, 100, 99, 99), 1, "stop", 98.0),
     "target on the entry bar": ((100, 104, 99.5, 103), (103, 103, 103, 103), 1, "target", 103.0),
-    "neither": ((100, 101, 99, 100), (100, 102.9, 98.1, 101), 3, "end", 101.0),
+    "neither": ((100, 101, 99, 100), (100, 102.9, 98.1, 101), 3, "end", 101.0),  # open
 }
 LAST = (101.0, 101.0, 101.0, 101.0)
 
@@ -215,8 +245,8 @@ def test_long_stop_and_target_fills(case):
     res = simulate(
         bars(FLAT, bar1, bar2, LAST), flags(4, 0), stop_pct=2.0, target_pct=3.0, costs=costs()
     )
-    t = res.trades
-    assert len(t) == 1
+    t = res.open_trade if reason == "end" else res.trades  # "end": marked, still open
+    assert len(t) == 1 and len(res.trades) == (reason != "end")
     assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (exit_idx, reason, price)
     assert near(t.pnl_pct[0], price - 100)  # percent of a 100 entry
     assert near(res.equity[exit_idx:], 1000 * price / 100)
@@ -229,8 +259,8 @@ def test_short_stop_and_target_fills_mirror_the_long_ones(case):
     bar1, bar2, exit_idx, reason, price = STOP_TARGET_CASES[case]
     rows = mirror(FLAT, bar1, bar2, LAST)
     res = simulate(bars(*rows), flags(4, 0), side=-1, stop_pct=2.0, target_pct=3.0, costs=costs())
-    t = res.trades
-    assert len(t) == 1 and t.side[0] == -1
+    t = res.open_trade if reason == "end" else res.trades
+    assert len(t) == 1 and t.side[0] == -1 and len(res.trades) == (reason != "end")
     assert (t.exit_idx[0], t.reason[0], t.exit_price[0]) == (exit_idx, reason, 200 - price)
     assert near(t.pnl_pct[0], price - 100)
 
@@ -284,15 +314,17 @@ def test_nan_levels_mean_no_stop_and_no_target():
     rows = [FLAT, (100, 150, 50, 100), (100, 150, 50, 100), LAST]
     nan = np.full(4, NAN)
     res = simulate(bars(*rows), flags(4, 0), stop_price=nan, target_price=nan, costs=costs())
-    assert res.trades.reason[0] == "end" and res.trades.exit_price[0] == 101.0
+    assert len(res.trades) == 0 and res.open_trade.exit_price[0] == 101.0
+    assert near(res.equity, [1000, 1000, 1000, 1010])
 
 
 def test_a_position_stopped_out_can_be_re_entered_on_the_same_close():
     rows = [FLAT, (100, 101, 99, 100), (99, 100, 97, 98.5), (98.5, 99, 98, 98.5), LAST]
     res = simulate(bars(*rows), flags(5, 0, 2), stop_pct=2.0, costs=costs())
     t = res.trades
-    assert list(t.reason) == ["stop", "end"]
-    assert (t.entry_idx[1], t.entry_price[1]) == (3, 98.5)
+    assert list(t.reason) == ["stop"]
+    o = res.open_trade
+    assert (o.entry_idx[0], o.entry_price[0]) == (3, 98.5)
     assert near(res.equity[-1], 980 * 101 / 98.5)
 
 
@@ -308,30 +340,30 @@ def test_an_entry_signal_on_the_last_close_is_ignored():
 def test_a_second_entry_signal_on_the_same_side_adds_nothing():
     rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), (102, 103, 101, 103)]
     res = simulate(bars(*rows), flags(4, 0, 1, 2), costs=costs())
-    t = res.trades
-    assert len(t) == 1 and t.entry_idx[0] == 1
+    assert len(res.trades) == 0 and list(res.open_trade.entry_idx) == [1]
     assert near(res.equity, [1000, 1010, 1020, 1030])
 
 
 def test_an_exit_signal_while_flat_is_ignored():
     rows = [FLAT, FLAT, (100, 101, 99, 101), (101, 102, 100, 102)]
     res = simulate(bars(*rows), flags(4, 1), flags(4, 0), costs=costs())
-    t = res.trades
-    assert len(t) == 1 and (t.entry_idx[0], t.reason[0]) == (2, "end")
+    t = res.open_trade
+    assert len(res.trades) == 0 and (t.entry_idx[0], t.reason[0]) == (2, "end")
 
 
 def test_an_opposite_signal_closes_and_reverses_at_the_same_open():
     rows = [FLAT, (100, 101, 99, 105), (105, 111, 104, 110), (110, 111, 104, 105), (105,) * 4]
     res = simulate(bars(*rows), signal_at(5, 0) + signal_at(5, 2, side=-1), costs=costs(1.0))
-    t = res.trades
-    assert list(t.side) == [1, -1] and list(t.reason) == ["signal", "end"]
-    assert (t.exit_idx[0], t.entry_idx[1]) == (3, 3)
+    t, o = res.trades, res.open_trade
+    assert list(t.side) == [1] and list(t.reason) == ["signal"] and list(o.side) == [-1]
+    assert (t.exit_idx[0], o.entry_idx[0]) == (3, 3)
     long_cash = 1000 / 1.01 * 1.1 * 0.99  # long 100 -> 110: 1078.218
     base = long_cash / 1.01  # the short is sized from the cash after the long
     qty = base / 110
     assert near(res.equity[3], base - qty * (105 - 110))
-    assert near(res.equity[4], base + qty * (110 - 105) - 0.01 * qty * 105)
-    assert near(t.pnl_pct, [(long_cash / 1000 - 1) * 100, (res.equity[4] / long_cash - 1) * 100])
+    assert near(res.equity[4], base + qty * (110 - 105))  # marked: no buy-back commission
+    assert near(t.pnl_pct, [(long_cash / 1000 - 1) * 100])
+    assert near(o.pnl_pct, [(res.equity[4] / long_cash - 1) * 100])
 
 
 def test_a_delayed_signal_reaches_the_market_that_many_bars_late():
@@ -373,13 +405,13 @@ def limit_run(bar1, *, limit=99.0, side=1, bar2=LAST, **kw):
 
 def test_a_long_limit_fills_at_the_limit_when_the_bar_trades_down_to_it():
     res = limit_run((100, 100.5, 98, 99.5), costs=costs(slip_pct=1.0))
-    t = res.trades
+    t = res.open_trade  # still open at the end
     assert t.entry_idx[0] == 1 and near(t.entry_price[0], 99 * 1.01)  # slippage still applies
 
 
 def test_a_long_limit_fills_at_a_lower_open():
     res = limit_run((98.5, 99, 98, 98.8), costs=costs())
-    assert res.trades.entry_price[0] == 98.5
+    assert res.open_trade.entry_price[0] == 98.5
 
 
 def test_an_unfilled_limit_is_cancelled_after_one_bar():
@@ -389,11 +421,11 @@ def test_an_unfilled_limit_is_cancelled_after_one_bar():
 
 def test_a_short_limit_fills_at_the_limit_or_at_a_higher_open():
     res = limit_run((100, 101.5, 99.5, 101), limit=101.0, side=-1, costs=costs())
-    assert res.trades.entry_price[0] == 101.0 and res.trades.side[0] == -1
+    assert res.open_trade.entry_price[0] == 101.0 and res.open_trade.side[0] == -1
     res = limit_run((101.5, 102, 101, 101.5), limit=101.0, side=-1, costs=costs())
-    assert res.trades.entry_price[0] == 101.5
+    assert res.open_trade.entry_price[0] == 101.5
     res = limit_run((100, 100.8, 99, 100), limit=101.0, side=-1, costs=costs())
-    assert len(res.trades) == 0
+    assert len(res.trades) == 0 and len(res.open_trade) == 0
 
 
 def test_a_target_is_not_trusted_on_the_bar_a_limit_filled_at_its_level():
@@ -427,7 +459,7 @@ def test_a_short_limit_does_not_trust_its_target_on_the_fill_bar():
     res = limit_run(
         (100, 101.5, 98, 100.5), limit=101.0, side=-1, target_pct=2.0, costs=costs()
     )  # filled at 101, target 98.98 (low 98 may have come first)
-    assert res.trades.reason[0] == "end"
+    assert len(res.trades) == 0 and res.open_trade.entry_price[0] == 101.0
 
 
 def test_a_limit_signal_never_reverses_an_open_position_but_a_market_one_does():
@@ -435,10 +467,10 @@ def test_a_limit_signal_never_reverses_an_open_position_but_a_market_one_does():
     entries = signal_at(5, 0) + signal_at(5, 2, side=-1)
     lim = np.array([NAN, NAN, 100.5, NAN, NAN])
     res = simulate(bars(*rows), entries, entry_limit=lim, costs=costs())
-    assert list(res.trades.side) == [1] and res.trades.reason[0] == "end"
+    assert len(res.trades) == 0 and list(res.open_trade.side) == [1]
     lim[2] = NAN
     res = simulate(bars(*rows), entries, entry_limit=lim, costs=costs())
-    assert list(res.trades.side) == [1, -1]
+    assert list(res.trades.side) == [1] and list(res.open_trade.side) == [-1]
 
 
 # --- cash flows (funding) and hedged positions --------------------------------------------
@@ -465,9 +497,9 @@ def test_a_cash_flow_is_credited_per_unit_at_each_close_while_the_position_is_op
     rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), (102, 103, 101, 103)]
     flow = np.array([0.7, 0.5, 0.5, 0.5])  # the 0.7 arrives while flat: ignored
     res = kernel(bars(*rows), signal_at(4, 0), flow=flow)
-    # qty 10: +5 at the close of bars 1, 2 and 3 (the last one before the end exit)
+    # qty 10: +5 at the close of bars 1, 2 and 3 (the last one, still open: marked with it)
     assert near(res.equity, [1000, 1000 + 5 + 10, 1000 + 10 + 20, 1000 + 15 + 30])
-    assert near(res.trades.pnl_pct[0], 4.5)
+    assert near(res.open_trade.pnl_pct[0], 4.5)
 
 
 def test_a_short_pays_a_positive_flow_and_a_stopped_position_receives_none_that_bar():
@@ -481,16 +513,25 @@ def test_a_short_pays_a_positive_flow_and_a_stopped_position_receives_none_that_
 
 def test_a_hedged_position_is_sized_so_both_commissions_and_one_notional_use_the_equity():
     rows = [FLAT, (100, 101, 99, 130), (130, 131, 99, 90), (120, 121, 119, 120)]
-    res = kernel(bars(*rows), signal_at(4, 0, side=-1), comm=0.01, slip=0.01, hedged=True)
+    res = kernel(
+        bars(*rows), signal_at(4, 0, side=-1), exit_flag=flags(4, 2), comm=0.01, slip=0.01,
+        hedged=True,
+    )  # fmt: skip
     entry, hedge = 99.0, 101.0  # short sells at 100 * 0.99, the long hedge buys at 100 * 1.01
     qty = 1000 / (entry + 0.01 * (entry + hedge))  # 1000 / 101 = 9.90099
     base = 1000 - 0.01 * qty * (entry + hedge)  # 980.198
     mark = base - qty * (hedge - entry)  # the two fills' spread: 960.396, whatever the price
     assert near(res.equity[1:3], [mark, mark])
-    exit_, hedge_exit = 120 * 1.01, 120 * 0.99  # buy the short back, sell the hedge
+    # closed by the exit signal at the open of bar 3 (120): buy the short back, sell the hedge
+    exit_, hedge_exit = 120 * 1.01, 120 * 0.99
     final = base - qty * (exit_ - entry) + qty * (hedge_exit - hedge) - 0.01 * qty * (240)
     assert near(res.equity[3], final)  # 912.871
     assert near(res.trades.exit_price[0], exit_)
+    # without the exit it is still open at the end: marked at the spread, no exit costs
+    held = kernel(bars(*rows), signal_at(4, 0, side=-1), comm=0.01, slip=0.01, hedged=True)
+    assert len(held.trades) == 0 and near(held.equity[1:], [mark, mark, mark])
+    assert near(held.open_trade.pnl_pct, [(mark / 1000 - 1) * 100])
+    assert held.open_trade.exit_price[0] == 120.0
 
 
 def test_a_hedged_position_closed_by_a_signal_buys_back_its_hedge_at_the_open():
@@ -547,7 +588,7 @@ def test_a_scalar_price_level_applies_to_every_signal_bar():
 def test_integer_entries_carry_their_own_side():
     rows = [FLAT, (100, 101, 99, 101), LAST]
     res = simulate(bars(*rows), signal_at(3, 0, side=-1), side=1, costs=costs())
-    assert res.trades.side[0] == -1
+    assert res.open_trade.side[0] == -1
 
 
 # --- wipe-out: an account cannot go below zero and come back -------------------------------
@@ -606,17 +647,23 @@ def test_a_flow_that_exhausts_the_equity_at_a_close_marks_zero_and_closes_at_the
 
 
 def test_a_half_size_entry_keeps_half_the_equity_in_cash():
-    # Entry at 100 (bar 1 open), closed at 110 (last close); commission 0.1 %, no slippage.
-    rows = [FLAT, (100.0, 100.0, 100.0, 105.0), (105.0, 111.0, 104.0, 110.0)]
-    res = simulate(bars(*rows), signal_at(3, 0), costs=costs(0.1), size=0.5)
+    # Entry at 100 (bar 1 open), closed at 110 (bar 3's open, after the exit signal on bar 2);
+    # commission 0.1 %, no slippage.
+    rows = [FLAT, (100.0, 100.0, 100.0, 105.0), (105.0, 111.0, 104.0, 110.0), (110.0,) * 4]
+    res = simulate(bars(*rows), signal_at(4, 0), flags(4, 2), costs=costs(0.1), size=0.5)
     c = 0.001
     alloc = 500.0
     position = alloc / (1 + c) * 110 / 100 * (1 - c)  # the all-in formula on the allocation
     assert near(res.equity[1], 500.0 + alloc / (1 + c) * 105 / 100)  # marked: cash + position
     assert near(res.equity[-1], 500.0 + position)
     assert near(res.trades.pnl_pct[0], ((500.0 + position) / 1000.0 - 1) * 100)
-    full = simulate(bars(*rows), signal_at(3, 0), costs=costs(0.1))
+    full = simulate(bars(*rows), signal_at(4, 0), flags(4, 2), costs=costs(0.1))
     assert near(res.trades.pnl_pct[0], full.trades.pnl_pct[0] / 2)
+    # still open at the last close (110): the cash plus the position's mark, no exit fee
+    held = simulate(bars(*rows[:3]), signal_at(3, 0), costs=costs(0.1), size=0.5)
+    mark = 500.0 + alloc / (1 + c) * 110 / 100
+    assert len(held.trades) == 0 and near(held.equity[-1], mark)
+    assert near(held.open_trade.pnl_pct, [(mark / 1000.0 - 1) * 100])
 
 
 def test_size_one_is_exactly_all_in_and_a_bad_size_is_refused():
@@ -643,7 +690,7 @@ def test_a_per_bar_size_is_read_from_the_signal_bar():
     assert near(res.equity[3], 1000.0)
     # The entry signalled on bar 3 uses bar 3's size: three quarters from bar 4's open.
     assert near(res.equity[-1], 250.0 + 750.0 * 120 / 100)
-    assert list(res.trades.entry_idx) == [1, 4]
+    assert list(res.trades.entry_idx) == [1] and list(res.open_trade.entry_idx) == [4]
 
 
 # --- partial exits (TP1 / TP2 / TP3) ------------------------------------------------------
@@ -738,10 +785,10 @@ def test_an_account_worth_less_than_one_is_still_marked_exited_and_re_entered():
             (tick, 0.125, tick, 0.125), (0.125, 0.25, 0.125, 0.25)]  # fmt: skip
     res = simulate(bars(*rows), flags(7, 0, 4), flags(7, 3), costs=costs())
     assert list(res.equity) == [1000, 0.625, 0.625, 0.625, 0.625, 1.25, 2.5]
-    t = res.trades
-    assert (list(t.entry_idx), list(t.exit_idx)) == ([1, 5], [4, 6])
-    assert list(t.reason) == ["signal", "end"]
-    assert near(t.pnl_pct, [(0.625 / 1000 - 1) * 100, 300.0])
+    t, o = res.trades, res.open_trade
+    assert (list(t.entry_idx), list(t.exit_idx), list(t.reason)) == ([1], [4], ["signal"])
+    assert (list(o.entry_idx), list(o.exit_idx)) == ([5], [6])  # open at the end
+    assert near(t.pnl_pct, [(0.625 / 1000 - 1) * 100]) and near(o.pnl_pct, [300.0])
 
 
 def test_rounding_never_marks_an_account_below_zero():
@@ -753,7 +800,7 @@ def test_rounding_never_marks_an_account_below_zero():
     res = simulate(bars(*rows), flags(4, 0), costs=costs())
     assert 1000 + 1000 / e * (tiny - e) < 0
     assert list(res.equity) == [1000, 0, 0, 0]
-    assert (res.trades.reason[0], res.trades.pnl_pct[0]) == ("end", -100.0)
+    assert len(res.trades) == 0 and list(res.open_trade.pnl_pct) == [-100.0]
 
 
 @pytest.mark.parametrize(
@@ -790,11 +837,18 @@ def test_a_short_closed_out_with_slippage_owes_nothing():
 @pytest.mark.parametrize(("flow", "left"), [(-150.0, 0.0), (-100.05, 0.0), (-99.9375, 0.625)])
 def test_a_hedged_position_paying_flows_keeps_what_is_left_and_never_owes(flow, left):
     # qty 10, legs cancel: paying 150 (or 100.05) per unit leaves 1000 - 1500 (or -0.5) < 0,
-    # marked and closed at 0; paying 99.9375 leaves 0.625
+    # marked at 0; paying 99.9375 leaves 0.625.  Still open at the end: only marked.
     rows = [FLAT, (100, 101, 99, 100), (100, 101, 99, 100), LAST]
-    res = kernel(bars(*rows), signal_at(4, 0), flow=np.array([0.0, flow, 0.0, 0.0]), hedged=True)
+    flows = np.array([0.0, flow, 0.0, 0.0])
+    res = kernel(bars(*rows), signal_at(4, 0), flow=flows, hedged=True)
     assert list(res.equity) == [1000, left, left, left]
-    assert res.trades.reason[0] == "end" and near(res.trades.pnl_pct[0], (left / 1000 - 1) * 100)
+    assert len(res.trades) == 0 and near(res.open_trade.pnl_pct, [(left / 1000 - 1) * 100])
+    # closed by an exit signal at bar 3's open (101): both legs move 10 x 1 and cancel, what
+    # is left is still 0 (the account owes nothing) or 0.625
+    res = kernel(bars(*rows), signal_at(4, 0), exit_flag=flags(4, 2), flow=flows, hedged=True)
+    assert list(res.equity) == [1000, left, left, left] and len(res.open_trade) == 0
+    assert list(res.trades.reason) == ["signal"] and res.trades.exit_idx[0] == 3
+    assert near(res.trades.pnl_pct, [(left / 1000 - 1) * 100])
 
 
 # --- limit entries touched exactly, gapped through, or signalled while in a position --------
@@ -811,7 +865,7 @@ def test_a_hedged_position_paying_flows_keeps_what_is_left_and_never_owes(flow, 
 )
 def test_a_limit_entry_fills_when_the_next_bar_touches_or_gaps_through_it(side, limit, bar1, fill):
     res = limit_run(bar1, limit=limit, side=side, costs=costs())
-    t = res.trades
+    t = res.open_trade
     assert (len(t), t.entry_idx[0], t.side[0], t.entry_price[0]) == (1, 1, side, fill)
     assert near(res.equity[1], 1000 + side * 1000 / fill * (bar1[3] - fill))
 
@@ -834,8 +888,8 @@ def test_a_limit_signal_on_the_entry_bar_does_not_reverse_the_position(side):
     lim = np.array([NAN, 100.0, NAN, NAN])
     res = simulate(bars(*rows), signal_at(4, 0, side=side) + signal_at(4, 1, side=-side),
                    entry_limit=lim, costs=costs())  # fmt: skip
-    t = res.trades
-    assert (len(t), t.side[0], t.reason[0]) == (1, side, "end")
+    t = res.open_trade
+    assert (len(res.trades), len(t), t.side[0], t.reason[0]) == (0, 1, side, "end")
 
 
 # --- reversals ----------------------------------------------------------------------------
@@ -847,9 +901,10 @@ REVERSAL_SIDES = signal_at(5, 0, side=-1) + signal_at(5, 2)
 
 def test_a_short_held_without_events_is_reversed_by_a_long_signal():
     res = simulate(bars(*REVERSAL), REVERSAL_SIDES, costs=costs())
-    t = res.trades
-    assert (list(t.side), list(t.reason), list(t.entry_idx)) == ([-1, 1], ["signal", "end"], [1, 3])
-    # the short gains 10 * 2; the long buys 1020 / 98 at 98 and is closed at 101
+    t, o = res.trades, res.open_trade
+    assert (list(t.side), list(t.reason), list(t.entry_idx)) == ([-1], ["signal"], [1])
+    assert (list(o.side), list(o.entry_idx)) == ([1], [3])
+    # the short gains 10 * 2; the long buys 1020 / 98 at 98 and is marked at 101
     assert near(res.equity, [1000, 1000, 1020, 1020, 1020 * 101 / 98])
 
 
@@ -877,7 +932,7 @@ def test_costs_without_a_signal_delay_mean_no_delay():
     bare = SimpleNamespace(commission_pct=0.0, slippage_pct=0.0, initial_equity=1000.0)
     rows = [FLAT, (100, 101, 99, 101), (101, 102, 100, 102), LAST]
     res = simulate(bars(*rows), flags(4, 0), costs=bare)
-    assert (res.trades.entry_idx[0], res.trades.exit_idx[0]) == (1, 3)
+    assert (res.open_trade.entry_idx[0], res.open_trade.exit_idx[0]) == (1, 3)
     assert list(res.equity) == [1000, 1010, 1020, 1010]
 
 
@@ -885,11 +940,13 @@ def test_the_kernels_optional_arguments_default_to_an_unhedged_undelayed_full_cu
     d = bars(FLAT, (100, 101, 99, 101), LAST)
     eq, pos = np.full(3, NAN), np.zeros(3, dtype=np.bool_)
     nan = np.array([NAN])
+    bufs = allocate_trade_buffers(3)
     count = simulate_kernel(
         d.open, d.high, d.low, d.close, signal_at(3, 0), np.zeros(3, bool), nan, LEVEL_FRACTION,
-        nan, LEVEL_FRACTION, 0.0, 0.0, 1000.0, eq, pos, *allocate_trade_buffers(3),
+        nan, LEVEL_FRACTION, 0.0, 0.0, 1000.0, eq, pos, *bufs,
     )  # fmt: skip
-    assert (count, list(eq), list(pos)) == (1, [1000, 1010, 1010], [False, True, True])
+    assert (count, list(eq), list(pos)) == (0, [1000, 1010, 1010], [False, True, True])
+    assert (bufs[0][0], bufs[1][0], bufs[6][0]) == (1, 2, 3)  # open at the end: slot 0
 
 
 @pytest.mark.parametrize("size", [np.full((5, 1), 0.5), np.full(3, 0.5)])
@@ -928,7 +985,7 @@ def test_levels_are_one_per_bar_or_one_for_every_bar():
 def test_integer_entries_ignore_the_side_argument():
     rows = [FLAT, (100, 101, 99, 101), LAST]
     res = simulate(bars(*rows), signal_at(3, 0), side=-1, costs=costs())
-    assert res.trades.side[0] == 1 and near(res.equity, [1000, 1010, 1010])
+    assert res.open_trade.side[0] == 1 and near(res.equity, [1000, 1010, 1010])
 
 
 # --- the compact curve of the sweep -------------------------------------------------------
@@ -1001,7 +1058,8 @@ def test_the_compact_curve_leaves_out_the_bars_of_a_limit_order_that_will_not_fi
 
 def parts_run(rows, entries, exits, targets, work=None, delay=0, equity=1000.0):
     """simulate_parts with K = len(targets) price targets (one per bar), no stop, no costs,
-    every optional argument but ``delay`` left at its default; returns (equity, trades)."""
+    every optional argument but ``delay`` left at its default; returns (equity, closed trades,
+    the group's position open at the end or None)."""
     d = bars(*rows)
     n = len(d)
     eq, pos = np.empty(n), np.empty(n, dtype=np.bool_)
@@ -1013,12 +1071,14 @@ def parts_run(rows, entries, exits, targets, work=None, delay=0, equity=1000.0):
         parts_work(k, n) if work is None else work, *((None, None, False, delay) if delay else ()),
     )  # fmt: skip
     e_idx, x_idx, _, x_px, _, pnl, _ = (list(b[:count]) for b in bufs)
-    return list(eq), (e_idx, x_idx, x_px, pnl)
+    held = None if bufs[0][count] < 0 else (bufs[0][count], bufs[1][count], bufs[3][count],
+                                           bufs[5][count])  # fmt: skip
+    return list(eq), (e_idx, x_idx, x_px, pnl), held
 
 
 # The last part (500) takes its 102 target on bar 2 and re-enters on bar 3 while the first
 # part (500, no target) still holds from bar 1; both leave at bar 5's open (105) and enter
-# again at bar 6 (105), closed at the last close (108).
+# again at bar 6 (105), still open at the last close (108).
 SKIP_BARS = [
     FLAT,  # 0: signal
     (100.0, 101.0, 99.0, 101.0),  # 1: both parts enter at 100
@@ -1027,22 +1087,23 @@ SKIP_BARS = [
     (102.0, 104.0, 101.0, 104.0),  # 4: exit signal
     (105.0, 106.0, 104.0, 105.0),  # 5: both leave at 105; signal
     (105.0, 107.0, 104.0, 106.0),  # 6: both enter at 105
-    (106.0, 108.0, 105.0, 108.0),  # 7: closed at 108
+    (106.0, 108.0, 105.0, 108.0),  # 7: marked at 108, still open
 ]
 SKIP_TARGETS = [np.full(8, NAN), np.r_[102.0, np.full(7, NAN)]]
 
 
 def test_a_part_still_holding_when_the_group_re_enters_is_matched_by_its_entry_bar():
-    eq, (e_idx, x_idx, x_px, pnl) = parts_run(
+    eq, (e_idx, x_idx, x_px, pnl), held = parts_run(
         SKIP_BARS, signal_at(8, 0, 2, 5), flags(8, 4), SKIP_TARGETS
     )
     # last part: 500 -> 510 (102) -> 525 (102 -> 105) -> 540; first: 500 -> 525 -> 540
     assert near(eq, [1000, 1010, 1020, 1020, 1040, 1050, 1060, 1080])
-    assert (e_idx, x_idx) == ([1, 3, 6], [2, 5, 7])
-    # group 1: 500 exits at 102 and 500 at 105; group 2: only the last part's 510 (105);
-    # group 3: 525 and 525, both at 108
-    assert near(x_px, [103.5, 105.0, 108.0])
-    assert near(pnl, [3.5, (1050 / 1035 - 1) * 100, (1080 / 1050 - 1) * 100])
+    assert (e_idx, x_idx) == ([1, 3], [2, 5])
+    # group 1: 500 exits at 102 and 500 at 105; group 2: only the last part's 510 (105)
+    assert near(x_px, [103.5, 105.0])
+    assert near(pnl, [3.5, (1050 / 1035 - 1) * 100])
+    # group 3, open at the end: 525 and 525, both marked at 108 (both parts entered at 6)
+    assert held[:2] == (6, 7) and near(held[2:], [108.0, (1080 / 1050 - 1) * 100])
 
 
 # Earlier runs on the same bars: the first part's second trade entered at bar 3 (both parts
@@ -1061,32 +1122,42 @@ def test_scratch_arrays_reused_from_an_earlier_run_do_not_leak_into_the_merge(st
     work = parts_work(2, 6)
     parts_run(rows, *stale, work)
     targets = [t[:6] for t in SKIP_TARGETS]
-    eq, (e_idx, x_idx, x_px, pnl) = parts_run(rows, signal_at(6, 0, 2), flags(6), targets, work)
+    eq, (e_idx, x_idx, x_px, pnl), held = parts_run(
+        rows, signal_at(6, 0, 2), flags(6), targets, work
+    )
     assert near(eq, [1000, 1010, 1020, 1020, 1040, 1050])
-    assert (e_idx, x_idx) == ([1, 3], [2, 5])
-    # group 1: 500 at 102 and the first part's 500 -> 525 at 105; group 2: the last part alone
-    assert near(x_px, [103.5, 105.0])
-    assert near(pnl, [3.5, ((525 + 525) / (510 + 525) - 1) * 100])
+    assert (e_idx, x_idx) == ([1], [2])
+    # group 1: 500 at 102 and the first part's 500 -> 525 marked at 105 (that part is still
+    # open at the end: it is merged into the group position it entered with, not lost)
+    assert near(x_px, [103.5]) and near(pnl, [3.5])
+    # group 2, open at the end: the last part alone (510 -> 525), marked at 105
+    assert held[:2] == (3, 5) and near(held[2:], [105.0, ((525 + 525) / (510 + 525) - 1) * 100])
+    # so the group's trades still compound to the final equity
+    assert near((1 + pnl[0] / 100) * (1 + held[3] / 100), eq[-1] / 1000)
 
 
 def test_delayed_partial_exits_enter_together_that_many_bars_late():
     # signal on bar 0, delay 1: both parts enter at bar 2 (100); the first part's target 102
-    # (from the signal bar) is hit on bar 3, the last part is closed at 104
+    # (from the signal bar) is hit on bar 3, the last part is still open at 104
     rows = [FLAT, FLAT, (100, 101, 99, 101), (101, 103, 100, 102), (102, 103, 101, 103),
             (103, 104, 102, 104)]  # fmt: skip
     targets = [np.r_[102.0, np.full(5, NAN)], np.full(6, NAN)]
-    eq, (e_idx, x_idx, x_px, pnl) = parts_run(rows, signal_at(6, 0), flags(6), targets, delay=1)
+    eq, closed, held = parts_run(rows, signal_at(6, 0), flags(6), targets, delay=1)
     assert near(eq, [1000, 1000, 1010, 1020, 1025, 1030])
-    assert (e_idx, x_idx) == ([2], [5]) and near(x_px, [103.0]) and near(pnl, [3.0])
+    assert closed == ([], [], [], [])
+    assert held[:2] == (2, 5) and near(held[2:], [103.0, 3.0])
 
 
 def test_the_merged_trade_of_an_account_of_one():
     # 1.0 in two parts of 0.5: the first takes 102, the last 104
     rows = [FLAT, (100, 101, 99, 101), (101, 103, 100, 102), (102, 104, 101, 104), LAST]
     targets = [np.r_[102.0, np.full(4, NAN)], np.r_[104.0, np.full(4, NAN)]]
-    eq, (e_idx, x_idx, x_px, pnl) = parts_run(rows, signal_at(5, 0), flags(5), targets, equity=1.0)
+    eq, (e_idx, x_idx, x_px, pnl), held = parts_run(
+        rows, signal_at(5, 0), flags(5), targets, equity=1.0
+    )
     assert near(eq, [1.0, 1.01, 1.02, 1.03, 1.03])
     assert (e_idx, x_idx) == ([1], [3]) and near(x_px, [103.0]) and near(pnl, [3.0])
+    assert held is None
 
 
 def test_parts_scratch_holds_one_row_per_other_part():
@@ -1096,3 +1167,119 @@ def test_parts_scratch_holds_one_row_per_other_part():
     assert "".join(a.dtype.kind for a in work) == "ffbiiifffii"
     assert [a.shape for a in parts_work(1, 0)] == [(0,), (1, 0), (0,), (0,), (1, 1), (1, 1),
                                                    (1, 1), (1, 1), (1,), (1,), (1,)]  # fmt: skip
+
+
+# --- the end of the data: an open position is marked, not closed --------------------------
+
+
+def test_a_position_open_at_the_end_is_not_a_trade_and_pays_no_exit_costs():
+    # Long from 100 * 1.01 (slippage 1 %, commission 1 %), marked at the last close 110.
+    rows = [FLAT, (100, 101, 99, 105), (105, 111, 104, 110)]
+    res = simulate(bars(*rows), flags(3, 0), costs=costs(1.0, 1.0))
+    mark = 1000 / 1.01 / 101 * 110  # base * close / entry fill: no sell slippage, no fee
+    assert near(res.equity[-1], mark) and res.in_position[-1]
+    assert len(res.trades) == 0 and len(res.open_trade) == 1
+    m = compute(res)
+    assert m.n_trades == 0 and np.isnan(m.win_rate) and np.isnan(m.expectancy_pct)
+    assert near(m.total_return_pct, (mark / 1000 - 1) * 100)  # the unrealised mark counts
+    # the same position closed by a signal at an open equal to that close pays both costs
+    closed = simulate(bars(*rows, (110,) * 4), flags(4, 0), flags(4, 2), costs=costs(1.0, 1.0))
+    assert near(closed.equity[-1], 1000 / 1.01 / 101 * 110 * 0.99 * 0.99)
+    assert len(closed.trades) == 1 and len(closed.open_trade) == 0
+
+
+def test_the_open_slot_says_flat_whatever_the_buffers_held_before():
+    d = bars(FLAT, (100, 101, 99, 101), LAST)
+    nan = np.array([NAN])
+    bufs = allocate_trade_buffers(3)
+
+    def run(entries):
+        eq, pos = np.empty(3), np.empty(3, dtype=np.bool_)
+        return simulate_kernel(
+            d.open, d.high, d.low, d.close, entries, np.zeros(3, bool), nan, LEVEL_FRACTION, nan,
+            LEVEL_FRACTION, 0.0, 0.0, 1000.0, eq, pos, *bufs,
+        )  # fmt: skip
+
+    assert run(signal_at(3, 0)) == 0 and (bufs[0][0], bufs[6][0]) == (1, 3)  # held at the end
+    assert run(np.zeros(3, np.int8)) == 0  # the same buffers, flat this time
+    assert (bufs[0][0], bufs[6][0]) == (-1, -1)
+    flat = result_from_buffers(d, np.full(3, 1000.0), np.zeros(3, bool), bufs, 0, 1000.0)
+    assert len(flat.open_trade) == 0 and len(flat.trades) == 0
+    # no bars at all: the one slot says flat too
+    bufs[0][0] = 7
+    count = simulate_kernel(
+        d.open[:0], d.high[:0], d.low[:0], d.close[:0], np.zeros(0, np.int8), np.zeros(0, bool),
+        nan, LEVEL_FRACTION, nan, LEVEL_FRACTION, 0.0, 0.0, 1000.0, np.empty(0),
+        np.empty(0, dtype=np.bool_), *bufs,
+    )  # fmt: skip
+    assert (count, bufs[0][0]) == (0, -1)
+
+
+def test_the_open_slot_always_exists_after_the_most_trades_possible():
+    # An entry on every open from bar 1 on, each stopped out on its own bar: n - 1 closed
+    # trades in n slots, flat at the end, the sentinel in the last slot.
+    n = 6
+    rows = [FLAT] + [(100, 100, 90, 95)] * (n - 1)
+    d = bars(*rows)
+    bufs = allocate_trade_buffers(n)
+    eq, pos = np.empty(n), np.empty(n, dtype=np.bool_)
+    count = simulate_kernel(
+        d.open, d.high, d.low, d.close, np.ones(n, np.int8), np.zeros(n, bool),
+        np.array([0.05]), LEVEL_FRACTION, np.array([NAN]), LEVEL_FRACTION, 0.0, 0.0, 1000.0,
+        eq, pos, *bufs,
+    )  # fmt: skip
+    assert count == n - 1 and len(bufs[0]) == n
+    assert list(bufs[0][:count]) == [1, 2, 3, 4, 5] and (bufs[0][n - 1], bufs[6][n - 1]) == (-1, -1)
+    # a reversal on every close: n - 2 closed trades and the open one in slot n - 2
+    sides = np.array([1, -1] * (n // 2), dtype=np.int8)
+    res = simulate(bars(*[FLAT] * n), sides, costs=costs())
+    assert len(res.trades) == n - 2 and list(res.open_trade.entry_idx) == [n - 1]
+
+
+def test_three_parts_open_at_the_end_are_one_open_group_position():
+    # PARTIAL up to bar 3: TP1 (102) and TP2 (104) taken, the last third marked at 104.
+    strategy = ThreeTargets()
+    res = strategy.run(strategy.prepare(bars(*PARTIAL[:4])), {"parts": 3}, costs())
+    part = 1000.0 / 3
+    final = part * 1.02 + part * 1.04 + part * 1.04
+    assert near(res.equity[-1], final) and len(res.trades) == 0
+    o = res.open_trade
+    assert (list(o.entry_idx), list(o.exit_idx), list(o.reason)) == ([1], [3], ["end"])
+    assert near(o.exit_price, [(102.0 + 104.0 + 104.0) / 3])  # weighted by the parts' equity
+    assert near(o.pnl_pct, [(final / 1000.0 - 1) * 100])
+
+
+def test_the_other_parts_enter_with_a_last_part_still_open_at_the_end():
+    # Entry signal on bar 2 (enter at 3); the last part has no target and is open at the end,
+    # the first takes its 102 target on bar 4: both parts must have entered.
+    rows = [FLAT, FLAT, FLAT, (100, 101, 99, 101), (101, 103, 100, 101), (101, 102, 100, 101)]
+    targets = [np.r_[NAN, NAN, 102.0, NAN, NAN, NAN], np.full(6, NAN)]
+    eq, closed, held = parts_run(rows, signal_at(6, 2), flags(6), targets)
+    assert near(eq, [1000, 1000, 1000, 1010, 1015, 1015])
+    assert closed == ([], [], [], []) and held[:2] == (3, 5)
+    assert near(held[2:], [(102.0 + 101.0) / 2, 1.5])
+
+
+def test_the_compact_curve_ends_with_the_mark_of_a_position_open_at_the_end():
+    rows = [FLAT, FLAT, FLAT, (100, 101, 99, 101), (101, 102, 100, 102)]
+    eq, pos, count = compact_run(rows, signal_at(5, 2))
+    assert (eq, pos, count) == ([1000, 1000, 1010, 1020], [False, False, True, True], 0)
+
+
+def test_a_part_flat_at_the_end_leaves_its_open_slot_unread():
+    # The first part holds from bar 1 through the group's re-entry at bar 3 and both parts
+    # leave at bar 5's open (105): that part is flat at the end with one trade, and its open
+    # slot (the sentinel) must not be merged, whatever an earlier run left in the scratch
+    # arrays (here a second trade of that part at the same index).
+    rows = SKIP_BARS[:6] + [(105.0,) * 4]
+    work = parts_work(2, 7)
+    parts_run(rows, signal_at(7, 0, 2), flags(7, 1), [np.full(7, NAN)] * 2, work)
+    targets = [t[:7] for t in SKIP_TARGETS]
+    eq, (e_idx, x_idx, x_px, pnl), held = parts_run(
+        rows, signal_at(7, 0, 2), flags(7, 4), targets, work
+    )
+    assert near(eq, [1000, 1010, 1020, 1020, 1040, 1050, 1050]) and held is None
+    assert (e_idx, x_idx) == ([1, 3], [2, 5])
+    # group 1: 500 at 102 and the first part's 500 -> 525 (105); group 2: the last part alone
+    assert near(x_px, [103.5, 105.0])
+    assert near(pnl, [3.5, ((525 + 525) / (510 + 525) - 1) * 100])

@@ -3,6 +3,7 @@
 Owner (alice) and colleague (bob) see them; an outsider (charlie) gets 404 everywhere.
 """
 
+import datetime as dt
 import math
 import re
 
@@ -11,6 +12,7 @@ from django.http import StreamingHttpResponse
 from django.template.defaultfilters import floatformat
 
 from apps.optimization.models import JobStatus
+from apps.optimization.selectors.runs import run_backtest_detail
 from apps.strategies.models import StrategyConfig
 from tests.factories import make_job, run_all_chunks
 from tests.results_data import SEED_GRID, job_with_runs, seed_metrics
@@ -233,6 +235,36 @@ def test_the_run_page_has_equity_drawdown_trades_and_metrics(client, alice, fini
     trades = html.split('id="trade-list"', 1)[1].split("</tbody>", 1)[0]
     numbers = [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", trades)]
     assert run.n_trades > 0 and numbers == list(range(1, run.n_trades + 1))
+
+
+def test_the_run_page_shows_a_position_open_at_the_end_as_its_last_row(client, alice, datasets):
+    # On the first 50 days of the data fast 2 ends long, fast 3 flat (found by trying)
+    grid = {"fast": [2, 3], "slow": [4, 5], "sl_pct": [50.0], "rr": [1.0, 2.0]}
+    end = datasets[0].start + dt.timedelta(days=50)
+    job = make_job(alice, datasets[:1], grid=grid, date_to=end)
+    run_all_chunks(job)
+    held = [(r, d) for r in job.runs.all() if (d := run_backtest_detail(r))["open_position"]]
+    flat = [r for r in job.runs.all() if not run_backtest_detail(r)["open_position"]]
+    assert held and flat
+    run, detail = held[0]
+    o = detail["open_position"]
+    assert o["mark_time"] == detail["curve"]["time"][-1] and o["side"] == "long"
+    # the open position is not a trade: the closed ones are what the run counts
+    assert len(detail["trades"]) == run.n_trades
+    assert all(t["reason"] != "end" for t in detail["trades"])
+    assert o["entry_time"] >= detail["trades"][-1]["exit_time"]
+    client.force_login(alice)
+    html = client.get(f"/lab/jobs/{job.id}/runs/{run.id}/").content.decode()
+    body = html.split('id="trade-list"', 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = body.split("<tr")[1:]
+    assert run.n_trades < 500 and len(rows) == run.n_trades + 1  # all shown, then the open one
+    last = rows[-1]
+    assert 'id="open-position"' in last and "<td>open at end</td>" in last
+    assert f"{floatformat(o['mark_price'], 4)} <small>mark</small>" in last
+    assert f"{floatformat(o['unrealised_pnl_pct'], 2)} <small>unrealised</small>" in last
+    assert 'id="open-position"' not in "".join(rows[:-1])
+    page = client.get(f"/lab/jobs/{job.id}/runs/{flat[0].id}/").content.decode()
+    assert 'id="open-position"' not in page and "open at end" not in page
 
 
 def test_a_run_of_another_job_is_404(client, alice, finished_job, datasets):

@@ -31,7 +31,8 @@ def run_backtest_detail(run: OptimizationRun, *, max_points: int = MAX_CURVE_POI
     """Equity curve, drawdown, trades and metrics of a run, recomputed on demand through
     ``strategy.run`` from (strategy, dataset, the job's date range and costs, params): runs
     are deterministic, so only their metrics are stored. Curves are downsampled to
-    ``max_points``; trades are complete."""
+    ``max_points``; trades are complete (the closed ones; a position still open at the last
+    bar is ``open_position``: marked at that bar's close, its P&L unrealised, or None)."""
     job = run.job
     dataset = run.dataset
     *_, result = run_backtest(run)
@@ -40,19 +41,20 @@ def run_backtest_detail(run: OptimizationRun, *, max_points: int = MAX_CURVE_POI
     with np.errstate(divide="ignore", invalid="ignore"):
         drawdown = np.where(peak > 0, (equity / peak - 1.0) * 100.0, 0.0)
     idx = downsample_indices(equity, drawdown, max_points)
-    t = result.trades
-    trades = [
-        {
-            "entry_time": int(t.entry_ts[i]),
-            "exit_time": int(t.exit_ts[i]),
-            "entry_price": float(t.entry_price[i]),
-            "exit_price": float(t.exit_price[i]),
-            "side": "long" if int(t.side[i]) > 0 else "short",
-            "pnl_pct": float(t.pnl_pct[i]),
-            "reason": str(t.reason[i]),
+    trades = _trade_rows(result.trades)
+    # A position still open at the last bar: marked at its close (unrealised), not a trade.
+    held = _trade_rows(result.open_trade)
+    open_position = None
+    if held:
+        row = held[0]
+        open_position = {
+            "entry_time": row["entry_time"],
+            "mark_time": row["exit_time"],
+            "entry_price": row["entry_price"],
+            "mark_price": row["exit_price"],
+            "side": row["side"],
+            "unrealised_pnl_pct": row["pnl_pct"],
         }
-        for i in range(len(t))
-    ]
     metrics = result_metrics(result)
     return {
         "run": run.id,
@@ -77,4 +79,20 @@ def run_backtest_detail(run: OptimizationRun, *, max_points: int = MAX_CURVE_POI
             "drawdown_pct": [float(v) for v in drawdown[idx]],
         },
         "trades": trades,
+        "open_position": open_position,
     }
+
+
+def _trade_rows(t) -> list[dict]:
+    return [
+        {
+            "entry_time": int(t.entry_ts[i]),
+            "exit_time": int(t.exit_ts[i]),
+            "entry_price": float(t.entry_price[i]),
+            "exit_price": float(t.exit_price[i]),
+            "side": "long" if int(t.side[i]) > 0 else "short",
+            "pnl_pct": float(t.pnl_pct[i]),
+            "reason": str(t.reason[i]),
+        }
+        for i in range(len(t))
+    ]

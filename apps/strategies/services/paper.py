@@ -58,7 +58,9 @@ def _candidates(book: PaperBook, params: dict, total_days: int):
         )
     # The simulator records a trade once it settles, so the universe runs ``holding_days`` past
     # the last available day: entries are causal (decided on data up to their day), and the
-    # settlement's PnL is only shown once the book's clock has passed it.
+    # settlement's PnL is only shown once the book's clock has passed it.  A position the
+    # simulator still holds at the universe's end is only marked there, never a trade; every
+    # entry before the clock settles inside the universe, so no candidate is lost that way.
     holding = int(strategy.parameter_space().validate_params(params).get("holding_days", 0))
     n = WARMUP_DAYS + total_days + holding + 2
     start = int(_origin(book).timestamp())

@@ -4,7 +4,9 @@ Every backtest yields :class:`TradeResult` records through :func:`trades_from_ba
 whatever the strategy: the simulator's ``Trades`` already hold each closed position's PnL in
 percent of the equity just before entry, so a record's ``pnl_frac`` (the seed's ``pnl_pct``, a
 *fraction* of equity) is ``Trades.pnl_pct / 100`` and compounding the fractions gives the final
-equity exactly.
+equity exactly when the run ends flat.  A position still open at the end
+(``BacktestResult.open_trade``) is only marked, not closed: it is no record here, so statistics
+and Monte Carlo resampling see closed trades only.
 
 One deliberate change to the seed's formula: its expectancy weights the average loss by
 ``1 - win_rate``, which counts break-even trades as losses.  Here it is weighted by the loss
@@ -64,7 +66,8 @@ def _utc(ts: int) -> dt.datetime:
 
 
 def trades_from_backtest(result, *, underlying: str) -> list[TradeResult]:
-    """The closed trades of a ``BacktestResult`` as :class:`TradeResult` records.
+    """The closed trades of a ``BacktestResult`` as :class:`TradeResult` records (not the
+    position still open at the end, which has no exit).
 
     ``timestamp`` = exit time; ``chain_id`` = ``"<underlying>-<entry time>"`` (one position
     is one chain here; the options selector's own records carry its chain ids).

@@ -4,7 +4,9 @@ The execution model is the one the module docstring of ``backtestlab/engine/simu
 states (one all-in position at a time; a position opened with equity ``E`` holds
 ``qty = E / (1 + c) / entry_fill`` units after the entry commission; the mark at a close is
 ``E / (1 + c) + side * qty * (close - entry_fill)``; the equity after the exit is that base
-plus ``side * qty * (exit_fill - entry_fill)`` less ``c * qty * exit_fill``).  The metric
+plus ``side * qty * (exit_fill - entry_fill)`` less ``c * qty * exit_fill``; a position
+still open at the last close is only marked there: no exit commission, not a closed trade,
+and the metrics' trade statistics leave it out).  The metric
 formulas are those of ``backtestlab/engine/metrics.py``'s docstring.  Nothing here calls
 the engine: the tests build the trade list by hand (every level spelled out in comments),
 and this module only does the bookkeeping a reviewer would otherwise do on paper.
@@ -27,7 +29,9 @@ class RefTrade:
     """One hand-derived trade.
 
     ``exit_at_open`` is True when the position was closed at the exit bar's open (a signal
-    exit): the exit bar then does not count as a bar in the position.
+    exit): the exit bar then does not count as a bar in the position.  Reason ``"end"`` is a
+    position still open at the last bar: ``exit_idx`` is that bar, ``exit_fill`` its close
+    (the mark), and no exit commission is paid.
     """
 
     entry_idx: int
@@ -42,7 +46,8 @@ class RefTrade:
 def all_in_curve(
     close, trades: list[RefTrade], comm: float, e0: float
 ) -> tuple[np.ndarray, np.ndarray, list[float]]:
-    """Equity at each close, bars in a position, and each trade's pnl in percent.
+    """Equity at each close, bars in a position, and each trade's pnl in percent (a last
+    ``"end"`` trade's from its mark: the caller leaves it out of the closed trades).
 
     Unhedged, no cash flows; trades are sorted and do not overlap.
     """
@@ -60,7 +65,8 @@ def all_in_curve(
         for i in range(t.entry_idx, t.exit_idx):
             equity[i] = base + t.side * qty * (close[i] - t.entry_fill)
             in_pos[i] = True
-        after = base + t.side * qty * (t.exit_fill - t.entry_fill) - comm * qty * t.exit_fill
+        fee = 0.0 if t.reason == "end" else comm * qty * t.exit_fill  # open: only marked
+        after = base + t.side * qty * (t.exit_fill - t.entry_fill) - fee
         in_pos[t.exit_idx] = not t.exit_at_open
         pnl.append((after / cash - 1) * 100)
         cash = after

@@ -6,8 +6,9 @@ Rules used (``strategies/funding_carry.py`` and ``simulate.py`` docstrings): at 
 perpetual of equal quantity, each leg paying slippage in its own direction and commission on
 its own traded value, sized so ``qty = E / (fill_long + c (fill_long + fill_short))``.  A
 position held through the close of the bar containing ``t`` receives ``qty x rate x price(t)``
-(pays it when the rate is negative); ``price(t)`` is the close of that bar.  An open position
-is closed at the last close.  Costs: commission 0.1 %, slippage 0.05 %.
+(pays it when the rate is negative); ``price(t)`` is the close of that bar.  A position still
+open at the last close is marked there (the two fills' spread plus its flows; no exit costs)
+and is not a closed trade.  Costs: commission 0.1 %, slippage 0.05 %.
 
 Funding (per 8 h), ``k`` = funding index, ``t = 8k`` h, decision bar ``8k - 1``:
 
@@ -20,7 +21,7 @@ k    rate    simple mode (enter >= 0.0003, exit < 0.0001)
 3    -0.0001 exit: paid on bar 23 (held through its close), closed at the open of bar 24
 4    0.0006  enter: signal on bar 31, filled at the open of bar 32
 5    0.008   hold; received on bar 39
-6    0.0001  hold (not < 0.0001); received on bar 47, then closed at its close ("end")
+6    0.0001  hold (not < 0.0001); received on bar 47, still open at its close (marked)
 ===  ======  ===============================================================================
 """
 
@@ -79,7 +80,8 @@ def _funding(k):
 
 def _hedged_curve(trades):
     """Equity per close, bars held and trade pnl for ``(entry_bar, exit_bar, exit_at_open,
-    {bar: funding per unit})`` round trips, from the module docstring's accounting."""
+    {bar: funding per unit})`` round trips, from the module docstring's accounting; an exit bar
+    of ``None`` is a position still open at the last close: marked, its pnl from the mark."""
     equity = np.full(N, E0)
     in_pos = np.zeros(N, dtype=bool)
     pnl = []
@@ -89,10 +91,13 @@ def _hedged_curve(trades):
         long_fill, short_fill = p * (1 + S), p * (1 - S)
         qty = cash / (long_fill + C * (long_fill + short_fill))
         base = cash - C * qty * (long_fill + short_fill)
-        for i in range(entry, exit_ + (0 if at_open else 1)):
+        for i in range(entry, N if exit_ is None else exit_ + (0 if at_open else 1)):
             in_pos[i] = True
             base += qty * flows.get(i, 0.0)
             equity[i] = base + qty * (short_fill - long_fill)  # the legs' moves cancel
+        if exit_ is None:  # open at the end: no sale, no buy-back, no exit commission
+            pnl.append((equity[N - 1] / cash - 1) * 100)
+            continue
         x = OPEN[exit_] if at_open else CLOSE[exit_]
         sell, buy_back = x * (1 - S), x * (1 + S)
         after = (
@@ -109,7 +114,7 @@ def _hedged_curve(trades):
 
 SIMPLE_TRADES = [
     (8, 24, True, {15: _funding(2), 23: _funding(3)}),
-    (32, 47, False, {39: _funding(5), 47: _funding(6)}),
+    (32, None, False, {39: _funding(5), 47: _funding(6)}),  # open at the end
 ]
 
 # Composite score = 0.4 level + 0.2 trend + 0.4 persistence (weights sum to 1):
@@ -122,10 +127,10 @@ SIMPLE_TRADES = [
 #                                           -> 0, 0.5, 0, 0, 0.5, 1, 0
 #   score                                   -> 0.1, 0.8, 0.3667, 0, 0.8, 1, 0.1333
 # Enter at >= 0.7, exit below 0.4: enter k = 1 (bar 7), exit k = 2 (bar 15 -> open of 16),
-# enter k = 4 (bar 31), the exit at k = 6 falls on the last close (ignored): "end".
+# enter k = 4 (bar 31), the exit at k = 6 falls on the last close (ignored): open at the end.
 COMPOSITE_TRADES = [
     (8, 16, True, {15: _funding(2)}),
-    (32, 47, False, {39: _funding(5), 47: _funding(6)}),
+    (32, None, False, {39: _funding(5), 47: _funding(6)}),
 ]
 
 
@@ -135,29 +140,32 @@ def ctx():
 
 
 @pytest.mark.parametrize(
-    ("params", "trades", "reasons"),
-    [(SIMPLE, SIMPLE_TRADES, ["signal", "end"]), (COMPOSITE, COMPOSITE_TRADES, ["signal", "end"])],
+    ("params", "trades"),
+    [(SIMPLE, SIMPLE_TRADES), (COMPOSITE, COMPOSITE_TRADES)],
     ids=["simple", "composite"],
 )
-def test_trades_equity_and_metrics_by_hand(ctx, params, trades, reasons):
+def test_trades_equity_and_metrics_by_hand(ctx, params, trades):
     res = CARRY.run(ctx, params, COSTS)
-    t = res.trades
-    assert list(t.entry_idx) == [tr[0] for tr in trades]
-    assert list(t.exit_idx) == [tr[1] for tr in trades]
-    assert list(t.reason) == reasons and list(t.side) == [1, 1]
-    # the long leg's fills: entries at the open with slippage, the end at the last close
-    assert np.allclose(t.entry_price, [OPEN[8] * (1 + S), OPEN[32] * (1 + S)], rtol=1e-12)
-    exit_px = [OPEN[trades[0][1]] * (1 - S), CLOSE[47] * (1 - S)]
-    assert np.allclose(t.exit_price, exit_px, rtol=1e-12)
+    t, o = res.trades, res.open_trade
+    assert (list(t.entry_idx), list(t.exit_idx)) == ([8], [trades[0][1]])
+    assert list(t.reason) == ["signal"] and list(t.side) == [1]
+    assert (list(o.entry_idx), list(o.exit_idx), list(o.side)) == ([32], [47], [1])
+    # the long leg's fills: entries at the open with slippage; the open one's mark price is
+    # the last close
+    assert np.allclose(t.entry_price, [OPEN[8] * (1 + S)], rtol=1e-12)
+    assert np.allclose(o.entry_price, [OPEN[32] * (1 + S)], rtol=1e-12)
+    assert np.allclose(t.exit_price, [OPEN[trades[0][1]] * (1 - S)], rtol=1e-12)
+    assert list(o.exit_price) == [CLOSE[47]]
     equity, in_pos, pnl = _hedged_curve(trades)
     assert np.allclose(res.equity, equity, rtol=1e-10, atol=0)
     np.testing.assert_array_equal(res.in_position, in_pos)
-    assert np.allclose(t.pnl_pct, pnl, rtol=1e-10, atol=0)
-    # the first round trip loses to costs, the 0.8 % funding of k = 5 wins the second
+    assert np.allclose(t.pnl_pct, pnl[:1], rtol=1e-10, atol=0)
+    assert np.allclose(o.pnl_pct, pnl[1:], rtol=1e-10, atol=0)
+    # the first round trip loses to costs, the 0.8 % funding of k = 5 wins the open one
     assert pnl[0] < 0 < pnl[1]
-    hours = [tr[1] - tr[0] for tr in trades]
-    expected = ref.metrics(equity, E0, pnl, in_pos, hours, bars_per_year("1h"))
-    assert expected["n_trades"] == 2 and expected["win_rate"] == 50.0
+    hours = [trades[0][1] - trades[0][0]]  # closed trades only
+    expected = ref.metrics(equity, E0, pnl[:1], in_pos, hours, bars_per_year("1h"))
+    assert expected["n_trades"] == 1 and expected["win_rate"] == 0.0
     assert expected["max_drawdown_pct"] < 0
     ref.assert_metrics(compute(res).as_row(), expected)
     rows = run_params(CARRY, ctx, [SIMPLE, COMPOSITE, params], COSTS)

@@ -212,8 +212,9 @@ SHORT_STOP = SHORT_FILL * (1 + 4 * ATR[28] / 100.4)  # 101.276, never reached
 # minute 30's low 99.6 is above the target, minute 31's low 98.9 reaches it
 SHORT_2 = ref.RefTrade(29, 31, -1, SHORT_FILL, _long_fill(SHORT_TARGET), "target")
 # with allow_balance_trades: long from minute 47 (the signal of minute 46), its stop
-# (4 x ATR[46] = 0.60 below) and target (0.91 above) untouched; closed at the last close
-LONG_3 = ref.RefTrade(47, 50, 1, _long_fill(98.8), _short_fill(98.85), "end")
+# (4 x ATR[46] = 0.60 below) and target (0.91 above) untouched; still open at the end, marked
+# at the last close 98.85 (no sell slippage, no exit commission): not a closed trade
+LONG_3 = ref.RefTrade(47, 50, 1, _long_fill(98.8), 98.85, "end")
 
 
 def test_the_hand_levels():
@@ -238,19 +239,21 @@ def test_the_hand_levels():
 def test_trades_equity_and_metrics_by_hand(params, trades):
     ctx = MS.prepare(_data())
     res = MS.run(ctx, params, COSTS)
-    t = res.trades
-    assert list(t.entry_idx) == [x.entry_idx for x in trades]
-    assert list(t.exit_idx) == [x.exit_idx for x in trades]
-    assert list(t.side) == [x.side for x in trades]
-    assert list(t.reason) == [x.reason for x in trades]
-    assert np.allclose(t.entry_price, [x.entry_fill for x in trades], rtol=1e-12)
-    assert np.allclose(t.exit_price, [x.exit_fill for x in trades], rtol=1e-10)
+    closed = [x for x in trades if x.reason != "end"]  # "end": the position open at the end
+    for t, want in ((res.trades, closed), (res.open_trade, trades[len(closed) :])):
+        assert list(t.entry_idx) == [x.entry_idx for x in want]
+        assert list(t.exit_idx) == [x.exit_idx for x in want]
+        assert list(t.side) == [x.side for x in want]
+        assert list(t.reason) == [x.reason for x in want]
+        assert np.allclose(t.entry_price, [x.entry_fill for x in want], rtol=1e-12)
+        assert np.allclose(t.exit_price, [x.exit_fill for x in want], rtol=1e-10)
     equity, in_pos, pnl = ref.all_in_curve(CLOSE, trades, C, E0)
     assert np.allclose(res.equity, equity, rtol=1e-10, atol=0)
     np.testing.assert_array_equal(res.in_position, in_pos)
-    assert np.allclose(t.pnl_pct, pnl, rtol=1e-10, atol=0)
-    minutes = [(x.exit_idx - x.entry_idx) / 60 for x in trades]
-    expected = ref.metrics(equity, E0, pnl, in_pos, minutes, bars_per_year("1m"))
+    assert np.allclose(res.trades.pnl_pct, pnl[: len(closed)], rtol=1e-10, atol=0)
+    assert np.allclose(res.open_trade.pnl_pct, pnl[len(closed) :], rtol=1e-10, atol=0)
+    minutes = [(x.exit_idx - x.entry_idx) / 60 for x in closed]
+    expected = ref.metrics(equity, E0, pnl[: len(closed)], in_pos, minutes, bars_per_year("1m"))
     ref.assert_metrics(compute(res).as_row(), expected)
     rows = run_params(MS, ctx, [PARAMS, BALANCE_TOO], COSTS)
     ref.assert_metrics(rows[0 if params is PARAMS else 1], expected)
@@ -259,5 +262,7 @@ def test_trades_equity_and_metrics_by_hand(params, trades):
 def test_the_hand_outcomes():
     _, _, pnl = ref.all_in_curve(CLOSE, [LONG_1, SHORT_2, LONG_3], C, E0)
     # the long gives back 101 -> 100.4 plus costs; the short earns 100.4 -> 99.02; the
-    # balance long loses its costs
+    # balance long, marked at 98.85, does not cover its entry costs: 98.85 / (98.8 * 1.0005)
+    # / 1.001 - 1 = -0.10 %
     assert pnl[0] < 0 < pnl[1] and pnl[2] < 0
+    assert np.isclose(pnl[2], (98.85 / (98.8 * 1.0005) / 1.001 - 1) * 100, rtol=1e-12)

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import itertools
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -26,6 +25,7 @@ from backtestlab.engine.timeframes import bars_per_year
 
 from ..conftest import make_data
 from . import reference as ref
+from .backtesting_py import sma_cross_stats
 
 C = 0.001  # commission fraction
 S = 0.0005  # slippage fraction
@@ -63,7 +63,7 @@ CLOSE = [
     98,  # 28
     101,  # 29: up-cross, enter at 30
     101.5,  # 30
-    102,  # 31: last bar -> END exit at the close
+    102,  # 31: last bar -> still long: marked at the close 102, not closed
 ]
 N = len(CLOSE)
 
@@ -100,6 +100,11 @@ def _mult(entry_fill, exit_fill):
     return exit_fill / entry_fill * (1 - C) / (1 + C)
 
 
+def _mark(entry_fill, close):
+    """Equity multiplier of a long still open, marked at ``close`` (entry commission only)."""
+    return close / entry_fill / (1 + C)
+
+
 ENTRY_100 = 100 * (1 + S)  # 100.05
 ENTRY_99 = 99 * (1 + S)  # 99.0495
 ENTRY_101 = 101 * (1 + S)
@@ -110,8 +115,10 @@ EXPECTED = [
     (16, 17, ENTRY_100, 97.0 * (1 - S), "stop"),
     (20, 20, ENTRY_99, ENTRY_99 * 0.98 * (1 - S), "stop"),
     (24, 27, ENTRY_99, 98.8 * (1 - S), "signal"),
-    (30, 31, ENTRY_101, 102 * (1 - S), "end"),
 ]
+# entered at the open of 30 and still held at the last bar: marked at its close 102 (no sell
+# slippage, no exit commission), not a closed trade
+OPEN = (30, 31, ENTRY_101, 102.0, "end")
 PARAMS = {"fast": 2, "slow": 3, "sl_pct": 2.0, "rr": 2.0}
 COSTS = Costs(commission_pct=0.1, slippage_pct=0.05, initial_equity=10_000.0)
 
@@ -138,6 +145,10 @@ def test_golden_trades(golden):
     assert np.allclose(t.pnl_pct, pnl, rtol=1e-8, atol=0)
     np.testing.assert_array_equal(t.entry_ts, data.ts[t.entry_idx])
     np.testing.assert_array_equal(t.exit_ts, data.ts[t.exit_idx])
+    o = res.open_trade
+    assert (len(o), o.entry_idx[0], o.exit_idx[0], o.side[0], o.reason[0]) == (1, 30, 31, 1, "end")
+    assert np.isclose(o.entry_price[0], OPEN[2], rtol=1e-12) and o.exit_price[0] == OPEN[3]
+    assert np.isclose(o.pnl_pct[0], (_mark(OPEN[2], OPEN[3]) - 1) * 100, rtol=1e-8)
 
 
 def test_golden_levels_in_plain_numbers(golden):
@@ -148,7 +159,9 @@ def test_golden_levels_in_plain_numbers(golden):
     assert np.isclose(t.exit_price[1], 97.06851 * 0.9995, rtol=1e-12)  # stop at level
     assert np.isclose(t.exit_price[2], 96.9515, rtol=1e-12)  # gap: open 97 less slippage
     assert np.isclose(t.exit_price[4], 98.7506, rtol=1e-12)  # next-open signal exit
-    assert np.isclose(t.exit_price[5], 101.949, rtol=1e-12)  # end at last close
+    o = golden[3].open_trade
+    assert np.isclose(o.entry_price[0], 101.0505, rtol=1e-12)  # 101 * 1.0005
+    assert o.exit_price[0] == 102.0  # marked at the last close, no slippage
 
 
 def _expected_equity():
@@ -157,7 +170,8 @@ def _expected_equity():
     eq = [e0]
     for x in m:
         eq.append(eq[-1] * x)
-    return eq  # equity before trade k is eq[k]
+    eq.append(eq[-1] * _mark(OPEN[2], OPEN[3]))
+    return eq  # equity before trade k is eq[k]; eq[6] the final mark of the open position
 
 
 def test_golden_equity_curve(golden):
@@ -172,9 +186,11 @@ def test_golden_equity_curve(golden):
     assert np.isclose(res.equity[20], eq[4], rtol=1e-8)
     assert np.isclose(res.equity[26], eq[4] / (1 + C) * 98.9 / ENTRY_99, rtol=1e-8)
     assert np.isclose(res.equity[27], eq[5], rtol=1e-8)
-    assert np.isclose(res.equity[-1], eq[6], rtol=1e-8)
-    # trade pnl compounds exactly into the final equity
-    assert np.isclose(np.prod(1 + res.trades.pnl_pct / 100) * 10_000.0, res.equity[-1], rtol=1e-12)
+    assert np.isclose(res.equity[30], eq[5] / (1 + C) * 101.5 / ENTRY_101, rtol=1e-8)
+    assert np.isclose(res.equity[-1], eq[6], rtol=1e-8)  # 10,019.09: the mark, no exit costs
+    # closed trades' pnl and the open position's mark compound exactly into the final equity
+    growth = np.prod(1 + res.trades.pnl_pct / 100) * (1 + res.open_trade.pnl_pct[0] / 100)
+    assert np.isclose(growth * 10_000.0, res.equity[-1], rtol=1e-12)
     held = {6, 7, 12, 13, 16, 17, 20, 24, 25, 26, 30, 31}
     np.testing.assert_array_equal(res.in_position, [i in held for i in range(N)])
 
@@ -183,23 +199,23 @@ def test_golden_metrics(golden):
     res = golden[3]
     m = compute(res)
     eq = _expected_equity()
-    pnl = np.array([(_mult(e[2], e[3]) - 1) * 100 for e in EXPECTED])
+    pnl = np.array([(_mult(e[2], e[3]) - 1) * 100 for e in EXPECTED])  # closed trades only
     peak = eq[1] / (1 + C) * 99.2 / ENTRY_99  # mark at the close of bar 12
-    trough = eq[5]  # after the signal exit of trade 5
+    trough = eq[5]  # after the signal exit of trade 5 (the open position's marks are above)
     assert np.isclose(m.total_return_pct, (eq[6] / 1e4 - 1) * 100, rtol=1e-8)
     assert np.isclose(m.max_drawdown_pct, (trough / peak - 1) * 100, rtol=1e-8)
-    assert m.n_trades == 6
-    assert np.isclose(m.win_rate, 100 * 2 / 6, rtol=1e-12)
+    assert m.n_trades == 5
+    assert np.isclose(m.win_rate, 100 * 1 / 5, rtol=1e-12)
     wins = pnl[pnl > 0]
     losses = pnl[pnl < 0]
-    assert len(wins) == 2 and len(losses) == 4
+    assert len(wins) == 1 and len(losses) == 4
     assert np.isclose(m.profit_factor, wins.sum() / -losses.sum(), rtol=1e-8)
     assert np.isclose(m.expectancy_pct, pnl.mean(), rtol=1e-8)
     assert np.isclose(m.avg_win_pct, wins.mean(), rtol=1e-8)
     assert np.isclose(m.avg_loss_pct, losses.mean(), rtol=1e-8)
     assert m.max_consec_wins == 1
     assert m.max_consec_losses == 4
-    assert np.isclose(m.avg_trade_duration_h, (1 + 1 + 1 + 0 + 3 + 1) / 6, rtol=1e-12)
+    assert np.isclose(m.avg_trade_duration_h, (1 + 1 + 1 + 0 + 3) / 5, rtol=1e-12)
     assert np.isclose(m.exposure_pct, 100 * 12 / 32, rtol=1e-12)
     years = (31 * 3600 + 3600) / (365.25 * 86400)
     assert np.isclose(m.cagr_pct, ((eq[6] / 1e4) ** (1 / years) - 1) * 100, rtol=1e-8)
@@ -217,10 +233,11 @@ def test_golden_run_many_matches(golden):
 
 
 def _reference():
-    """Equity, bars in a position and trade pnl of the EXPECTED trades, bar by bar."""
+    """Equity, bars in a position and trade pnl of the EXPECTED trades and the OPEN position
+    (its pnl last), bar by bar."""
     trades = [
         ref.RefTrade(e[0], e[1], 1, e[2], e[3], e[4], exit_at_open=e[4] == "signal")
-        for e in EXPECTED
+        for e in [*EXPECTED, OPEN]
     ]
     return ref.all_in_curve(CLOSE, trades, C, 10_000.0)
 
@@ -230,11 +247,13 @@ def test_golden_equity_curve_bar_by_bar(golden):
     equity, in_pos, pnl = _reference()
     assert np.allclose(res.equity, equity, rtol=1e-10, atol=0)
     np.testing.assert_array_equal(res.in_position, in_pos)
-    assert np.allclose(res.trades.pnl_pct, pnl, rtol=1e-10, atol=0)
+    assert np.allclose(res.trades.pnl_pct, pnl[:-1], rtol=1e-10, atol=0)
+    assert np.allclose(res.open_trade.pnl_pct, pnl[-1:], rtol=1e-10, atol=0)
 
 
 def _reference_metrics():
     equity, in_pos, pnl = _reference()
+    pnl = pnl[:-1]  # the trade statistics count closed trades only
     hours = [e[1] - e[0] for e in EXPECTED]  # 1h bars
     return ref.metrics(equity, 10_000.0, pnl, in_pos, hours, bars_per_year("1h"))
 
@@ -242,8 +261,8 @@ def _reference_metrics():
 def test_golden_metrics_of_run_and_of_the_sweep_path(golden):
     _, strat, ctx, res = golden
     expected = _reference_metrics()
-    # trades: target, stop, stop (gap), stop (entry bar), signal, end -> 2 wins, 4 losses
-    assert expected["n_trades"] == 6 and expected["win_rate"] == 100 * 2 / 6
+    # closed trades: target, stop, stop (gap), stop (entry bar), signal -> 1 win, 4 losses
+    assert expected["n_trades"] == 5 and expected["win_rate"] == 100 * 1 / 5
     ref.assert_metrics(compute(res).as_row(), expected)
     # the sweep path: a second parameter set in the same call must not disturb the first
     rows = run_params(strat, ctx, [PARAMS, {**PARAMS, "sl_pct": 50.0, "rr": 20.0}], COSTS)
@@ -251,13 +270,12 @@ def test_golden_metrics_of_run_and_of_the_sweep_path(golden):
     ref.assert_metrics(strat.run_many(ctx, [PARAMS], COSTS)[0], expected)
 
 
-# --- 2. backtesting.py ---------------------------------------------------------------------
+# --- 2. backtesting.py (its Strategy: ``backtesting_py.py``) --------------------------------
 
 BT_COMMISSION = 0.001
-# backtesting.py charges its ``spread`` on the entry fill only, while our slippage worsens
-# both fills, so the library check runs with commission alone (slippage is checked by hand
-# above).  Its positions are whole units: with 10^12 of cash and prices near 100 a position is
-# ~10^10 units, so rounding moves returns by < 1e-9 relative.
+# Commission alone (slippage is checked by hand above).  Positions are whole units: with
+# 10^12 of cash and prices near 100 a position is ~10^10 units, so rounding moves returns by
+# < 1e-9 relative.
 BT_CASH = 1e12
 BT_GRID = [
     {"fast": f, "slow": s, "sl_pct": sl, "rr": rr}
@@ -268,63 +286,24 @@ BT_GRID = [
 def _bt_data():
     """80 seeded hourly bars with gaps between a close and the next open.
 
-    The last bar opens at its close so backtesting.py's final close-out (at that bar's open)
-    and ours (at its close) agree.  backtesting.py refuses an order whose stop or target is
-    already on the wrong side of the last close (we would fill and exit at the open); seed 27
-    has no such entry in BT_GRID, and has gaps through stops (asserted below)."""
+    backtesting.py refuses an order whose stop or target is already on the wrong side of the
+    last close (we would fill and exit at the open); seed 27 has no such entry in BT_GRID,
+    and has gaps through stops (asserted below).  Nothing is tuned at the end: both leave a
+    position open at the last bar open, marked at its close (``finalize_trades=False``)."""
     rng = np.random.default_rng(27)
     n = 80
     close = 100 + np.cumsum(rng.normal(0, 1.0, n))
     open_ = np.r_[100.0, close[:-1] + rng.normal(0, 0.4, n - 1)]
     high = np.maximum(open_, close) + np.abs(rng.normal(0, 0.6, n))
     low = np.minimum(open_, close) - np.abs(rng.normal(0, 0.6, n))
-    open_[-1] = close[-1]
-    high[-1] = max(high[-1], close[-1])
-    low[-1] = min(low[-1], close[-1])
     return make_data(close, open_, high, low)
 
 
 def _backtesting_py(data, params):
-    """The README's sma_cross rules as a backtesting.py Strategy; returns its stats."""
-    from backtesting import Backtest, Strategy
-
-    fast, slow = params["fast"], params["slow"]
-    stop_frac = params["sl_pct"] / 100
-    target_frac = params["sl_pct"] * params["rr"] / 100
-    next_open = np.r_[data.open[1:], np.nan]
-
-    class SmaCross(Strategy):
-        def init(self):
-            close = pd.Series(self.data.Close)
-            self.fast = self.I(lambda: close.rolling(fast).mean().to_numpy(), name="fast")
-            self.slow = self.I(lambda: close.rolling(slow).mean().to_numpy(), name="slow")
-
-        def next(self):
-            i = len(self.data) - 1
-            up = self.fast[-1] > self.slow[-1] and self.fast[-2] <= self.slow[-2]
-            down = self.fast[-1] < self.slow[-1] and self.fast[-2] >= self.slow[-2]
-            if not self.position and up and i < len(data) - 1:
-                # Our levels are distances from the entry fill, the next open; backtesting.py
-                # takes absolute prices, so they are set from that open here.
-                fill = next_open[i]
-                self.buy(size=1 - 1e-12, sl=fill * (1 - stop_frac), tp=fill * (1 + target_frac))
-            elif self.position and down:
-                self.position.close()
-
-    frame = pd.DataFrame(
-        {
-            "Open": data.open,
-            "High": data.high,
-            "Low": data.low,
-            "Close": data.close,
-            "Volume": data.volume,
-        },
-        index=pd.to_datetime(data.ts, unit="s"),
-    )
-    bt = Backtest(frame, SmaCross, cash=BT_CASH, commission=BT_COMMISSION, finalize_trades=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # its own notices (e.g. on the index's frequency)
-        return bt.run()
+    return sma_cross_stats(
+        data.ts, data.open, data.high, data.low, data.close, params, cash=BT_CASH,
+        commission=BT_COMMISSION,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -348,10 +327,12 @@ def _bt_expected(data, stats, params):
     slow = close.rolling(params["slow"]).mean().to_numpy()
     down = np.r_[False, (fast[1:] < slow[1:]) & (fast[:-1] >= slow[:-1])]
     x = trades["ExitBar"].to_numpy()
-    signal_exit = down[x - 1] & (x < len(data) - 1)
+    signal_exit = down[x - 1]
     in_pos = np.zeros(len(data), dtype=bool)
     for e, x, sig in zip(trades["EntryBar"], trades["ExitBar"], signal_exit, strict=True):
         in_pos[e : x + (0 if sig else 1)] = True
+    for t in stats["_strategy"].trades:  # still open at the end
+        in_pos[t.entry_bar :] = True
     hours = (trades["ExitBar"] - trades["EntryBar"]).to_numpy()
     return trades, equity, pnl, in_pos, hours
 
@@ -383,6 +364,15 @@ def test_run_matches_backtesting_py_trade_by_trade(bt_runs, k):
     assert np.allclose(t.pnl_pct, pnl, rtol=1e-8, atol=1e-9)
     assert np.allclose(res.equity / 10_000.0, equity, rtol=1e-9)
     np.testing.assert_array_equal(res.in_position, in_pos)
+    still_open = runs[k]["_strategy"].trades
+    assert [int(x) for x in res.open_trade.entry_idx] == [x.entry_bar for x in still_open]
+    assert np.allclose(res.open_trade.entry_price, [x.entry_price for x in still_open], rtol=1e-12)
+
+
+def test_some_backtesting_py_runs_end_with_a_position_open(bt_runs):
+    _, runs = bt_runs
+    held = sum(len(stats["_strategy"].trades) for stats in runs)
+    assert 0 < held < len(runs)
 
 
 def test_the_sweep_path_matches_backtesting_py(bt_runs):

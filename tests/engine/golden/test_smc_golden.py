@@ -211,7 +211,8 @@ def test_fixed_rr_metrics_of_run_and_sweep(fixed):
 #   TP2; the TP3 third stays short and takes 99.635 in bar 22 (low 99.5).
 # Z (ATR[22]): stopped in its fill bar as above (all thirds).
 # C (ATR[24]): 100.6 + 0.5648 k = 101.165, 101.730, 102.294: bar 26 (high 102.0) takes TP1 and
-#   TP2; TP3 is never reached and the third is closed at the last close 101.2 ("end").
+#   TP2; TP3 is never reached and the third is still open at the last close 101.2, marked
+#   there (no sell slippage, no exit commission): the group is the position open at the end.
 
 
 def _tp(zone_bar, entry, side, k):
@@ -222,7 +223,7 @@ def _third_trades(k):
     """The trades of the third whose target is TP``k``."""
     b_exit = 21 if k < 3 else 22
     c_exit, c_px, c_reason = (
-        (26, _short(_tp(24, 100.6, 1, k)), "target") if k < 3 else (32, _short(CLOSE[32]), "end")
+        (26, _short(_tp(24, 100.6, 1, k)), "target") if k < 3 else (32, CLOSE[32], "end")
     )
     return [
         ref.RefTrade(18, 19, 1, _long(101.5), _short(100.4), "stop"),
@@ -256,19 +257,23 @@ def test_tp_thirds_by_hand():
     assert HIGH[26] >= _tp(24, 100.6, 1, 2) and HIGH[26:].max() < _tp(24, 100.6, 1, 3)
     ctx = SMC.prepare(_data())
     res = SMC.run(ctx, THIRDS, COSTS)
-    t = res.trades
+    t, o = res.trades, res.open_trade
     equity, in_pos, pnl, exit_px = _thirds_reference()
-    # one reported trade per group: entry, last exit, its reason, the blended exit price
-    assert list(t.entry_idx) == [18, 20, 23, 25]
-    assert list(t.exit_idx) == [19, 22, 23, 32]
-    assert list(t.reason) == ["stop", "target", "stop", "end"]
-    assert np.allclose(t.exit_price, exit_px, rtol=1e-10)
-    assert np.allclose(t.pnl_pct, pnl, rtol=1e-10)
+    # one reported trade per group: entry, last exit, its reason, the blended exit price; the
+    # fourth group (25) is still open at the end: TP1 and TP2 taken, the TP3 third marked
+    assert list(t.entry_idx) == [18, 20, 23]
+    assert list(t.exit_idx) == [19, 22, 23]
+    assert list(t.reason) == ["stop", "target", "stop"]
+    assert (list(o.entry_idx), list(o.exit_idx), list(o.reason)) == ([25], [32], ["end"])
+    assert np.allclose(t.exit_price, exit_px[:3], rtol=1e-10)
+    assert np.allclose(t.pnl_pct, pnl[:3], rtol=1e-10)
+    assert np.allclose(o.exit_price, exit_px[3:], rtol=1e-10)
+    assert np.allclose(o.pnl_pct, pnl[3:], rtol=1e-10)
     assert np.allclose(res.equity, equity, rtol=1e-10, atol=0)
     np.testing.assert_array_equal(res.in_position, in_pos)
     hours = [x - e for e, x in zip(t.entry_idx, t.exit_idx, strict=True)]
-    expected = ref.metrics(equity, E0, pnl, in_pos, hours, bars_per_year("1h"))
-    assert expected["n_trades"] == 4 and expected["win_rate"] == 50.0
+    expected = ref.metrics(equity, E0, pnl[:3], in_pos, hours, bars_per_year("1h"))
+    assert expected["n_trades"] == 3 and expected["win_rate"] == 100 / 3
     ref.assert_metrics(compute(res).as_row(), expected)
     rows = SMC.run_many(ctx, [FIXED, THIRDS], COSTS)
     ref.assert_metrics(rows[1], expected)

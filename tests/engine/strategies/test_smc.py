@@ -95,7 +95,8 @@ def test_every_pattern_trades_long_and_short(hourly_btc, pattern):
     t = res.trades
     assert (t.side == 1).sum() > 5 and (t.side == -1).sum() > 5
     assert (t.entry_idx[1:] >= t.exit_idx[:-1]).all()  # one position at a time
-    final = COSTS.initial_equity * np.prod(1 + t.pnl_pct / 100)
+    # closed trades and the position open at the end (if any) compound to the final equity
+    final = COSTS.initial_equity * np.prod(1 + np.r_[t.pnl_pct, res.open_trade.pnl_pct] / 100)
     assert np.isclose(final, res.equity[-1], rtol=1e-9)
 
 
@@ -118,7 +119,7 @@ def test_three_targets_are_partial_exits_of_one_position(hourly_btc, tp_method):
     assert len(t) > 20
     # one reported trade per group position; equity and trade pnl agree
     assert (t.entry_idx[1:] >= t.exit_idx[:-1]).all()
-    final = COSTS.initial_equity * np.prod(1 + t.pnl_pct / 100)
+    final = COSTS.initial_equity * np.prod(1 + np.r_[t.pnl_pct, res.open_trade.pnl_pct] / 100)
     assert np.isclose(final, res.equity[-1], rtol=1e-9)
     # with a blended exit price, some winners' exit lies strictly between TP1 and TP3
     one = SMC.run(ctx, {**params, "tp_method": "fixed_rr"}, COSTS)
