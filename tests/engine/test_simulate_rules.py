@@ -390,6 +390,7 @@ def test_a_wiped_out_account_takes_no_further_entries():
     res = simulate(bars(*rows), signal_at(5, 0, 2, side=-1), flags(5, 1), costs=costs())
     t = res.trades
     assert len(t) == 1 and t.pnl_pct[0] == -100.0
+    assert len(res.open_trade) == 0  # the signal on bar 2 finds nothing to enter with
     assert near(res.equity, [1000, 500, 0, 0, 0])
     assert compute(res).cagr_pct == -100.0
 
